@@ -1,0 +1,1 @@
+//! Deploy Action: OIDC credentials, CDK asset publishing, CloudFormation change sets.

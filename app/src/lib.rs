@@ -1,0 +1,1 @@
+//! GitHub App: webhook receiver and IAM-authenticated installation-token broker.

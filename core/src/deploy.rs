@@ -1,0 +1,1 @@
+//! Deploy Action pure logic: cloud assembly manifests, change-set reports.

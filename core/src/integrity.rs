@@ -1,0 +1,1 @@
+//! Integrity: CloudTrail event classification against the stack's own resources.

@@ -1,0 +1,14 @@
+//! Pure logic of Serverless SSM: no network, no files, no clocks it does not take as arguments.
+//!
+//! Binaries (the Lambdas, the Action, the App) parse input at their edge, call into this crate to
+//! decide, and then do the I/O themselves.
+
+pub mod api;
+pub mod broker;
+pub mod deploy;
+pub mod envelope;
+pub mod integrity;
+pub mod keyring;
+pub mod legacy;
+pub mod secret;
+pub mod webhook;

@@ -1,0 +1,1 @@
+//! GitHub webhook signature verification and our own webhook event enum.

@@ -1,0 +1,1 @@
+//! Crypto API Lambda (API Gateway HTTP API) and its local HTTP server.

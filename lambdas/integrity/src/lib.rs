@@ -1,0 +1,1 @@
+//! Integrity Lambda: out-of-band change classification, drift sweep, repository_dispatch.

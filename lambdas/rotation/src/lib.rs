@@ -1,0 +1,1 @@
+//! Secrets Manager rotation Lambda for the keyring, and the ssm-keyring operator CLI.

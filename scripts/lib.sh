@@ -1,0 +1,63 @@
+# Shared environment for the project's scripts. Source it; it sets paths and helpers, starts nothing.
+# shellcheck shell=bash
+set -euo pipefail
+
+SSM_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export SSM_ROOT
+export SSM_VENV="${SSM_VENV:-$SSM_ROOT/.venv}"
+# One cargo target directory, cached across runs and clones (CI may reuse it; it also works from empty).
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/serverless-ssm/target}"
+export PATH="$SSM_VENV/bin:$PATH"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+
+log() { printf '\n==> %s\n' "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+# free_port: an unused TCP port on 127.0.0.1.
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}
+
+# wait_http URL [SECONDS]: wait until URL answers any HTTP status.
+wait_http() {
+  local url="$1" deadline=$((SECONDS + ${2:-30}))
+  until python3 - "$url" <<'PY' 2>/dev/null
+import sys, urllib.request, urllib.error
+try:
+    urllib.request.urlopen(sys.argv[1], timeout=1)
+except urllib.error.HTTPError:
+    pass
+PY
+  do
+    (( SECONDS < deadline )) || return 1
+    sleep 0.2
+  done
+}
+
+# Background processes started by start_* helpers; stopped by stop_all on exit.
+SSM_PIDS=()
+stop_all() {
+  local pid
+  for pid in "${SSM_PIDS[@]:-}"; do
+    [[ -n "$pid" ]] && kill "$pid" 2>/dev/null || true
+  done
+  for pid in "${SSM_PIDS[@]:-}"; do
+    [[ -n "$pid" ]] && wait "$pid" 2>/dev/null || true
+  done
+  SSM_PIDS=()
+}
+
+# start_moto: moto server on a free loopback port; exports AWS_ENDPOINT_URL and dummy credentials.
+start_moto() {
+  local port
+  port="$(free_port)"
+  mkdir -p "$SSM_ROOT/build"
+  "$SSM_VENV/bin/moto_server" -H 127.0.0.1 -p "$port" >"$SSM_ROOT/build/moto.log" 2>&1 &
+  SSM_PIDS+=("$!")
+  export AWS_ENDPOINT_URL="http://127.0.0.1:$port"
+  export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_SESSION_TOKEN=testing
+  export AWS_REGION="${AWS_REGION:-us-east-1}" AWS_DEFAULT_REGION="${AWS_REGION:-us-east-1}"
+  export AWS_EC2_METADATA_DISABLED=true
+  wait_http "$AWS_ENDPOINT_URL/moto-api/" 60 || die "moto did not start (see build/moto.log)"
+  log "moto listening on $AWS_ENDPOINT_URL"
+}

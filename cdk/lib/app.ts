@@ -1,0 +1,56 @@
+/**
+ * Builds the CDK app: both stacks, cdk-nag's AwsSolutions checks on every construct, and the
+ * settings of `cdk.json` as context defaults (so running this file directly, without the CDK CLI,
+ * sees the same feature flags; values passed by the CLI or `CDK_CONTEXT_JSON` override them).
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { App, DefaultStackSynthesizer, Validations } from 'aws-cdk-lib';
+import { AwsSolutionsChecks } from 'cdk-nag';
+import { readConfig } from './config';
+import { GitHubOidcStack } from './github-oidc-stack';
+import { ServerlessStack } from './serverless-stack';
+
+export interface SsmApp {
+  readonly app: App;
+  readonly oidc: GitHubOidcStack;
+  readonly serverless: ServerlessStack;
+}
+
+/** The context of `cdk/cdk.json`. */
+export function cdkJsonContext(): Record<string, unknown> {
+  const file = path.resolve(__dirname, '..', 'cdk.json');
+  const parsed = JSON.parse(fs.readFileSync(file, 'utf8')) as { context?: Record<string, unknown> };
+  return parsed.context ?? {};
+}
+
+export interface BuildOptions {
+  /** Context values that override cdk.json (tests use this instead of the environment). */
+  readonly context?: Record<string, unknown>;
+  readonly outdir?: string;
+  /** Environment used for settings that fall back to it (`GITHUB_REPOSITORY`). */
+  readonly env?: NodeJS.ProcessEnv;
+}
+
+export function buildApp(options: BuildOptions = {}): SsmApp {
+  const app = new App({
+    outdir: options.outdir,
+    context: cdkJsonContext(),
+    postCliContext: options.context,
+  });
+  const config = readConfig(app.node, options.env ?? process.env);
+  const synthesizer = () => new DefaultStackSynthesizer({ qualifier: config.bootstrapQualifier });
+
+  const oidc = new GitHubOidcStack(app, config.oidcStackName, {
+    config,
+    description: 'Serverless SSM: GitHub OIDC provider, deploy and plan roles (deployed once by an administrator)',
+    synthesizer: synthesizer(),
+  });
+  const serverless = new ServerlessStack(app, config.serverlessStackName, {
+    config,
+    description: 'Serverless SSM: keyring, Crypto API, rotation and integrity',
+    synthesizer: synthesizer(),
+  });
+  Validations.of(app).addPlugins(new AwsSolutionsChecks(app, { verbose: true, writeSuppressionsToCloudFormation: true }));
+  return { app, oidc, serverless };
+}

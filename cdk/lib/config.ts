@@ -1,0 +1,189 @@
+/**
+ * Settings of the CDK app, read from context (`-c key=value`, `cdk.json` or `CDK_CONTEXT_JSON`).
+ *
+ * Every setting has a documented default (see `cdk/README.md`), except the repository and the
+ * broker URL, which have no sensible default: a wrong repository in a trust policy is a security
+ * bug, so synth fails with a clear message instead of guessing.
+ */
+import type { Node } from 'constructs';
+
+export type Architecture = 'x86_64' | 'arm64';
+
+export interface SsmConfig {
+  /** GitHub repository owner (context `githubOwner`, else the owner in `$GITHUB_REPOSITORY`). */
+  readonly githubOwner: string;
+  /** GitHub repository name (context `githubRepo`, else the name in `$GITHUB_REPOSITORY`). */
+  readonly githubRepo: string;
+  /** Branch whose workflow runs may deploy (context `githubBranch`, default `main`). */
+  readonly githubBranch: string;
+  /** OIDC issuer of GitHub Actions (context `githubOidcUrl`); GHES: `https://HOST/_services/token`. */
+  readonly githubOidcUrl: string;
+  /** An existing GitHub OIDC provider to reuse instead of creating one (`existingOidcProviderArn`). */
+  readonly existingOidcProviderArn?: string;
+  /** GitHub REST API base URL for the integrity Lambda (context `githubApiUrl`). */
+  readonly githubApiUrl: string;
+  /** Token broker (the GitHub App) base URL (context `brokerUrl`, required for `SsmServerless`). */
+  readonly brokerUrl?: string;
+  /** Audience the integrity Lambda binds into its signed identity (context `brokerAudience`). */
+  readonly brokerAudience?: string;
+  /** Drift sweep schedule, an EventBridge expression (context `sweepSchedule`). */
+  readonly sweepSchedule: string;
+  /** Days between keyring rotations (context `rotationDays`, 1..1000). */
+  readonly rotationDays: number;
+  /** Create a CloudTrail trail for this stack (context `createTrail`). */
+  readonly createTrail: boolean;
+  /** Lambda architecture, matching the cargo-lambda build target (context `architecture`). */
+  readonly architecture: Architecture;
+  /** Directory holding `<bin>/bootstrap.zip` from `scripts/build-lambdas.sh` (`lambdaAssetDir`). */
+  readonly lambdaAssetDir: string;
+  /** Keyring cache TTL of the crypto Lambda in seconds (context `keyringTtlSecs`). */
+  readonly keyringTtlSecs: number;
+  /** Retention of every log group, in days (context `logRetentionDays`). */
+  readonly logRetentionDays: number;
+  /** Steady-state requests per second of the HTTP API stage (context `apiThrottleRate`). */
+  readonly apiThrottleRate: number;
+  /** Burst of the HTTP API stage (context `apiThrottleBurst`). */
+  readonly apiThrottleBurst: number;
+  /** Qualifier of the CDK bootstrap stack (context `bootstrapQualifier`). */
+  readonly bootstrapQualifier: string;
+  /** Name of the Serverless SSM stack (context `stackName`). */
+  readonly serverlessStackName: string;
+  /** Name of the OIDC bootstrap stack (context `oidcStackName`). */
+  readonly oidcStackName: string;
+  /** Name of the deploy role created by the OIDC stack (context `deployRoleName`). */
+  readonly deployRoleName: string;
+  /** Name of the pull-request plan role created by the OIDC stack (context `planRoleName`). */
+  readonly planRoleName: string;
+}
+
+/** Defaults of every setting that has one; documented in `cdk/README.md`. */
+export const DEFAULTS = {
+  githubBranch: 'main',
+  githubOidcUrl: 'https://token.actions.githubusercontent.com',
+  githubApiUrl: 'https://api.github.com',
+  sweepSchedule: 'rate(1 hour)',
+  rotationDays: 30,
+  createTrail: false,
+  architecture: 'x86_64' as Architecture,
+  lambdaAssetDir: '../build/lambda',
+  keyringTtlSecs: 300,
+  logRetentionDays: 30,
+  apiThrottleRate: 50,
+  apiThrottleBurst: 100,
+  bootstrapQualifier: 'hnb659fds',
+  serverlessStackName: 'SsmServerless',
+  oidcStackName: 'SsmGitHubOidc',
+  deployRoleName: 'ssm-github-deploy',
+  planRoleName: 'ssm-github-plan',
+} as const;
+
+/** A setting that is missing or malformed; the message says which and how to fix it. */
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+const GITHUB_NAME = /^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,99})$/;
+const BRANCH = /^[A-Za-z0-9._/-]{1,200}$/;
+const QUALIFIER = /^[a-z0-9]{1,10}$/;
+const STACK_NAME = /^[A-Za-z][A-Za-z0-9-]{0,127}$/;
+const ROLE_NAME = /^[\w+=,.@-]{1,64}$/;
+/** The retention periods CloudWatch Logs accepts. */
+const RETENTION_DAYS = [1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653];
+const SCHEDULE = /^(rate\(\d+ (minute|minutes|hour|hours|day|days)\)|cron\([^()]+\))$/;
+
+/** Reads and validates the app's settings from a construct node's context. */
+export function readConfig(node: Node, env: NodeJS.ProcessEnv = process.env): SsmConfig {
+  const ctx = (key: string): unknown => node.tryGetContext(key);
+  const str = (key: string, fallback?: string): string | undefined => {
+    const v = ctx(key);
+    if (v === undefined || v === null || v === '') return fallback;
+    if (typeof v !== 'string') throw new ConfigError(`context '${key}' must be a string, got ${JSON.stringify(v)}`);
+    return v;
+  };
+  const int = (key: string, fallback: number, min: number, max: number): number => {
+    const v = ctx(key);
+    if (v === undefined || v === null || v === '') return fallback;
+    const n = typeof v === 'number' ? v : Number(v);
+    if (!Number.isInteger(n) || n < min || n > max) {
+      throw new ConfigError(`context '${key}' must be an integer in ${min}..${max}, got ${JSON.stringify(v)}`);
+    }
+    return n;
+  };
+  const bool = (key: string, fallback: boolean): boolean => {
+    const v = ctx(key);
+    if (v === undefined || v === null || v === '') return fallback;
+    if (v === true || v === 'true') return true;
+    if (v === false || v === 'false') return false;
+    throw new ConfigError(`context '${key}' must be true or false, got ${JSON.stringify(v)}`);
+  };
+  const matching = (key: string, value: string, re: RegExp): string => {
+    if (!re.test(value)) throw new ConfigError(`context '${key}' is not valid: ${JSON.stringify(value)}`);
+    return value;
+  };
+  const url = (key: string, value: string): string => {
+    let parsed: URL;
+    try {
+      parsed = new URL(value);
+    } catch {
+      throw new ConfigError(`context '${key}' must be an absolute https URL, got ${JSON.stringify(value)}`);
+    }
+    if (parsed.protocol !== 'https:') throw new ConfigError(`context '${key}' must use https, got ${JSON.stringify(value)}`);
+    return value.replace(/\/+$/, '');
+  };
+
+  const [envOwner, envRepo] = (env.GITHUB_REPOSITORY ?? '').split('/', 2);
+  const owner = str('githubOwner', envOwner || undefined);
+  const repo = str('githubRepo', envRepo || undefined);
+  if (!owner || !repo) {
+    throw new ConfigError(
+      'the GitHub repository is not set: pass -c githubOwner=OWNER -c githubRepo=REPO ' +
+        '(or set GITHUB_REPOSITORY=OWNER/REPO, as GitHub Actions does)',
+    );
+  }
+
+  const architecture = str('architecture', DEFAULTS.architecture);
+  if (architecture !== 'x86_64' && architecture !== 'arm64') {
+    throw new ConfigError(`context 'architecture' must be x86_64 or arm64, got ${JSON.stringify(architecture)}`);
+  }
+
+  const logRetentionDays = int('logRetentionDays', DEFAULTS.logRetentionDays, 1, 3653);
+  if (!RETENTION_DAYS.includes(logRetentionDays)) {
+    throw new ConfigError(`context 'logRetentionDays' must be one of ${RETENTION_DAYS.join(', ')}, got ${logRetentionDays}`);
+  }
+
+  const brokerUrl = str('brokerUrl');
+  const existingProvider = str('existingOidcProviderArn');
+  if (existingProvider !== undefined && !/^arn:aws[\w-]*:iam::\d{12}:oidc-provider\/.+$/.test(existingProvider)) {
+    throw new ConfigError(`context 'existingOidcProviderArn' is not an OIDC provider ARN: ${JSON.stringify(existingProvider)}`);
+  }
+
+  return {
+    githubOwner: matching('githubOwner', owner, GITHUB_NAME),
+    githubRepo: matching('githubRepo', repo, GITHUB_NAME),
+    githubBranch: matching('githubBranch', str('githubBranch', DEFAULTS.githubBranch)!, BRANCH),
+    githubOidcUrl: url('githubOidcUrl', str('githubOidcUrl', DEFAULTS.githubOidcUrl)!),
+    existingOidcProviderArn: existingProvider,
+    githubApiUrl: url('githubApiUrl', str('githubApiUrl', DEFAULTS.githubApiUrl)!),
+    brokerUrl: brokerUrl === undefined ? undefined : url('brokerUrl', brokerUrl),
+    brokerAudience: str('brokerAudience', brokerUrl === undefined ? undefined : url('brokerUrl', brokerUrl)),
+    sweepSchedule: matching('sweepSchedule', str('sweepSchedule', DEFAULTS.sweepSchedule)!, SCHEDULE),
+    rotationDays: int('rotationDays', DEFAULTS.rotationDays, 1, 1000),
+    createTrail: bool('createTrail', DEFAULTS.createTrail),
+    architecture,
+    lambdaAssetDir: str('lambdaAssetDir', DEFAULTS.lambdaAssetDir)!,
+    keyringTtlSecs: int('keyringTtlSecs', DEFAULTS.keyringTtlSecs, 1, 86_400),
+    logRetentionDays,
+    apiThrottleRate: int('apiThrottleRate', DEFAULTS.apiThrottleRate, 1, 10_000),
+    apiThrottleBurst: int('apiThrottleBurst', DEFAULTS.apiThrottleBurst, 1, 5_000),
+    bootstrapQualifier: matching('bootstrapQualifier', str('bootstrapQualifier', DEFAULTS.bootstrapQualifier)!, QUALIFIER),
+    serverlessStackName: matching('stackName', str('stackName', DEFAULTS.serverlessStackName)!, STACK_NAME),
+    oidcStackName: matching('oidcStackName', str('oidcStackName', DEFAULTS.oidcStackName)!, STACK_NAME),
+    deployRoleName: matching('deployRoleName', str('deployRoleName', DEFAULTS.deployRoleName)!, ROLE_NAME),
+    planRoleName: matching('planRoleName', str('planRoleName', DEFAULTS.planRoleName)!, ROLE_NAME),
+  };
+}
+
+/** The OIDC issuer as IAM condition keys spell it: the URL without `https://`. */
+export function oidcIssuerHost(oidcUrl: string): string {
+  return oidcUrl.replace(/^https:\/\//, '');
+}

@@ -1,0 +1,33 @@
+/**
+ * Lambda code comes from the zips `scripts/build-lambdas.sh` writes (cargo lambda build --release
+ * --output-format zip, copied to `<dir>/<bin>/bootstrap.zip`). A missing zip fails synth with the
+ * command that builds it, rather than synthesizing a template whose code cannot be published.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+
+/** The Lambda binaries this app deploys. */
+export type LambdaBin = 'ssm-crypto' | 'ssm-rotation' | 'ssm-integrity';
+
+export class MissingLambdaZipError extends Error {
+  override readonly name = 'MissingLambdaZipError';
+}
+
+/** Absolute path of a binary's zip under the asset directory (resolved from the cdk/ directory). */
+export function lambdaZipPath(assetDir: string, bin: LambdaBin, baseDir: string = path.resolve(__dirname, '..')): string {
+  return path.resolve(baseDir, assetDir, bin, 'bootstrap.zip');
+}
+
+/** The zip of one binary as Lambda code; throws when it has not been built. */
+export function lambdaCode(assetDir: string, bin: LambdaBin): lambda.Code {
+  const zip = lambdaZipPath(assetDir, bin);
+  if (!fs.existsSync(zip) || !fs.statSync(zip).isFile()) {
+    throw new MissingLambdaZipError(
+      `Lambda package for ${bin} not found: ${zip}\n` +
+        `Build the zips first with: bash scripts/build-lambdas.sh\n` +
+        `(or point -c lambdaAssetDir=DIR at a directory holding <bin>/bootstrap.zip)`,
+    );
+  }
+  return lambda.Code.fromAsset(zip);
+}

@@ -1,1 +1,114 @@
-//! (in progress)
+//! Secret values as types: their `Debug` never shows the value and their memory is zeroized on drop.
+
+use std::fmt;
+
+use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
+
+/// Length in bytes of an AES-256 key.
+pub const KEY_LEN: usize = 32;
+
+/// 256 bits of key material. Never printable; zeroized on drop; compared in constant time.
+#[derive(Clone, Zeroize, ZeroizeOnDrop)]
+pub struct KeyMaterial([u8; KEY_LEN]);
+
+impl KeyMaterial {
+    /// Wraps existing bytes (copied; the caller should zeroize its own copy).
+    pub fn from_bytes(bytes: [u8; KEY_LEN]) -> Self {
+        Self(bytes)
+    }
+
+    /// Parses exactly [`KEY_LEN`] bytes.
+    pub fn from_slice(bytes: &[u8]) -> Option<Self> {
+        let array: [u8; KEY_LEN] = bytes.try_into().ok()?;
+        Some(Self(array))
+    }
+
+    /// A fresh key from the operating system's CSPRNG.
+    pub fn generate() -> Result<Self, RandomnessError> {
+        let mut bytes = [0u8; KEY_LEN];
+        fill_random(&mut bytes)?;
+        let key = Self(bytes);
+        bytes.zeroize();
+        Ok(key)
+    }
+
+    /// The raw bytes, for the cipher and for serialization into the secret only.
+    pub fn expose(&self) -> &[u8; KEY_LEN] {
+        &self.0
+    }
+}
+
+impl PartialEq for KeyMaterial {
+    fn eq(&self, other: &Self) -> bool {
+        use subtle::ConstantTimeEq;
+        self.0.ct_eq(&other.0).into()
+    }
+}
+
+impl Eq for KeyMaterial {}
+
+impl fmt::Debug for KeyMaterial {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("KeyMaterial(<redacted>)")
+    }
+}
+
+/// Decrypted or caller-supplied plaintext: zeroized on drop, never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Plaintext(Zeroizing<Vec<u8>>);
+
+impl Plaintext {
+    pub fn new(bytes: Vec<u8>) -> Self {
+        Self(Zeroizing::new(bytes))
+    }
+
+    pub fn expose(&self) -> &[u8] {
+        &self.0
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for Plaintext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Plaintext(<{} bytes redacted>)", self.0.len())
+    }
+}
+
+/// The operating system's random number generator failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the operating system's random number generator failed")]
+pub struct RandomnessError;
+
+/// Fills `buf` from the OS CSPRNG (getrandom).
+pub fn fill_random(buf: &mut [u8]) -> Result<(), RandomnessError> {
+    getrandom::fill(buf).map_err(|_| RandomnessError)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_shows_key_or_plaintext() {
+        let key = KeyMaterial::from_bytes([0xAB; KEY_LEN]);
+        let shown = format!("{key:?}");
+        assert_eq!(shown, "KeyMaterial(<redacted>)");
+        let text = Plaintext::new(b"hunter2".to_vec());
+        assert!(!format!("{text:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn generated_keys_differ() {
+        let a = KeyMaterial::generate().unwrap();
+        let b = KeyMaterial::generate().unwrap();
+        assert_ne!(a, b);
+        assert_ne!(a.expose(), &[0u8; KEY_LEN]);
+    }
+}

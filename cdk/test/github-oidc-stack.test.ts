@@ -1,0 +1,132 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { Match } from 'aws-cdk-lib/assertions';
+import { asArray, logicalIdOf, roleStatements, synth } from './helpers';
+
+const role = (name: string) => (p: Record<string, unknown>) => p.RoleName === name;
+
+describe('SsmGitHubOidc', () => {
+  const { oidcTemplate: t } = synth();
+  const resources = t.toJSON().Resources;
+  const deployId = logicalIdOf(t, 'AWS::IAM::Role', role('ssm-github-deploy'));
+  const planId = logicalIdOf(t, 'AWS::IAM::Role', role('ssm-github-plan'));
+  const providerId = logicalIdOf(t, 'AWS::IAM::OIDCProvider');
+
+  it('creates a plain OIDC provider for GitHub with the STS audience (no custom resource)', () => {
+    t.resourceCountIs('AWS::IAM::OIDCProvider', 1);
+    t.resourceCountIs('AWS::CloudFormation::CustomResource', 0);
+    t.resourceCountIs('AWS::Lambda::Function', 0);
+    t.hasResourceProperties('AWS::IAM::OIDCProvider', {
+      Url: 'https://token.actions.githubusercontent.com',
+      ClientIdList: ['sts.amazonaws.com'],
+    });
+  });
+
+  const trustOf = (id: string) => resources[id].Properties.AssumeRolePolicyDocument.Statement;
+
+  it("trusts only the deploy branch of this repository, with exact conditions", () => {
+    assert.deepEqual(trustOf(deployId), [
+      {
+        Action: 'sts:AssumeRoleWithWebIdentity',
+        Effect: 'Allow',
+        Principal: { Federated: { 'Fn::GetAtt': [providerId, 'Arn'] } },
+        Condition: {
+          StringEquals: {
+            'token.actions.githubusercontent.com:aud': 'sts.amazonaws.com',
+            'token.actions.githubusercontent.com:sub': 'repo:acme/serverless-ssm:ref:refs/heads/main',
+          },
+        },
+      },
+    ]);
+  });
+
+  it("trusts only this repository's pull requests for planning, with exact conditions", () => {
+    assert.deepEqual(trustOf(planId), [
+      {
+        Action: 'sts:AssumeRoleWithWebIdentity',
+        Effect: 'Allow',
+        Principal: { Federated: { 'Fn::GetAtt': [providerId, 'Arn'] } },
+        Condition: {
+          StringEquals: {
+            'token.actions.githubusercontent.com:aud': 'sts.amazonaws.com',
+            'token.actions.githubusercontent.com:sub': 'repo:acme/serverless-ssm:pull_request',
+          },
+        },
+      },
+    ]);
+  });
+
+  const actionsOf = (id: string) => roleStatements(t, id).flatMap((s) => asArray<string>(s.Action));
+
+  it('lets the deploy role assume exactly the CDK deploy, file-publishing and lookup roles', () => {
+    const assume = roleStatements(t, deployId).find((s) => s.Action === 'sts:AssumeRole');
+    assert.ok(assume);
+    const names = assume.Resource.map((r: any) => JSON.stringify(r));
+    assert.equal(names.length, 3);
+    for (const kind of ['deploy', 'file-publishing', 'lookup']) {
+      assert.ok(names.some((n: string) => n.includes(`:role/cdk-hnb659fds-${kind}-role-`)), kind);
+    }
+  });
+
+  it('lets the plan role create, describe and delete change sets, never execute them', () => {
+    const actions = actionsOf(planId);
+    for (const a of ['cloudformation:CreateChangeSet', 'cloudformation:DescribeChangeSet', 'cloudformation:DeleteChangeSet']) {
+      assert.ok(actions.includes(a), a);
+    }
+    for (const a of actions) {
+      assert.ok(!a.includes('*'), `no wildcard action: ${a}`);
+      assert.ok(
+        !['cloudformation:ExecuteChangeSet', 'cloudformation:UpdateStack', 'cloudformation:CreateStack', 'cloudformation:DeleteStack'].includes(a),
+        `plan role must not change stacks: ${a}`,
+      );
+    }
+    // It may not assume the bootstrap deploy role either (that role can execute change sets).
+    const assume = roleStatements(t, planId).find((s) => s.Action === 'sts:AssumeRole');
+    assert.ok(assume);
+    assert.ok(assume.Resource.every((r: any) => !JSON.stringify(r).includes('-deploy-role-')));
+  });
+
+  it('passes the CloudFormation execution role only to CloudFormation', () => {
+    const pass = roleStatements(t, planId).find((s) => s.Action === 'iam:PassRole');
+    assert.deepEqual(pass?.Condition, { StringEquals: { 'iam:PassedToService': 'cloudformation.amazonaws.com' } });
+    assert.match(JSON.stringify(pass?.Resource), /cdk-hnb659fds-cfn-exec-role-/);
+  });
+
+  it('outputs both role ARNs', () => {
+    t.hasOutput('DeployRoleArn', { Value: { 'Fn::GetAtt': [deployId, 'Arn'] } });
+    t.hasOutput('PlanRoleArn', { Value: { 'Fn::GetAtt': [planId, 'Arn'] } });
+  });
+});
+
+describe('SsmGitHubOidc settings', () => {
+  it('reuses an existing provider and follows the branch, GHES issuer and qualifier settings', () => {
+    const existing = 'arn:aws:iam::111122223333:oidc-provider/github.example.com/_services/token';
+    const { oidcTemplate: t } = synth({
+      existingOidcProviderArn: existing,
+      githubOidcUrl: 'https://github.example.com/_services/token',
+      githubBranch: 'release',
+      bootstrapQualifier: 'ssm01',
+    });
+    t.resourceCountIs('AWS::IAM::OIDCProvider', 0);
+    t.hasResourceProperties('AWS::IAM::Role', {
+      RoleName: 'ssm-github-deploy',
+      AssumeRolePolicyDocument: {
+        Statement: [
+          Match.objectEquals({
+            Action: 'sts:AssumeRoleWithWebIdentity',
+            Effect: 'Allow',
+            Principal: { Federated: existing },
+            Condition: {
+              StringEquals: {
+                'github.example.com/_services/token:aud': 'sts.amazonaws.com',
+                'github.example.com/_services/token:sub': 'repo:acme/serverless-ssm:ref:refs/heads/release',
+              },
+            },
+          }),
+        ],
+      },
+    });
+    assert.match(JSON.stringify(t.toJSON()), /cdk-ssm01-deploy-role-/);
+    assert.doesNotMatch(JSON.stringify(t.toJSON()), /hnb659fds/);
+  });
+});

@@ -1,0 +1,88 @@
+/** Shared test setup: fixture Lambda zips (no Rust build needed) and a synthesized app. */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { Template } from 'aws-cdk-lib/assertions';
+import { buildApp, type SsmApp } from '../lib/app';
+import type { LambdaBin } from '../lib/lambda-assets';
+
+export const BINS: LambdaBin[] = ['ssm-crypto', 'ssm-rotation', 'ssm-integrity'];
+
+/** The smallest valid zip archive: an end-of-central-directory record and no entries. */
+const EMPTY_ZIP = Buffer.from([0x50, 0x4b, 0x05, 0x06, ...new Array(18).fill(0)]);
+
+/** A temporary asset directory holding `<bin>/bootstrap.zip` for the given binaries. */
+export function fixtureAssetDir(bins: LambdaBin[] = BINS): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ssm-cdk-assets-'));
+  for (const bin of bins) {
+    fs.mkdirSync(path.join(dir, bin));
+    fs.writeFileSync(path.join(dir, bin, 'bootstrap.zip'), EMPTY_ZIP);
+  }
+  return dir;
+}
+
+export const BASE_CONTEXT = {
+  githubOwner: 'acme',
+  githubRepo: 'serverless-ssm',
+  brokerUrl: 'https://broker.example.com',
+};
+
+export interface Synthesized extends SsmApp {
+  readonly outdir: string;
+  readonly oidcTemplate: Template;
+  readonly serverlessTemplate: Template;
+}
+
+/** Builds and synthesizes the app (running cdk-nag) with fixture zips and the given context. */
+export function synth(context: Record<string, unknown> = {}): Synthesized {
+  const outdir = fs.mkdtempSync(path.join(os.tmpdir(), 'ssm-cdk-out-'));
+  const built = buildApp({
+    outdir,
+    env: {},
+    context: { ...BASE_CONTEXT, lambdaAssetDir: fixtureAssetDir(), ...context },
+  });
+  built.app.synth();
+  return {
+    ...built,
+    outdir,
+    oidcTemplate: Template.fromStack(built.oidc),
+    serverlessTemplate: Template.fromStack(built.serverless),
+  };
+}
+
+type Json = Record<string, any>;
+
+/** Every IAM policy statement of a template: inline role policies and AWS::IAM::Policy documents. */
+export function policyStatements(template: Template): Array<{ logicalId: string; statement: Json }> {
+  const out: Array<{ logicalId: string; statement: Json }> = [];
+  for (const [logicalId, res] of Object.entries(template.toJSON().Resources as Record<string, Json>)) {
+    const docs: Json[] = [];
+    if (res.Type === 'AWS::IAM::Policy') docs.push(res.Properties.PolicyDocument);
+    if (res.Type === 'AWS::IAM::Role') for (const p of res.Properties.Policies ?? []) docs.push(p.PolicyDocument);
+    for (const doc of docs) for (const statement of doc.Statement) out.push({ logicalId, statement });
+  }
+  return out;
+}
+
+export const asArray = <T>(v: T | T[] | undefined): T[] => (v === undefined ? [] : Array.isArray(v) ? v : [v]);
+
+/** The statements of the policies attached to a role (by the role's logical id). */
+export function roleStatements(template: Template, roleLogicalId: string): Json[] {
+  const resources = template.toJSON().Resources as Record<string, Json>;
+  const out: Json[] = [];
+  for (const p of resources[roleLogicalId].Properties.Policies ?? []) out.push(...p.PolicyDocument.Statement);
+  for (const res of Object.values(resources)) {
+    if (res.Type !== 'AWS::IAM::Policy') continue;
+    if (asArray(res.Properties.Roles).some((r: Json) => r.Ref === roleLogicalId)) out.push(...res.Properties.PolicyDocument.Statement);
+  }
+  return out;
+}
+
+/** The logical id of the single resource of a type whose properties match a predicate. */
+export function logicalIdOf(template: Template, type: string, pred: (props: Json) => boolean = () => true): string {
+  const ids = Object.entries(template.toJSON().Resources as Record<string, Json>)
+    .filter(([, r]) => r.Type === type && pred(r.Properties ?? {}))
+    .map(([id]) => id);
+  if (ids.length !== 1) throw new Error(`expected one ${type}, found ${ids.length}: ${ids.join(', ')}`);
+  return ids[0];
+}

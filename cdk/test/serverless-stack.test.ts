@@ -1,0 +1,256 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { Match } from 'aws-cdk-lib/assertions';
+import { asArray, logicalIdOf, roleStatements, synth } from './helpers';
+
+describe('SsmServerless', () => {
+  const { serverlessTemplate: t } = synth();
+  const resources = t.toJSON().Resources as Record<string, any>;
+  const fnId = (bin: string) => logicalIdOf(t, 'AWS::Lambda::Function', (p) => String(p.Description).includes(bin));
+  const cryptoId = fnId('Crypto API');
+  const rotationId = fnId('rotation');
+  const integrityId = fnId('integrity');
+  const roleOf = (id: string) => resources[id].Properties.Role['Fn::GetAtt'][0];
+  const secretId = logicalIdOf(t, 'AWS::SecretsManager::Secret');
+
+  it('serves every route with IAM authorization and nothing else', () => {
+    const routes = Object.values(resources).filter((r) => r.Type === 'AWS::ApiGatewayV2::Route');
+    assert.deepEqual(
+      routes.map((r) => r.Properties.RouteKey).sort(),
+      [
+        'GET /v1/keys',
+        'GET /version',
+        'POST /unwrap',
+        'POST /v1/datakey',
+        'POST /v1/decrypt',
+        'POST /v1/encrypt',
+        'POST /v1/rewrap',
+        'POST /wrap',
+      ],
+    );
+    for (const r of routes) assert.equal(r.Properties.AuthorizationType, 'AWS_IAM', r.Properties.RouteKey);
+    t.hasResourceProperties('AWS::ApiGatewayV2::Integration', { PayloadFormatVersion: '2.0', IntegrationType: 'AWS_PROXY' });
+  });
+
+  it('throttles the stage and writes access logs to a log group with retention', () => {
+    const stage = resources[logicalIdOf(t, 'AWS::ApiGatewayV2::Stage')].Properties;
+    assert.equal(stage.StageName, '$default');
+    assert.equal(stage.AutoDeploy, true);
+    assert.deepEqual(stage.DefaultRouteSettings, { ThrottlingBurstLimit: 100, ThrottlingRateLimit: 50 });
+    const logGroup = resources[stage.AccessLogSettings.DestinationArn['Fn::GetAtt'][0]];
+    assert.equal(logGroup.Properties.RetentionInDays, 30);
+    const format = JSON.parse(stage.AccessLogSettings.Format);
+    assert.equal(format.requestId, '$context.requestId');
+    assert.equal(format.caller, '$context.identity.userArn');
+  });
+
+  it('runs the crypto Lambda small, JSON-logged, with a timeout under the gateway limit', () => {
+    const p = resources[cryptoId].Properties;
+    assert.equal(p.Runtime, 'provided.al2023');
+    assert.equal(p.Handler, 'bootstrap');
+    assert.deepEqual(p.Architectures, ['x86_64']);
+    assert.equal(p.MemorySize, 256);
+    assert.ok(p.Timeout < 30, `timeout ${p.Timeout}`);
+    assert.equal(p.LoggingConfig.LogFormat, 'JSON');
+    assert.deepEqual(p.Environment.Variables, { SSM_KEY_SECRET_ID: { Ref: secretId }, SSM_KEYRING_TTL_SECS: '300' });
+  });
+
+  it('gives every function its own log group with retention and no managed policy', () => {
+    for (const id of [cryptoId, rotationId, integrityId]) {
+      const p = resources[id].Properties;
+      const lg = resources[p.LoggingConfig.LogGroup.Ref];
+      assert.equal(lg.Type, 'AWS::Logs::LogGroup');
+      assert.equal(lg.Properties.RetentionInDays, 30);
+      assert.equal(resources[roleOf(id)].Properties.ManagedPolicyArns, undefined);
+    }
+    for (const lg of Object.values(resources).filter((r) => r.Type === 'AWS::Logs::LogGroup')) {
+      assert.equal(lg.Properties.RetentionInDays, 30);
+    }
+  });
+
+  it('creates the keyring empty, retained, and rotated on schedule (immediately on creation)', () => {
+    const secret = resources[secretId];
+    assert.equal(secret.Properties.SecretString, '{"keys": []}');
+    assert.equal(secret.Properties.GenerateSecretString, undefined);
+    assert.equal(secret.DeletionPolicy, 'Retain');
+    assert.equal(secret.UpdateReplacePolicy, 'Retain');
+    t.hasResourceProperties('AWS::SecretsManager::RotationSchedule', {
+      SecretId: { Ref: secretId },
+      RotationLambdaARN: { 'Fn::GetAtt': [rotationId, 'Arn'] },
+      RotationRules: { AutomaticallyAfterDays: 30 },
+      RotateImmediatelyOnUpdate: true,
+    });
+    t.hasResourceProperties('AWS::Lambda::Permission', {
+      FunctionName: { 'Fn::GetAtt': [rotationId, 'Arn'] },
+      Principal: 'secretsmanager.amazonaws.com',
+      SourceAccount: { Ref: 'AWS::AccountId' },
+    });
+  });
+
+  const withoutLogs = (id: string) =>
+    roleStatements(t, roleOf(id)).filter((s) => s.Sid !== 'WriteOwnLogs');
+
+  it('lets the crypto function read the one secret and nothing more', () => {
+    assert.deepEqual(withoutLogs(cryptoId), [
+      { Sid: 'ReadKeyring', Action: 'secretsmanager:GetSecretValue', Effect: 'Allow', Resource: { Ref: secretId } },
+    ]);
+  });
+
+  it("lets the rotation function stage versions of the one secret, without GetRandomPassword", () => {
+    assert.deepEqual(withoutLogs(rotationId), [
+      {
+        Sid: 'RotateKeyring',
+        Action: [
+          'secretsmanager:DescribeSecret',
+          'secretsmanager:GetSecretValue',
+          'secretsmanager:PutSecretValue',
+          'secretsmanager:UpdateSecretVersionStage',
+        ],
+        Effect: 'Allow',
+        Resource: { Ref: secretId },
+      },
+    ]);
+  });
+
+  it('writes logs only to the function\'s own log group', () => {
+    for (const id of [cryptoId, rotationId, integrityId]) {
+      const logs = roleStatements(t, roleOf(id)).filter((s) => s.Sid === 'WriteOwnLogs');
+      assert.deepEqual(logs, [
+        {
+          Sid: 'WriteOwnLogs',
+          Action: ['logs:CreateLogStream', 'logs:PutLogEvents'],
+          Effect: 'Allow',
+          Resource: { 'Fn::GetAtt': [resources[id].Properties.LoggingConfig.LogGroup.Ref, 'Arn'] },
+        },
+      ]);
+    }
+  });
+
+  it("confines the integrity function's CloudFormation and Lambda reads to this stack", () => {
+    const statements = roleStatements(t, roleOf(integrityId));
+    const stack = statements.find((s) => s.Sid === 'ThisStack');
+    assert.deepEqual(stack?.Resource, { Ref: 'AWS::StackId' });
+    for (const a of [
+      'cloudformation:ListStackResources',
+      'cloudformation:DescribeStacks',
+      'cloudformation:DetectStackDrift',
+      'cloudformation:DescribeStackResourceDrifts',
+      'cloudformation:GetTemplate',
+    ]) {
+      assert.ok(stack?.Action.includes(a), a);
+    }
+    const fns = statements.find((s) => s.Sid === 'ThisStacksFunctions');
+    assert.ok(fns?.Action.includes('lambda:GetFunction'));
+    assert.deepEqual(
+      fns?.Resource.map((r: any) => r['Fn::GetAtt'][0]).sort(),
+      [cryptoId, integrityId, rotationId].sort(),
+    );
+    // Secret metadata for drift detection, never its value.
+    const all = statements.flatMap((s) => asArray<string>(s.Action));
+    assert.ok(!all.includes('secretsmanager:GetSecretValue'));
+    // SQS consumption from the integrity queue only.
+    const queueId = logicalIdOf(t, 'AWS::SQS::Queue', (p) => p.RedrivePolicy !== undefined);
+    const consume = statements.filter((s) => asArray<string>(s.Action).includes('sqs:ReceiveMessage'));
+    assert.deepEqual(consume.map((s) => s.Resource), [{ 'Fn::GetAtt': [queueId, 'Arn'] }]);
+  });
+
+  it('configures the integrity function by environment', () => {
+    const vars = resources[integrityId].Properties.Environment.Variables;
+    assert.deepEqual(Object.keys(vars).sort(), [
+      'SSM_BROKER_AUDIENCE',
+      'SSM_BROKER_URL',
+      'SSM_GITHUB_API_URL',
+      'SSM_GITHUB_REPOSITORY',
+      'SSM_IGNORED_ROLE_ARNS',
+      'SSM_STACK_NAME',
+    ]);
+    assert.equal(vars.SSM_STACK_NAME, 'SsmServerless');
+    assert.equal(vars.SSM_GITHUB_REPOSITORY, 'acme/serverless-ssm');
+    assert.equal(vars.SSM_BROKER_URL, 'https://broker.example.com');
+    assert.equal(vars.SSM_BROKER_AUDIENCE, 'https://broker.example.com');
+    assert.equal(vars.SSM_GITHUB_API_URL, 'https://api.github.com');
+    const ignored = JSON.stringify(vars.SSM_IGNORED_ROLE_ARNS);
+    assert.match(ignored, /:role\/ssm-github-deploy,/);
+    assert.match(ignored, /:role\/cdk-hnb659fds-deploy-role-/);
+    assert.match(ignored, /:role\/cdk-hnb659fds-cfn-exec-role-/);
+    assert.ok(ignored.includes(JSON.stringify({ 'Fn::GetAtt': [roleOf(rotationId), 'Arn'] })));
+  });
+
+  it('feeds the integrity function from a queue with a DLQ, batching window and partial failures', () => {
+    const queueId = logicalIdOf(t, 'AWS::SQS::Queue', (p) => p.RedrivePolicy !== undefined);
+    const dlqId = logicalIdOf(t, 'AWS::SQS::Queue', (p) => p.RedrivePolicy === undefined);
+    const queue = resources[queueId].Properties;
+    assert.deepEqual(queue.RedrivePolicy, { deadLetterTargetArn: { 'Fn::GetAtt': [dlqId, 'Arn'] }, maxReceiveCount: 5 });
+    assert.ok(queue.VisibilityTimeout >= 6 * resources[integrityId].Properties.Timeout);
+    assert.equal(queue.SqsManagedSseEnabled, true);
+    t.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
+      EventSourceArn: { 'Fn::GetAtt': [queueId, 'Arn'] },
+      FunctionName: { Ref: integrityId },
+      BatchSize: 10,
+      MaximumBatchingWindowInSeconds: 30,
+      FunctionResponseTypes: ['ReportBatchItemFailures'],
+    });
+    t.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      MetricName: 'ApproximateNumberOfMessagesVisible',
+      Namespace: 'AWS/SQS',
+      Dimensions: [{ Name: 'QueueName', Value: { 'Fn::GetAtt': [dlqId, 'QueueName'] } }],
+      Threshold: 0,
+      ComparisonOperator: 'GreaterThanThreshold',
+    });
+  });
+
+  it('sweeps for drift on the default schedule', () => {
+    t.hasResourceProperties('AWS::Events::Rule', {
+      ScheduleExpression: 'rate(1 hour)',
+      Targets: [Match.objectLike({ Arn: { 'Fn::GetAtt': [integrityId, 'Arn'] } })],
+    });
+  });
+
+  it('creates no trail by default', () => {
+    t.resourceCountIs('AWS::CloudTrail::Trail', 0);
+  });
+
+  it('outputs the API URL, the secret ARN and the queue URLs', () => {
+    const outputs = Object.keys(t.toJSON().Outputs);
+    for (const o of ['ApiUrl', 'KeyringSecretArn', 'IntegrityQueueUrl', 'IntegrityDeadLetterQueueUrl']) {
+      assert.ok(outputs.includes(o), o);
+    }
+  });
+});
+
+describe('SsmServerless settings', () => {
+  const { serverlessTemplate: t } = synth({
+    architecture: 'arm64',
+    createTrail: 'true',
+    rotationDays: '7',
+    sweepSchedule: 'rate(15 minutes)',
+    logRetentionDays: '90',
+    brokerAudience: 'ssm-broker',
+    githubApiUrl: 'https://github.example.com/api/v3/',
+  });
+  it('follow the context', () => {
+    for (const fn of Object.values(t.findResources('AWS::Lambda::Function'))) {
+      assert.deepEqual(fn.Properties.Architectures, ['arm64']);
+    }
+    t.hasResourceProperties('AWS::SecretsManager::RotationSchedule', { RotationRules: { AutomaticallyAfterDays: 7 } });
+    t.hasResourceProperties('AWS::Events::Rule', { ScheduleExpression: 'rate(15 minutes)' });
+    for (const lg of Object.values(t.findResources('AWS::Logs::LogGroup'))) assert.equal(lg.Properties.RetentionInDays, 90);
+    t.hasResourceProperties('AWS::Lambda::Function', {
+      Environment: {
+        Variables: Match.objectLike({ SSM_BROKER_AUDIENCE: 'ssm-broker', SSM_GITHUB_API_URL: 'https://github.example.com/api/v3' }),
+      },
+    });
+  });
+  it('creates a validated trail into an encrypted, private, SSL-only bucket when asked', () => {
+    t.hasResourceProperties('AWS::CloudTrail::Trail', { EnableLogFileValidation: true, IsLogging: true });
+    t.hasResourceProperties('AWS::S3::Bucket', {
+      PublicAccessBlockConfiguration: {
+        BlockPublicAcls: true,
+        BlockPublicPolicy: true,
+        IgnorePublicAcls: true,
+        RestrictPublicBuckets: true,
+      },
+      BucketEncryption: Match.anyValue(),
+    });
+  });
+});

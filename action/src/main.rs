@@ -1,0 +1,69 @@
+//! `ssm-action`: the container Action's entrypoint. Reads the inputs GitHub passes as `INPUT_*`
+//! variables (names keep their dashes, so they are read with `vars_os`, not through a shell),
+//! resolves credentials, and deploys.
+
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+
+use ssm_action::clients::RoleClients;
+use ssm_action::runner::{self, Runner};
+use ssm_action::{credentials, run};
+use ssm_core::deploy::ActionInputs;
+
+fn environment() -> BTreeMap<String, String> {
+    std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .collect()
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("SSM_ACTION_LOG").unwrap_or_else(|_| {
+                tracing_subscriber::EnvFilter::new("info,aws_config=warn,aws_smithy_runtime=warn")
+            }),
+        )
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+
+    let env = environment();
+    let inputs = match ActionInputs::from_env(&env) {
+        Ok(inputs) => inputs,
+        Err(e) => {
+            runner::error("ssm-action: inputs", &e.to_string());
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let runner = Runner::from_env(&env);
+    match deploy(&inputs, &runner).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            runner::error("ssm-action", &format!("{e:#}"));
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn deploy(inputs: &ActionInputs, runner: &Runner) -> anyhow::Result<()> {
+    let config = credentials::sdk_config(inputs, runner).await?;
+    let account = aws_sdk_sts::Client::new(&config)
+        .get_caller_identity()
+        .send()
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "no usable AWS credentials: {}",
+                aws_sdk_sts::error::DisplayErrorContext(&e)
+            )
+        })?
+        .account
+        .ok_or_else(|| anyhow::anyhow!("GetCallerIdentity returned no account"))?;
+    tracing::info!(%account, region = %inputs.aws_region, mode = %inputs.mode, "deploying");
+    let roles = RoleClients::assuming(&config, &inputs.role_session_name);
+    run::run(inputs, runner, &roles, &account).await?;
+    Ok(())
+}

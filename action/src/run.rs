@@ -1,0 +1,195 @@
+//! A whole run: each selected stack in dependency order — publish its assets, deploy its change
+//! set, check Lambda code when reconciling — then the outputs and the job summary.
+
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::Context as _;
+use ssm_core::deploy::assembly::{CloudAssembly, Placeholders};
+use ssm_core::deploy::stack::change_set_name;
+use ssm_core::deploy::{ActionInputs, Mode};
+
+use crate::assets;
+use crate::clients::RoleClients;
+use crate::deploy::{self, StackOutcome, Template};
+use crate::reconcile;
+use crate::runner::{self, Runner};
+
+/// What the run did, stack by stack.
+#[derive(Debug, Default)]
+pub struct RunSummary {
+    pub stacks: Vec<StackOutcome>,
+}
+
+impl RunSummary {
+    /// Whether any stack failed to deploy.
+    pub fn failed(&self) -> bool {
+        self.stacks.iter().any(|s| s.failed)
+    }
+
+    /// The Action's outputs.
+    pub fn outputs(&self) -> Vec<(String, String)> {
+        let last = self.stacks.last();
+        let has_changes = self.stacks.iter().any(|s| s.report.has_changes());
+        let count: usize = self.stacks.iter().map(|s| s.report.changes.len()).sum();
+        let markdown: String = self
+            .stacks
+            .iter()
+            .map(|s| s.report.changes_markdown())
+            .collect::<Vec<_>>()
+            .join("\n");
+        let mut drifted: Vec<String> = Vec::new();
+        for s in &self.stacks {
+            for d in &s.report.drift {
+                let id = format!("{}/{}", s.report.stack_name, d.logical_id);
+                if !drifted.contains(&id) {
+                    drifted.push(id);
+                }
+            }
+        }
+        let mut out = vec![
+            (
+                "stack-id".to_owned(),
+                last.and_then(|s| s.stack_id.clone()).unwrap_or_default(),
+            ),
+            (
+                "change-set-id".to_owned(),
+                last.and_then(|s| s.change_set_id.clone())
+                    .unwrap_or_default(),
+            ),
+            ("has-changes".to_owned(), has_changes.to_string()),
+            ("changes-count".to_owned(), count.to_string()),
+            ("changes-markdown".to_owned(), markdown),
+            (
+                "drifted-resources".to_owned(),
+                serde_json::Value::from(drifted).to_string(),
+            ),
+        ];
+        for s in &self.stacks {
+            for (k, v) in &s.report.outputs {
+                out.push((ssm_core::deploy::github::output_name(k), v.clone()));
+            }
+        }
+        out
+    }
+
+    /// The job summary.
+    pub fn markdown(&self, mode: Mode, error: Option<&str>) -> String {
+        let mut md = format!("## Serverless SSM deploy — `{mode}`\n\n");
+        for s in &self.stacks {
+            md.push_str(&s.report.markdown());
+            md.push('\n');
+        }
+        if let Some(e) = error {
+            md.push_str(&format!(
+                "> [!CAUTION]\n> The run failed: {}\n",
+                ssm_core::deploy::report::cell(e)
+            ));
+        }
+        md
+    }
+}
+
+/// Deploys the assembly. Outputs and the summary are written even when a stack fails.
+pub async fn run(
+    inputs: &ActionInputs,
+    runner: &Runner,
+    roles: &RoleClients,
+    account: &str,
+) -> anyhow::Result<RunSummary> {
+    let mut summary = RunSummary::default();
+    let result = run_stacks(inputs, runner, roles, account, &mut summary).await;
+    let error = result.as_ref().err().map(|e| format!("{e:#}"));
+    let failed = summary.failed();
+    runner::write_outputs(runner, &summary.outputs())?;
+    runner::write_summary(runner, &summary.markdown(inputs.mode, error.as_deref()))?;
+    result?;
+    if failed {
+        anyhow::bail!(
+            "the deployment failed; the failing resources are listed above and in the job summary"
+        );
+    }
+    Ok(summary)
+}
+
+async fn run_stacks(
+    inputs: &ActionInputs,
+    runner: &Runner,
+    roles: &RoleClients,
+    account: &str,
+    summary: &mut RunSummary,
+) -> anyhow::Result<()> {
+    let dir = Path::new(&inputs.cloud_assembly);
+    let manifest_path = dir.join("manifest.json");
+    let manifest = std::fs::read_to_string(&manifest_path).with_context(|| {
+        format!(
+            "reading {} (run `cdk synth` before this Action, or set `cloud-assembly`)",
+            manifest_path.display()
+        )
+    })?;
+    let assembly = CloudAssembly::parse(&manifest)?;
+    let stacks = assembly.select(&inputs.stacks)?;
+    let placeholders = Placeholders::new(account, &inputs.aws_region);
+    let nonce = uuid::Uuid::new_v4().simple().to_string();
+    let ctx = deploy::Context {
+        inputs,
+        assembly_dir: dir,
+        placeholders: &placeholders,
+        roles,
+        change_set_name: change_set_name(
+            inputs.mode.as_str(),
+            runner.run_id.as_deref(),
+            runner.run_attempt.as_deref(),
+            &nonce[..8],
+        ),
+    };
+    for artifact in stacks {
+        let t0 = Instant::now();
+        let file_assets = assets::load_assets(dir, &artifact.asset_manifests)?;
+        let published = {
+            let _g = runner::Group::start(&format!(
+                "{}: publishing {} asset(s)",
+                artifact.stack_name,
+                file_assets.len()
+            ));
+            assets::publish(dir, &file_assets, &placeholders, roles).await?
+        };
+        let publish_ms = t0.elapsed().as_millis();
+        let template = Template::load(dir, artifact)?;
+        let mut outcome = deploy::deploy_stack(&ctx, artifact, &template).await?;
+        outcome.report.assets_uploaded = published.uploaded;
+        outcome.report.assets_skipped = published.skipped;
+        outcome
+            .report
+            .timings
+            .insert(0, ("publish".into(), publish_ms));
+        if inputs.mode == Mode::Reconcile && !outcome.failed {
+            let t1 = Instant::now();
+            let _g = runner::Group::start(&format!("{}: Lambda code check", artifact.stack_name));
+            let sources = reconcile::code_sources(&template.json, &file_assets, &placeholders);
+            let role = artifact
+                .assume_role_arn
+                .as_deref()
+                .map(|r| placeholders.fill(r));
+            let cfn = roles.for_role(role.as_deref()).await.cloudformation;
+            let restored =
+                reconcile::restore_lambda_code(&artifact.stack_name, &sources, &cfn, roles).await?;
+            outcome.report.drift.extend(restored);
+            outcome
+                .report
+                .timings
+                .push(("code check".into(), t1.elapsed().as_millis()));
+        }
+        outcome
+            .report
+            .timings
+            .push(("total".into(), t0.elapsed().as_millis()));
+        let failed = outcome.failed;
+        summary.stacks.push(outcome);
+        if failed {
+            // Later stacks may depend on this one; stop here.
+            break;
+        }
+    }
+    Ok(())
+}

@@ -75,6 +75,8 @@ export class ServerlessStack extends Stack {
   readonly deadLetterQueue: sqs.Queue;
 
   private readonly config: SsmConfig;
+  /** Each function's code, to name its S3 object (asset binding is cached per stack). */
+  private readonly codes = new Map<lambda.Function, lambda.Code>();
 
   constructor(scope: Construct, id: string, props: ServerlessStackProps) {
     super(scope, id, props);
@@ -231,6 +233,8 @@ export class ServerlessStack extends Stack {
         SSM_BROKER_AUDIENCE: config.brokerAudience,
         SSM_IGNORED_ROLE_ARNS: ignoredRoles.join(','),
         SSM_GITHUB_API_URL: config.githubApiUrl,
+        // DetectStackDrift is polled at most this long, leaving a minute of the timeout for the rest.
+        SSM_DRIFT_TIMEOUT_SECS: String(INTEGRITY_TIMEOUT.toSeconds() - 60),
       },
     });
     this.integrityFunction.addEventSource(
@@ -303,12 +307,13 @@ export class ServerlessStack extends Stack {
         resources: [logGroup.logGroupArn],
       }),
     );
-    return new lambda.Function(this, `${id}Function`, {
+    const code = lambdaCode(this.config.lambdaAssetDir, props.bin);
+    const fn = new lambda.Function(this, `${id}Function`, {
       description: props.description,
       runtime: lambda.Runtime.PROVIDED_AL2023,
       architecture: this.config.architecture === 'arm64' ? lambda.Architecture.ARM_64 : lambda.Architecture.X86_64,
       handler: 'bootstrap',
-      code: lambdaCode(this.config.lambdaAssetDir, props.bin),
+      code,
       memorySize: props.memorySize,
       timeout: props.timeout,
       role,
@@ -318,6 +323,27 @@ export class ServerlessStack extends Stack {
       systemLogLevelV2: lambda.SystemLogLevel.WARN,
       environment: props.environment,
     });
+    this.codes.set(fn, code);
+    return fn;
+  }
+
+  /** Values whose CloudFormation forms differ (two identical zips are one asset object). */
+  private distinct(values: string[]): string[] {
+    const seen = new Set<string>();
+    return values.filter((v) => {
+      const key = JSON.stringify(this.resolve(v));
+      if (seen.has(key)) return false;
+      seen.add(key);
+      return true;
+    });
+  }
+
+  /** The S3 object (in the CDK assets bucket) holding a function's zip. */
+  private codeObjectArn(fn: lambda.Function): string {
+    const code = this.codes.get(fn);
+    const location = code?.bind(fn).s3Location;
+    if (!location) throw new Error(`no S3 asset for ${fn.node.path}`);
+    return `arn:${Aws.PARTITION}:s3:::${location.bucketName}/${location.objectKey}`;
   }
 
   /**
@@ -360,6 +386,13 @@ export class ServerlessStack extends Stack {
             'lambda:GetPolicy',
           ],
           resources: functions.map((f) => f.functionArn),
+        }),
+        new iam.PolicyStatement({
+          // The sweep hashes the zip each function's template code names and compares it with the
+          // function's CodeSha256 (drift detection cannot see code); exactly those objects.
+          sid: 'ThisStacksCodeObjects',
+          actions: ['s3:GetObject'],
+          resources: this.distinct(functions.map((f) => this.codeObjectArn(f))),
         }),
         new iam.PolicyStatement({
           sid: 'ThisStacksRoles',

@@ -8,15 +8,23 @@ import type { LambdaBin } from '../lib/lambda-assets';
 
 export const BINS: LambdaBin[] = ['ssm-crypto', 'ssm-rotation', 'ssm-integrity'];
 
-/** The smallest valid zip archive: an end-of-central-directory record and no entries. */
-const EMPTY_ZIP = Buffer.from([0x50, 0x4b, 0x05, 0x06, ...new Array(18).fill(0)]);
+/**
+ * The smallest valid zip archive: an end-of-central-directory record and no entries, with the
+ * binary's name as the archive comment so each fixture (like each real zip) is a distinct asset.
+ */
+function emptyZip(comment: string): Buffer {
+  const eocd = Buffer.alloc(22);
+  eocd.writeUInt32LE(0x06054b50, 0);
+  eocd.writeUInt16LE(Buffer.byteLength(comment), 20);
+  return Buffer.concat([eocd, Buffer.from(comment)]);
+}
 
 /** A temporary asset directory holding `<bin>/bootstrap.zip` for the given binaries. */
 export function fixtureAssetDir(bins: LambdaBin[] = BINS): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ssm-cdk-assets-'));
   for (const bin of bins) {
     fs.mkdirSync(path.join(dir, bin));
-    fs.writeFileSync(path.join(dir, bin, 'bootstrap.zip'), EMPTY_ZIP);
+    fs.writeFileSync(path.join(dir, bin, 'bootstrap.zip'), emptyZip(bin));
   }
   return dir;
 }

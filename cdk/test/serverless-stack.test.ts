@@ -145,6 +145,15 @@ describe('SsmServerless', () => {
       fns?.Resource.map((r: any) => r['Fn::GetAtt'][0]).sort(),
       [cryptoId, integrityId, rotationId].sort(),
     );
+    // The sweep reads exactly the zips the functions' code names (CodeSha256 check).
+    const objects = statements.find((s) => s.Sid === 'ThisStacksCodeObjects');
+    assert.equal(objects?.Action, 's3:GetObject');
+    const keys = [cryptoId, rotationId, integrityId].map((id) => resources[id].Properties.Code.S3Key);
+    assert.equal(new Set(keys).size, 3);
+    assert.deepEqual(
+      objects?.Resource.map((r: any) => r['Fn::Join'][1].at(-1)).sort(),
+      keys.map((k) => `/${k}`).sort(),
+    );
     // Secret metadata for drift detection, never its value.
     const all = statements.flatMap((s) => asArray<string>(s.Action));
     assert.ok(!all.includes('secretsmanager:GetSecretValue'));
@@ -159,6 +168,7 @@ describe('SsmServerless', () => {
     assert.deepEqual(Object.keys(vars).sort(), [
       'SSM_BROKER_AUDIENCE',
       'SSM_BROKER_URL',
+      'SSM_DRIFT_TIMEOUT_SECS',
       'SSM_GITHUB_API_URL',
       'SSM_GITHUB_REPOSITORY',
       'SSM_IGNORED_ROLE_ARNS',
@@ -169,6 +179,7 @@ describe('SsmServerless', () => {
     assert.equal(vars.SSM_BROKER_URL, 'https://broker.example.com');
     assert.equal(vars.SSM_BROKER_AUDIENCE, 'https://broker.example.com');
     assert.equal(vars.SSM_GITHUB_API_URL, 'https://api.github.com');
+    assert.ok(Number(vars.SSM_DRIFT_TIMEOUT_SECS) < resources[integrityId].Properties.Timeout);
     const ignored = JSON.stringify(vars.SSM_IGNORED_ROLE_ARNS);
     assert.match(ignored, /:role\/ssm-github-deploy,/);
     assert.match(ignored, /:role\/cdk-hnb659fds-deploy-role-/);

@@ -37,3 +37,6 @@ pub async fn aws_config(endpoint: &str) -> SdkConfig {
         .load()
         .await
 }
+
+#[cfg(feature = "github")]
+pub mod github;

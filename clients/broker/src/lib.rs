@@ -1,1 +1,309 @@
-//! Client for the token broker: signs sts:GetCallerIdentity with the caller's AWS credentials.
+//! Client for the token broker: signs `sts:GetCallerIdentity` with the caller's AWS credentials and
+//! trades it for a GitHub installation token scoped to one repository.
+//!
+//! The signed request is never sent to STS by the client: the broker forwards it, so only someone
+//! holding these credentials can obtain a token, and the signed audience header stops a broker
+//! (or anyone it is shown to) from replaying it against another service.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime};
+
+use aws_credential_types::Credentials;
+use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
+use aws_sigv4::sign::v4;
+use aws_smithy_runtime_api::client::identity::Identity;
+use ssm_core::broker::{
+    AUDIENCE_HEADER, ErrorBody, GET_CALLER_IDENTITY_BODY, SignedIdentityRequest, TokenRequest,
+    TokenResponse,
+};
+
+/// Where the broker is and how to prove who we are to it.
+#[derive(Debug, Clone)]
+pub struct BrokerClientConfig {
+    /// The broker's base URL, e.g. `https://ssm-app.example.com`.
+    pub broker_url: String,
+    /// The audience the broker is configured with.
+    pub audience: String,
+    /// The STS endpoint the broker forwards to, e.g. `https://sts.amazonaws.com/`.
+    pub sts_endpoint: String,
+    /// The region to sign for (`us-east-1` for the global STS endpoint).
+    pub region: String,
+    /// Timeout of the whole call to the broker.
+    pub timeout: Duration,
+}
+
+impl BrokerClientConfig {
+    /// The global STS endpoint, the default for [`BrokerClientConfig::sts_endpoint`].
+    pub const DEFAULT_STS_ENDPOINT: &str = "https://sts.amazonaws.com/";
+}
+
+/// Why a token could not be obtained. [`BrokerClientError::is_retryable`] tells the caller
+/// whether trying again later can help.
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerClientError {
+    #[error("invalid broker client configuration: {0}")]
+    Config(String),
+    #[error("could not sign the identity request: {0}")]
+    Signing(String),
+    #[error("could not reach the broker: {0}")]
+    Transport(#[source] reqwest::Error),
+    #[error("broker answered {status} {code}: {message}")]
+    Status {
+        status: u16,
+        code: String,
+        message: String,
+    },
+    #[error("broker answered {status} with a body that is not a token response: {message}")]
+    Decode { status: u16, message: String },
+}
+
+impl BrokerClientError {
+    /// Transport errors, 5xx and 429 may succeed later; 4xx and local errors will not.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::Transport(_) => true,
+            Self::Status { status, .. } | Self::Decode { status, .. } => {
+                *status >= 500 || *status == 429
+            }
+            Self::Config(_) | Self::Signing(_) => false,
+        }
+    }
+}
+
+/// A client for `POST /v1/tokens`.
+#[derive(Debug, Clone)]
+pub struct BrokerClient {
+    http: reqwest::Client,
+    tokens_url: url::Url,
+    sts_url: url::Url,
+    sts_host: String,
+    audience: String,
+    region: String,
+}
+
+impl BrokerClient {
+    pub fn new(config: BrokerClientConfig) -> Result<BrokerClient, BrokerClientError> {
+        let bad =
+            |what: &str, e: url::ParseError| BrokerClientError::Config(format!("{what}: {e}"));
+        let broker = url::Url::parse(&config.broker_url).map_err(|e| bad("broker_url", e))?;
+        let tokens_url = broker
+            .join(&format!(
+                "{}/v1/tokens",
+                broker.path().trim_end_matches('/')
+            ))
+            .map_err(|e| bad("broker_url", e))?;
+        let sts_url = url::Url::parse(&config.sts_endpoint).map_err(|e| bad("sts_endpoint", e))?;
+        if sts_url.query().is_some() || sts_url.host_str().is_none() {
+            return Err(BrokerClientError::Config(
+                "sts_endpoint must be an absolute URL without a query".into(),
+            ));
+        }
+        let sts_host = sts_url[url::Position::BeforeHost..url::Position::AfterPort].to_owned();
+        if config.audience.is_empty() || config.region.is_empty() {
+            return Err(BrokerClientError::Config(
+                "audience and region must not be empty".into(),
+            ));
+        }
+        let http = reqwest::Client::builder()
+            .timeout(config.timeout)
+            .connect_timeout(config.timeout.min(Duration::from_secs(5)))
+            .build()
+            .map_err(|e| BrokerClientError::Config(format!("HTTP client: {e}")))?;
+        Ok(BrokerClient {
+            http,
+            tokens_url,
+            sts_url,
+            sts_host,
+            audience: config.audience,
+            region: config.region,
+        })
+    }
+
+    /// Signs `sts:GetCallerIdentity` with `credentials`, binding it to the broker's audience.
+    pub fn sign_identity(
+        &self,
+        credentials: &Credentials,
+        at: SystemTime,
+    ) -> Result<SignedIdentityRequest, BrokerClientError> {
+        let signing_err = |e: &dyn std::fmt::Display| BrokerClientError::Signing(e.to_string());
+        let identity: Identity = credentials.clone().into();
+        let params = v4::SigningParams::builder()
+            .identity(&identity)
+            .region(&self.region)
+            .name("sts")
+            .time(at)
+            .settings(SigningSettings::default())
+            .build()
+            .map_err(|e| signing_err(&e))?
+            .into();
+        let mut headers = BTreeMap::from([
+            ("host".to_owned(), self.sts_host.clone()),
+            (
+                "content-type".to_owned(),
+                "application/x-www-form-urlencoded; charset=utf-8".to_owned(),
+            ),
+            (AUDIENCE_HEADER.to_owned(), self.audience.clone()),
+        ]);
+        let signable = SignableRequest::new(
+            "POST",
+            self.sts_url.as_str(),
+            headers.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+            SignableBody::Bytes(GET_CALLER_IDENTITY_BODY.as_bytes()),
+        )
+        .map_err(|e| signing_err(&e))?;
+        let (instructions, _signature) = sign(signable, &params)
+            .map_err(|e| signing_err(&e))?
+            .into_parts();
+        for (name, value) in instructions.headers() {
+            headers.insert(name.to_owned(), value.to_owned());
+        }
+        Ok(SignedIdentityRequest {
+            method: "POST".into(),
+            url: self.sts_url.to_string(),
+            headers,
+            body: GET_CALLER_IDENTITY_BODY.into(),
+        })
+    }
+
+    /// Asks the broker for a token for `repository` (`owner/name`) with `permissions`.
+    pub async fn token(
+        &self,
+        credentials: &Credentials,
+        repository: &str,
+        permissions: &BTreeMap<String, String>,
+    ) -> Result<TokenResponse, BrokerClientError> {
+        let request = TokenRequest {
+            repository: repository.to_owned(),
+            permissions: permissions.clone(),
+            identity: self.sign_identity(credentials, SystemTime::now())?,
+        };
+        let resp = self
+            .http
+            .post(self.tokens_url.clone())
+            .json(&request)
+            .send()
+            .await
+            .map_err(BrokerClientError::Transport)?;
+        let status = resp.status().as_u16();
+        let body = resp.bytes().await.map_err(BrokerClientError::Transport)?;
+        if status == 201 || status == 200 {
+            return serde_json::from_slice(&body).map_err(|e| BrokerClientError::Decode {
+                status,
+                message: e.to_string(),
+            });
+        }
+        Err(match serde_json::from_slice::<ErrorBody>(&body) {
+            Ok(ErrorBody { error }) => BrokerClientError::Status {
+                status,
+                code: error.code,
+                message: error.message,
+            },
+            Err(_) => BrokerClientError::Status {
+                status,
+                code: "unknown".into(),
+                message: String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned(),
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ssm_core::broker::{IdentityExpectations, check_identity};
+
+    fn client(sts: &str) -> BrokerClient {
+        BrokerClient::new(BrokerClientConfig {
+            broker_url: "http://127.0.0.1:1/base/".into(),
+            audience: "ssm-broker-test".into(),
+            sts_endpoint: sts.into(),
+            region: "us-east-1".into(),
+            timeout: Duration::from_secs(2),
+        })
+        .expect("client")
+    }
+
+    #[test]
+    fn signed_request_passes_the_brokers_checks() {
+        let c = client("https://sts.amazonaws.com");
+        let creds = Credentials::new(
+            "AKIDEXAMPLE",
+            "secret",
+            Some("session".into()),
+            None,
+            "test",
+        );
+        let req = c.sign_identity(&creds, SystemTime::now()).expect("signed");
+        assert_eq!(c.tokens_url.as_str(), "http://127.0.0.1:1/base/v1/tokens");
+        let auth = &req.headers["authorization"];
+        assert!(
+            auth.starts_with("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/"),
+            "{auth}"
+        );
+        assert!(auth.contains(AUDIENCE_HEADER), "audience is signed: {auth}");
+        assert!(auth.contains("x-amz-security-token"), "{auth}");
+        assert!(!auth.contains("secret"));
+        let fwd = check_identity(
+            &req,
+            &IdentityExpectations {
+                sts_url: "https://sts.amazonaws.com/",
+                audience: "ssm-broker-test",
+                now: chrono::Utc::now(),
+            },
+        )
+        .expect("broker accepts it");
+        assert!(fwd.headers.iter().any(|(n, _)| n == "x-amz-date"));
+    }
+
+    #[test]
+    fn config_errors_are_not_retryable() {
+        let err = BrokerClient::new(BrokerClientConfig {
+            broker_url: "not a url".into(),
+            audience: "a".into(),
+            sts_endpoint: BrokerClientConfig::DEFAULT_STS_ENDPOINT.into(),
+            region: "us-east-1".into(),
+            timeout: Duration::from_secs(1),
+        })
+        .expect_err("bad url");
+        assert!(!err.is_retryable());
+        let err = BrokerClient::new(BrokerClientConfig {
+            broker_url: "http://x".into(),
+            audience: "a".into(),
+            sts_endpoint: "https://sts.amazonaws.com/?Action=x".into(),
+            region: "us-east-1".into(),
+            timeout: Duration::from_secs(1),
+        })
+        .expect_err("query");
+        assert!(matches!(err, BrokerClientError::Config(_)));
+    }
+
+    #[test]
+    fn retryability_by_status() {
+        let status = |s| BrokerClientError::Status {
+            status: s,
+            code: "c".into(),
+            message: "m".into(),
+        };
+        assert!(status(502).is_retryable());
+        assert!(status(429).is_retryable());
+        assert!(!status(403).is_retryable());
+        assert!(!status(401).is_retryable());
+        assert!(!status(404).is_retryable());
+    }
+
+    #[tokio::test]
+    async fn unreachable_broker_is_a_retryable_transport_error() {
+        let c = client(BrokerClientConfig::DEFAULT_STS_ENDPOINT);
+        let creds = Credentials::new("AKIDEXAMPLE", "secret", None, None, "test");
+        let err = c
+            .token(
+                &creds,
+                "acme/infra",
+                &BTreeMap::from([("contents".into(), "write".into())]),
+            )
+            .await
+            .expect_err("nothing listens on port 1");
+        assert!(matches!(err, BrokerClientError::Transport(_)), "{err:?}");
+        assert!(err.is_retryable());
+    }
+}

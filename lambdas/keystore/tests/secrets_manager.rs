@@ -1,0 +1,96 @@
+//! Against the Secrets Manager emulator: the keyring is read from AWSCURRENT, old ciphertexts
+//! keep decrypting after a new secret version is put, and an unknown version triggers a refresh.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use ssm_core::keyring::Keyring;
+use ssm_keystore::{CachePolicy, KeySource, KeyringCache};
+
+#[tokio::test]
+async fn reads_awscurrent_and_refreshes_on_newer_version() {
+    let Some(endpoint) = ssm_testkit::moto_endpoint("keystore::reads_awscurrent") else {
+        return;
+    };
+    let config = ssm_testkit::aws_config(&endpoint).await;
+    let client = aws_sdk_secretsmanager::Client::new(&config);
+    let secret_id = format!("ssm-keystore-test-{}", std::process::id());
+
+    let mut ring = Keyring::generate(Utc::now()).unwrap();
+    client
+        .create_secret()
+        .name(&secret_id)
+        .secret_string(ring.to_json().as_str())
+        .send()
+        .await
+        .unwrap();
+    let v1 = ring.encrypt(b"first", b"ctx").unwrap();
+
+    let cache = KeyringCache::new(
+        KeySource::SecretsManager {
+            client: client.clone(),
+            secret_id: secret_id.clone(),
+        },
+        CachePolicy {
+            ttl: Duration::from_secs(300),
+            min_refresh_interval: Duration::from_millis(0),
+        },
+    );
+    assert_eq!(cache.get().await.unwrap().latest().unwrap().get(), 1);
+
+    // A pending (not current) version must not be picked up.
+    let mut pending = ring.clone();
+    pending.rotate(Utc::now()).unwrap();
+    client
+        .put_secret_value()
+        .secret_id(&secret_id)
+        .secret_string(pending.to_json().as_str())
+        .version_stages("AWSPENDING")
+        .send()
+        .await
+        .unwrap();
+
+    // Rotate: put a new AWSCURRENT with versions 1 and 2.
+    ring.rotate(Utc::now()).unwrap();
+    let v2 = ring.encrypt(b"second", b"").unwrap();
+    client
+        .put_secret_value()
+        .secret_id(&secret_id)
+        .secret_string(ring.to_json().as_str())
+        .send()
+        .await
+        .unwrap();
+
+    let cached = cache.get().await.unwrap();
+    assert_eq!(
+        cached.latest().unwrap().get(),
+        1,
+        "TTL not passed: still the cached copy"
+    );
+    let refreshed = cache
+        .get_knowing(Keyring::named_version(&v2.ciphertext))
+        .await
+        .unwrap();
+    assert_eq!(refreshed.latest().unwrap().get(), 2);
+    assert_eq!(refreshed.primary().unwrap().get(), 2);
+    assert_eq!(
+        refreshed.decrypt(&v2.ciphertext, b"").unwrap().0.expose(),
+        b"second"
+    );
+    assert_eq!(
+        refreshed
+            .decrypt(&v1.ciphertext, b"ctx")
+            .unwrap()
+            .0
+            .expose(),
+        b"first"
+    );
+    assert_eq!(cache.loads(), 2);
+
+    let missing = KeySource::SecretsManager {
+        client,
+        secret_id: "no-such-secret".into(),
+    };
+    let err = missing.load().await.unwrap_err().to_string();
+    assert!(err.contains("ResourceNotFoundException"), "{err}");
+}

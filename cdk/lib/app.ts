@@ -34,6 +34,9 @@ export interface BuildOptions {
 
 export function buildApp(options: BuildOptions = {}): SsmApp {
   const app = new App({
+    // Synthesized explicitly by the caller: never on process exit, which (when CDK_OUTDIR is set)
+    // would write a partial assembly after a construction error.
+    autoSynth: false,
     outdir: options.outdir,
     context: cdkJsonContext(),
     postCliContext: options.context,

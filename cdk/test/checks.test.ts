@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, it } from 'node:test';
@@ -97,6 +98,22 @@ describe('failures at synth', () => {
         err.message.includes(path.join(dir, 'ssm-integrity', 'bootstrap.zip')) &&
         err.message.includes('bash scripts/build-lambdas.sh'),
     );
+  });
+
+  it('bin/app.ts exits 2 with that message and no stack trace', () => {
+    const dir = fixtureAssetDir(['ssm-crypto', 'ssm-rotation']);
+    const out = fs.mkdtempSync(path.join(path.dirname(dir), 'ssm-cdk-fail-'));
+    const ctx = Object.entries({ ...BASE_CONTEXT, lambdaAssetDir: dir }).flatMap(([k, v]) => ['-c', `${k}=${v}`]);
+    const run = spawnSync(process.execPath, ['--import', 'tsx', 'bin/app.ts', ...ctx], {
+      cwd: path.resolve(__dirname, '..'),
+      env: { ...process.env, CDK_OUTDIR: out, GITHUB_REPOSITORY: '' },
+      encoding: 'utf8',
+    });
+    assert.equal(run.status, 2, run.stderr);
+    assert.match(run.stderr, /^error: Lambda package for ssm-integrity not found: .*ssm-integrity\/bootstrap\.zip$/m);
+    assert.match(run.stderr, /bash scripts\/build-lambdas\.sh/);
+    assert.doesNotMatch(run.stderr, /\n\s+at /);
+    assert.equal(fs.existsSync(path.join(out, 'manifest.json')), false);
   });
 
   it('refuses to guess the repository or the broker', () => {

@@ -64,6 +64,15 @@ export class GitHubOidcStack extends Stack {
       resourceName: `${config.serverlessStackName}/*`,
     });
 
+    // CloudFormation resolves the template's BootstrapVersion parameter (an SSM parameter type)
+    // with the caller's credentials, and the Action checks it before deploying.
+    const readBootstrapVersion = () =>
+      new iam.PolicyStatement({
+        sid: 'ReadBootstrapVersion',
+        actions: ['ssm:GetParameter', 'ssm:GetParameters'],
+        resources: [this.formatArn({ service: 'ssm', resource: 'parameter', resourceName: `cdk-bootstrap/${q}/version` })],
+      });
+
     this.deployRole = new iam.Role(this, 'DeployRole', {
       roleName: config.deployRoleName,
       description: `GitHub Actions deploys of ${config.githubOwner}/${config.githubRepo}@${config.githubBranch}`,
@@ -76,6 +85,7 @@ export class GitHubOidcStack extends Stack {
               actions: ['sts:AssumeRole'],
               resources: (['deploy', 'file-publishing', 'lookup'] as const).map((k) => bootstrapRoleArn(this, q, k)),
             }),
+            readBootstrapVersion(),
             new iam.PolicyStatement({
               sid: 'CheckAndRestoreFunctionCode',
               actions: ['lambda:GetFunction', 'lambda:UpdateFunctionCode'],
@@ -122,6 +132,7 @@ export class GitHubOidcStack extends Stack {
               resources: [bootstrapRoleArn(this, q, 'cfn-exec')],
               conditions: { StringEquals: { 'iam:PassedToService': 'cloudformation.amazonaws.com' } },
             }),
+            readBootstrapVersion(),
             new iam.PolicyStatement({
               sid: 'ReadTemplatesFromAssetsBucket',
               actions: ['s3:GetObject'],

@@ -86,6 +86,15 @@ describe('SsmGitHubOidc', () => {
     assert.ok(assume.Resource.every((r: any) => !JSON.stringify(r).includes('-deploy-role-')));
   });
 
+  it('lets both roles read the bootstrap version parameter the template resolves, and no other', () => {
+    for (const id of [deployId, planId]) {
+      const read = roleStatements(t, id).filter((s) => asArray<string>(s.Action).some((a) => a.startsWith('ssm:')));
+      assert.equal(read.length, 1);
+      assert.deepEqual(read[0].Action, ['ssm:GetParameter', 'ssm:GetParameters']);
+      assert.match(JSON.stringify(read[0].Resource), /:parameter\/cdk-bootstrap\/hnb659fds\/version"\]\]\}$/);
+    }
+  });
+
   it('passes the CloudFormation execution role only to CloudFormation', () => {
     const pass = roleStatements(t, planId).find((s) => s.Action === 'iam:PassRole');
     assert.deepEqual(pass?.Condition, { StringEquals: { 'iam:PassedToService': 'cloudformation.amazonaws.com' } });

@@ -1,1 +1,19 @@
 //! GitHub App: webhook receiver and IAM-authenticated installation-token broker.
+//!
+//! `POST /v1/tokens` trades a caller's SigV4-signed `sts:GetCallerIdentity` request for a GitHub
+//! installation token scoped to one repository and the permissions the policy allows;
+//! `POST /webhooks` receives the App's webhooks. The decisions live in `ssm_core::broker` and
+//! `ssm_core::webhook`; this crate does the I/O around them.
+
+pub mod cache;
+pub mod config;
+pub mod error;
+pub mod github;
+pub mod metrics;
+pub mod routes;
+pub mod startup;
+pub mod sts;
+pub mod telemetry;
+
+pub use config::{Opts, Settings};
+pub use startup::Application;

@@ -1,0 +1,209 @@
+//! Typed configuration: flags and environment parsed once by clap, then loaded into [`Settings`]
+//! (files read, keys parsed, policy compiled) so the server fails fast on bad configuration.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use jsonwebtoken::EncodingKey;
+use secrecy::SecretString;
+use ssm_core::broker::Policy;
+
+/// A flag value that must never be printed (private key PEM, webhook secrets).
+#[derive(Clone)]
+pub struct Redacted(String);
+
+impl fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl FromStr for Redacted {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Self(s.to_owned()))
+    }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Command line and environment of `ssm-app`.
+#[derive(Debug, clap::Parser)]
+#[command(name = "ssm-app", version, about)]
+pub struct Opts {
+    /// Address to listen on.
+    #[arg(long, env = "SSM_APP_LISTEN", default_value = "0.0.0.0:8080")]
+    pub listen: SocketAddr,
+    /// The App's id or client id (the JWT's `iss`).
+    #[arg(long, env = "GITHUB_APP_ID")]
+    pub app_id: String,
+    /// File holding the App's private key (PEM).
+    #[arg(
+        long,
+        env = "GITHUB_APP_PRIVATE_KEY_FILE",
+        conflicts_with = "private_key"
+    )]
+    pub private_key_file: Option<PathBuf>,
+    /// The App's private key (PEM) itself.
+    #[arg(long, env = "GITHUB_APP_PRIVATE_KEY", hide_env_values = true)]
+    pub private_key: Option<Redacted>,
+    /// Webhook secrets, comma-separated; several are accepted during a rotation.
+    #[arg(
+        long,
+        env = "GITHUB_WEBHOOK_SECRETS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub webhook_secrets: Vec<Redacted>,
+    /// GitHub REST API base URL (GitHub Enterprise Server: `https://HOST/api/v3`).
+    #[arg(long, env = "GITHUB_API_URL", default_value = "https://api.github.com")]
+    pub github_api_url: url::Url,
+    /// The STS endpoint signed identity requests must name and are forwarded to.
+    #[arg(
+        long,
+        env = "SSM_STS_ENDPOINT",
+        default_value = "https://sts.amazonaws.com/"
+    )]
+    pub sts_endpoint: url::Url,
+    /// This broker's audience: callers sign it in the `x-ssm-broker-audience` header.
+    #[arg(long, env = "SSM_BROKER_AUDIENCE")]
+    pub audience: String,
+    /// Policy file (JSON): role ARN → repositories → permissions.
+    #[arg(long, env = "SSM_BROKER_POLICY_FILE")]
+    pub policy_file: PathBuf,
+    /// Timeout of each GitHub API call, in seconds.
+    #[arg(long, env = "SSM_GITHUB_TIMEOUT_SECS", default_value_t = 10)]
+    pub github_timeout_secs: u64,
+    /// Timeout of each STS call, in seconds.
+    #[arg(long, env = "SSM_STS_TIMEOUT_SECS", default_value_t = 5)]
+    pub sts_timeout_secs: u64,
+    /// Retries of a GitHub call after 5xx, 429 or a secondary rate limit.
+    #[arg(long, env = "SSM_GITHUB_MAX_RETRIES", default_value_t = 3)]
+    pub github_max_retries: u32,
+    /// Longest wait between GitHub retries (caps `Retry-After`), in seconds.
+    #[arg(long, env = "SSM_GITHUB_MAX_BACKOFF_SECS", default_value_t = 10)]
+    pub github_max_backoff_secs: u64,
+    /// Cached tokens are refreshed this many seconds before they expire.
+    #[arg(long, env = "SSM_TOKEN_REFRESH_MARGIN_SECS", default_value_t = 600)]
+    pub token_refresh_margin_secs: u64,
+    /// Log format (`json` for log shippers).
+    #[arg(long, env = "SSM_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+}
+
+/// The App's private key; its `Debug` never shows it.
+#[derive(Clone)]
+pub struct AppKey(pub EncodingKey);
+
+impl fmt::Debug for AppKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("AppKey(<redacted>)")
+    }
+}
+
+/// Everything the server needs, loaded and validated.
+#[derive(Debug)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub app_id: String,
+    pub app_key: AppKey,
+    pub webhook_secrets: Vec<SecretString>,
+    pub github_api_url: url::Url,
+    pub sts_endpoint: url::Url,
+    pub audience: String,
+    pub policy: Policy,
+    pub github_timeout: Duration,
+    pub sts_timeout: Duration,
+    pub github_max_retries: u32,
+    pub github_max_backoff: Duration,
+    pub token_refresh_margin: Duration,
+}
+
+impl Settings {
+    /// Reads the key and policy files and checks everything once, at startup.
+    pub fn load(opts: Opts) -> anyhow::Result<Self> {
+        let pem = match (&opts.private_key, &opts.private_key_file) {
+            (Some(Redacted(pem)), _) => pem.clone(),
+            (None, Some(path)) => std::fs::read_to_string(path)
+                .with_context(|| format!("reading the App private key {}", path.display()))?,
+            (None, None) => bail!("set GITHUB_APP_PRIVATE_KEY_FILE or GITHUB_APP_PRIVATE_KEY"),
+        };
+        let policy_json = std::fs::read_to_string(&opts.policy_file)
+            .with_context(|| format!("reading the policy file {}", opts.policy_file.display()))?;
+        let policy = Policy::from_json(&policy_json)
+            .with_context(|| format!("loading the policy file {}", opts.policy_file.display()))?;
+        Self::new(opts, &pem, policy)
+    }
+
+    /// Builds settings from already-loaded key and policy (tests use this).
+    pub fn new(opts: Opts, pem: &str, policy: Policy) -> anyhow::Result<Self> {
+        let key = EncodingKey::from_rsa_pem(pem.as_bytes())
+            .context("the App private key is not an RSA PEM key")?;
+        if opts.app_id.is_empty() || opts.audience.is_empty() {
+            bail!("the App id and the broker audience must not be empty");
+        }
+        if opts.sts_endpoint.query().is_some() {
+            bail!("the STS endpoint must not have a query");
+        }
+        let webhook_secrets: Vec<SecretString> = opts
+            .webhook_secrets
+            .into_iter()
+            .filter(|s| !s.0.is_empty())
+            .map(|s| SecretString::from(s.0))
+            .collect();
+        Ok(Self {
+            listen: opts.listen,
+            app_id: opts.app_id,
+            app_key: AppKey(key),
+            webhook_secrets,
+            github_api_url: opts.github_api_url,
+            sts_endpoint: opts.sts_endpoint,
+            audience: opts.audience,
+            policy,
+            github_timeout: Duration::from_secs(opts.github_timeout_secs),
+            sts_timeout: Duration::from_secs(opts.sts_timeout_secs),
+            github_max_retries: opts.github_max_retries,
+            github_max_backoff: Duration::from_secs(opts.github_max_backoff_secs),
+            token_refresh_margin: Duration::from_secs(opts.token_refresh_margin_secs),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[test]
+    fn secrets_are_split_and_never_printed() {
+        let opts = Opts::try_parse_from([
+            "ssm-app",
+            "--app-id",
+            "42",
+            "--private-key=-----BEGIN RSA PRIVATE KEY-----",
+            "--webhook-secrets",
+            "old-secret,new-secret",
+            "--audience",
+            "aud",
+            "--policy-file",
+            "/dev/null",
+        ])
+        .expect("parse");
+        assert_eq!(opts.webhook_secrets.len(), 2);
+        let debug = format!("{opts:?}");
+        assert!(
+            !debug.contains("old-secret") && !debug.contains("BEGIN RSA"),
+            "{debug}"
+        );
+        assert_eq!(opts.github_api_url.as_str(), "https://api.github.com/");
+    }
+}

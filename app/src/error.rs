@@ -1,0 +1,95 @@
+//! The App's HTTP errors: each maps to one status and a JSON `ErrorBody`; messages are written
+//! for the caller and never include secrets.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use ssm_core::broker::{DenyReason, ErrorBody, IdentityError, RequestError};
+use ssm_core::webhook::SignatureError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error(transparent)]
+    Request(#[from] RequestError),
+    #[error("{0}")]
+    Malformed(String),
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    #[error(transparent)]
+    Identity(#[from] IdentityError),
+    #[error("STS rejected the signed identity request (HTTP {0})")]
+    StsRejected(u16),
+    #[error(transparent)]
+    Denied(#[from] DenyReason),
+    #[error("the App is not installed on {0}")]
+    NotInstalled(String),
+    #[error("STS is unavailable: {0}")]
+    StsUnavailable(String),
+    #[error("GitHub failed: {0}")]
+    GitHub(String),
+    #[error(transparent)]
+    Signature(#[from] SignatureError),
+}
+
+impl ApiError {
+    /// Stable machine-readable code for the error body.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Request(_) | Self::Malformed(_) => "bad_request",
+            Self::PayloadTooLarge(_) => "payload_too_large",
+            Self::Identity(_) | Self::StsRejected(_) => "identity_rejected",
+            Self::Denied(DenyReason::UnknownPrincipal(_)) => "unknown_principal",
+            Self::Denied(DenyReason::Repository { .. }) => "repository_not_allowed",
+            Self::Denied(DenyReason::Permission { .. }) => "permission_not_allowed",
+            Self::NotInstalled(_) => "not_installed",
+            Self::StsUnavailable(_) => "sts_unavailable",
+            Self::GitHub(_) => "github_error",
+            Self::Signature(_) => "bad_signature",
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::Request(_) | Self::Malformed(_) => StatusCode::BAD_REQUEST,
+            Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Identity(_) | Self::StsRejected(_) | Self::Signature(_) => {
+                StatusCode::UNAUTHORIZED
+            }
+            Self::Denied(_) => StatusCode::FORBIDDEN,
+            Self::NotInstalled(_) => StatusCode::NOT_FOUND,
+            Self::StsUnavailable(_) | Self::GitHub(_) => StatusCode::BAD_GATEWAY,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        HttpResponse::build(self.status_code()).json(ErrorBody::new(self.code(), self.to_string()))
+    }
+}
+
+/// Turns actix's JSON and payload extractor errors into our 400/413 bodies.
+pub fn json_error(
+    err: actix_web::error::JsonPayloadError,
+    _req: &actix_web::HttpRequest,
+) -> actix_web::Error {
+    use actix_web::error::JsonPayloadError as E;
+    match err {
+        E::OverflowKnownLength { .. } | E::Overflow { .. } => {
+            ApiError::PayloadTooLarge("request body is too large".into()).into()
+        }
+        E::ContentType => {
+            ApiError::Malformed("Content-Type must be application/json".into()).into()
+        }
+        other => ApiError::Malformed(format!("request body is not valid: {other}")).into(),
+    }
+}
+
+/// Same for raw payloads (the webhook body).
+pub fn payload_error(err: actix_web::error::PayloadError) -> ApiError {
+    match err {
+        actix_web::error::PayloadError::Overflow => {
+            ApiError::PayloadTooLarge("webhook body exceeds 25 MB".into())
+        }
+        other => ApiError::Malformed(format!("could not read the body: {other}")),
+    }
+}

@@ -1,0 +1,124 @@
+//! Builds the server from [`Settings`]: shared state, routes, listener on the configured address
+//! (port 0 in tests).
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_web::dev::Server;
+use actix_web::{App, HttpServer, web};
+use secrecy::SecretString;
+use ssm_core::broker::Policy;
+
+use crate::cache::{Deliveries, InstallationCache, TokenCache};
+use crate::config::Settings;
+use crate::error;
+use crate::github::{GitHubApp, RetryPolicy};
+use crate::metrics::Metrics;
+use crate::routes;
+use crate::sts::Sts;
+
+/// Largest webhook body GitHub sends (25 MB); larger ones get 413.
+pub const WEBHOOK_BODY_LIMIT: usize = 25 * 1024 * 1024;
+/// Largest token request body; a signed identity request is a few KB.
+pub const TOKEN_BODY_LIMIT: usize = 64 * 1024;
+
+/// Everything the handlers share.
+#[derive(Debug)]
+pub struct AppState {
+    pub audience: String,
+    pub policy: Policy,
+    pub webhook_secrets: Vec<SecretString>,
+    pub token_refresh_margin: chrono::Duration,
+    pub sts: Sts,
+    pub github: GitHubApp,
+    pub installations: InstallationCache,
+    pub tokens: TokenCache,
+    pub deliveries: Deliveries,
+    pub metrics: Arc<Metrics>,
+}
+
+/// A built, not yet running, server.
+pub struct Application {
+    port: u16,
+    state: web::Data<AppState>,
+    server: Server,
+}
+
+impl std::fmt::Debug for Application {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Application")
+            .field("port", &self.port)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Application {
+    /// Binds the listener and builds the clients (one factory each).
+    pub fn build(settings: Settings) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(settings.listen)?;
+        let port = listener.local_addr()?.port();
+        let metrics = Arc::new(Metrics::default());
+        let github = GitHubApp::new(
+            &settings.github_api_url,
+            settings.app_id,
+            settings.app_key,
+            settings.github_timeout,
+            RetryPolicy {
+                max_retries: settings.github_max_retries,
+                max_backoff: settings.github_max_backoff,
+            },
+            metrics.clone(),
+        )?;
+        let state = web::Data::new(AppState {
+            audience: settings.audience,
+            policy: settings.policy,
+            webhook_secrets: settings.webhook_secrets,
+            token_refresh_margin: chrono::Duration::from_std(settings.token_refresh_margin)?,
+            sts: Sts::new(settings.sts_endpoint, settings.sts_timeout)?,
+            github,
+            installations: InstallationCache::default(),
+            tokens: TokenCache::default(),
+            deliveries: Deliveries::new(10_000),
+            metrics,
+        });
+        let data = state.clone();
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(data.clone())
+                .app_data(
+                    web::JsonConfig::default()
+                        .limit(TOKEN_BODY_LIMIT)
+                        .error_handler(error::json_error),
+                )
+                .route("/healthz", web::get().to(routes::health::healthz))
+                .route("/metrics", web::get().to(routes::health::metrics))
+                .route("/v1/tokens", web::post().to(routes::tokens::issue))
+                .service(
+                    web::resource("/webhooks")
+                        .app_data(web::PayloadConfig::new(WEBHOOK_BODY_LIMIT))
+                        .route(web::post().to(routes::webhooks::receive)),
+                )
+        })
+        .listen(listener)?
+        .run();
+        tracing::info!(port, "ssm-app listening");
+        Ok(Self {
+            port,
+            state,
+            server,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The shared state (tests read caches and metrics through it).
+    pub fn state(&self) -> web::Data<AppState> {
+        self.state.clone()
+    }
+
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}

@@ -1,0 +1,207 @@
+//! `spawn_app()` and friends: the App on 127.0.0.1:0 wired to a local GitHub emulator and moto.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use actix_web::web;
+use aws_credential_types::Credentials;
+use ssm_app::config::{LogFormat, Redacted};
+use ssm_app::startup::AppState;
+use ssm_app::{Application, Opts, Settings};
+use ssm_broker_client::{BrokerClient, BrokerClientConfig};
+use ssm_core::broker::Policy;
+use ssm_testkit::github::{GitHubEmulator, TEST_APP_PRIVATE_KEY_PEM, TEST_APP_PUBLIC_KEY_PEM};
+
+pub const APP_ID: u64 = 4242;
+pub const AUDIENCE: &str = "ssm-broker.test";
+pub const WEBHOOK_SECRET: &str = "It's a Secret to Everybody";
+pub const ROTATED_SECRET: &str = "the-next-webhook-secret";
+pub const ALLOWED_ROLE: &str = "arn:aws:iam::123456789012:role/integrity";
+pub const INSTALLATION: u64 = 7;
+
+pub const POLICY: &str = r#"{"rules": [
+  {"principal": "arn:aws:iam::123456789012:role/integrity",
+   "repositories": ["acme/infra", "acme/not-installed", "octo-org/*"],
+   "permissions": {"contents": "write", "metadata": "read"}}
+]}"#;
+
+/// Every log line of this test binary, from every thread (actix workers included).
+static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+
+struct Capture(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn init_logs() {
+    LOGS.get_or_init(|| {
+        let buf = Arc::new(Mutex::new(Vec::new()));
+        let sink = buf.clone();
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter("trace")
+            .with_ansi(false)
+            .with_writer(move || Capture(sink.clone()))
+            .try_init();
+        buf
+    });
+}
+
+/// Everything logged so far.
+pub fn logs() -> String {
+    LOGS.get()
+        .map(|b| String::from_utf8_lossy(&b.lock().unwrap_or_else(|p| p.into_inner())).into_owned())
+        .unwrap_or_default()
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub github: GitHubEmulator,
+    pub state: web::Data<AppState>,
+    pub http: reqwest::Client,
+    pub moto: String,
+}
+
+/// The App, or `None` (test skipped) without moto.
+pub async fn spawn_app(test: &str) -> Option<TestApp> {
+    let moto = ssm_testkit::moto_endpoint(test)?;
+    init_logs();
+    let github = GitHubEmulator::start(APP_ID, TEST_APP_PUBLIC_KEY_PEM).await;
+    github.install("acme/infra", INSTALLATION);
+    let opts = Opts {
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        app_id: APP_ID.to_string(),
+        private_key_file: None,
+        private_key: None,
+        webhook_secrets: vec![
+            ROTATED_SECRET.parse::<Redacted>().expect("infallible"),
+            WEBHOOK_SECRET.parse::<Redacted>().expect("infallible"),
+        ],
+        github_api_url: github.base_url().parse().expect("url"),
+        sts_endpoint: moto.parse().expect("url"),
+        audience: AUDIENCE.into(),
+        policy_file: "unused".into(),
+        github_timeout_secs: 5,
+        sts_timeout_secs: 5,
+        github_max_retries: 3,
+        github_max_backoff_secs: 1,
+        token_refresh_margin_secs: 600,
+        log_format: LogFormat::Text,
+    };
+    let policy = Policy::from_json(POLICY).expect("policy");
+    let settings = Settings::new(opts, TEST_APP_PRIVATE_KEY_PEM, policy).expect("settings");
+    let app = Application::build(settings).expect("build");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    let state = app.state();
+    tokio::spawn(app.run_until_stopped());
+    Some(TestApp {
+        address,
+        github,
+        state,
+        http: reqwest::Client::new(),
+        moto,
+    })
+}
+
+impl TestApp {
+    /// Credentials of an assumed role, from moto's STS.
+    pub async fn assume(&self, role_arn: &str) -> Credentials {
+        let config = ssm_testkit::aws_config(&self.moto).await;
+        let sts = aws_sdk_sts::Client::new(&config);
+        let out = sts
+            .assume_role()
+            .role_arn(role_arn)
+            .role_session_name("integrity-test")
+            .send()
+            .await
+            .expect("assume role");
+        let c = out.credentials().expect("credentials");
+        Credentials::new(
+            c.access_key_id(),
+            c.secret_access_key(),
+            Some(c.session_token().to_owned()),
+            None,
+            "moto-assume-role",
+        )
+    }
+
+    pub fn client(&self) -> BrokerClient {
+        self.client_for(AUDIENCE)
+    }
+
+    pub fn client_for(&self, audience: &str) -> BrokerClient {
+        BrokerClient::new(BrokerClientConfig {
+            broker_url: self.address.clone(),
+            audience: audience.into(),
+            sts_endpoint: self.moto.clone(),
+            region: "us-east-1".into(),
+            timeout: Duration::from_secs(20),
+        })
+        .expect("client")
+    }
+
+    pub async fn post_token(&self, body: &serde_json::Value) -> reqwest::Response {
+        self.http
+            .post(format!("{}/v1/tokens", self.address))
+            .json(body)
+            .send()
+            .await
+            .expect("send")
+    }
+
+    pub async fn post_webhook(
+        &self,
+        event: &str,
+        delivery: &str,
+        signature: Option<&str>,
+        body: Vec<u8>,
+    ) -> reqwest::Response {
+        let mut req = self
+            .http
+            .post(format!("{}/webhooks", self.address))
+            .header("x-github-event", event)
+            .header("x-github-delivery", delivery)
+            .header("content-type", "application/json")
+            .body(body);
+        if let Some(sig) = signature {
+            req = req.header("x-hub-signature-256", sig);
+        }
+        req.send().await.expect("send")
+    }
+
+    pub async fn metrics(&self) -> String {
+        self.http
+            .get(format!("{}/metrics", self.address))
+            .send()
+            .await
+            .expect("send")
+            .text()
+            .await
+            .expect("text")
+    }
+}
+
+pub fn perms(p: &[(&str, &str)]) -> BTreeMap<String, String> {
+    p.iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+pub fn fixture(name: &str) -> Vec<u8> {
+    let path = format!(
+        "{}/../testkit/fixtures/webhooks/{name}.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    std::fs::read(&path).expect("webhook fixture")
+}

@@ -1,0 +1,5 @@
+//! Integration tests of the App: the real server on port 0, the GitHub emulator, moto as STS.
+
+mod helpers;
+mod tokens;
+mod webhooks;

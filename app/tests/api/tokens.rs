@@ -1,0 +1,486 @@
+//! `POST /v1/tokens` end to end: broker client → App → moto STS → GitHub emulator.
+
+use std::time::{Duration, SystemTime};
+
+use serde_json::json;
+use ssm_broker_client::BrokerClientError;
+use ssm_core::broker::{AUDIENCE_HEADER, ErrorBody, TokenRequest};
+
+use crate::helpers::{ALLOWED_ROLE, INSTALLATION, TestApp, logs, perms, spawn_app};
+
+async fn request_body(app: &TestApp, repo: &str, permissions: &[(&str, &str)]) -> TokenRequest {
+    let creds = app.assume(ALLOWED_ROLE).await;
+    TokenRequest {
+        repository: repo.into(),
+        permissions: perms(permissions),
+        identity: app
+            .client()
+            .sign_identity(&creds, SystemTime::now())
+            .expect("sign"),
+    }
+}
+
+async fn error_of(resp: reqwest::Response) -> (u16, ErrorBody) {
+    let status = resp.status().as_u16();
+    (status, resp.json().await.expect("error body"))
+}
+
+#[tokio::test]
+async fn allowed_role_gets_a_token_scoped_to_one_repository() {
+    let Some(app) = spawn_app("allowed_role_gets_a_token_scoped_to_one_repository").await else {
+        return;
+    };
+    let creds = app.assume(ALLOWED_ROLE).await;
+    let resp = app
+        .client()
+        .token(&creds, "acme/infra", &perms(&[("contents", "write")]))
+        .await
+        .expect("token");
+    assert_eq!(resp.repository, "acme/infra");
+    assert_eq!(resp.permissions, perms(&[("contents", "write")]));
+    assert_eq!(
+        resp.token.expose().len(),
+        520,
+        "long opaque tokens pass through intact"
+    );
+    assert!(resp.expires_at > chrono::Utc::now() + chrono::Duration::minutes(50));
+    assert_eq!(
+        app.github.access_token_bodies(),
+        [json!({"repositories": ["infra"], "permissions": {"contents": "write"}})]
+    );
+
+    // The token works for exactly that repository, as GitHub enforces it.
+    let dispatch = |repo: &str| {
+        app.http
+            .post(format!("{}/repos/{repo}/dispatches", app.github.base_url()))
+            .header("authorization", format!("token {}", resp.token.expose()))
+            .json(&json!({"event_type": "ssm-drift", "client_payload": {"stack": "S"}}))
+            .send()
+    };
+    assert_eq!(dispatch("acme/infra").await.expect("send").status(), 204);
+    assert_eq!(dispatch("acme/other").await.expect("send").status(), 404);
+    let d = app.github.dispatches();
+    assert_eq!(d.len(), 1);
+    assert_eq!(d[0].scope.installation_id, INSTALLATION);
+    assert_eq!(d[0].scope.repositories, ["acme/infra"]);
+}
+
+#[tokio::test]
+async fn second_request_for_the_same_scope_is_served_from_the_cache() {
+    let Some(app) = spawn_app("second_request_for_the_same_scope_is_served_from_the_cache").await
+    else {
+        return;
+    };
+    let creds = app.assume(ALLOWED_ROLE).await;
+    let client = app.client();
+    let want = perms(&[("contents", "write")]);
+    let first = client
+        .token(&creds, "acme/infra", &want)
+        .await
+        .expect("first");
+    let second = client
+        .token(&creds, "acme/infra", &want)
+        .await
+        .expect("second");
+    assert_eq!(first.token, second.token);
+    assert_eq!(app.github.access_token_requests(), 1);
+    assert_eq!(app.github.installation_lookups(), 1);
+    // Another scope is another token.
+    let read = client
+        .token(&creds, "acme/infra", &perms(&[("contents", "read")]))
+        .await
+        .expect("read");
+    assert_ne!(read.token, first.token);
+    assert_eq!(app.github.access_token_requests(), 2);
+    let metrics = app.metrics().await;
+    assert!(
+        metrics.contains("ssm_app_tokens_issued_total 2\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("ssm_app_tokens_cached_total 1\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("ssm_app_github_request_duration_seconds_count 3\n"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_misses_for_one_scope_mint_once() {
+    let Some(app) = spawn_app("concurrent_misses_for_one_scope_mint_once").await else {
+        return;
+    };
+    let creds = app.assume(ALLOWED_ROLE).await;
+    let client = app.client();
+    let want = perms(&[("contents", "write")]);
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let (client, creds, want) = (client.clone(), creds.clone(), want.clone());
+            tokio::spawn(async move { client.token(&creds, "acme/infra", &want).await })
+        })
+        .collect();
+    let mut tokens = Vec::new();
+    for t in tasks {
+        tokens.push(t.await.expect("join").expect("token").token);
+    }
+    assert!(tokens.iter().all(|t| *t == tokens[0]));
+    assert_eq!(app.github.access_token_requests(), 1);
+}
+
+#[tokio::test]
+async fn policy_refusals_are_403_and_say_which_part() {
+    let Some(app) = spawn_app("policy_refusals_are_403_and_say_which_part").await else {
+        return;
+    };
+    let stranger = app.assume("arn:aws:iam::123456789012:role/stranger").await;
+    let err = app
+        .client()
+        .token(&stranger, "acme/infra", &perms(&[("contents", "write")]))
+        .await
+        .expect_err("unknown role");
+    assert!(!err.is_retryable());
+    assert!(
+        matches!(&err, BrokerClientError::Status { status: 403, code, message }
+            if code == "unknown_principal" && message.contains("role/stranger")),
+        "{err:?}"
+    );
+
+    let creds = app.assume(ALLOWED_ROLE).await;
+    for (repo, p, code) in [
+        (
+            "acme/infra",
+            [("contents", "admin")],
+            "permission_not_allowed",
+        ),
+        (
+            "acme/infra",
+            [("issues", "write")],
+            "permission_not_allowed",
+        ),
+        (
+            "evil/infra",
+            [("contents", "read")],
+            "repository_not_allowed",
+        ),
+    ] {
+        let err = app
+            .client()
+            .token(&creds, repo, &perms(&p))
+            .await
+            .expect_err("beyond policy");
+        assert!(
+            matches!(&err, BrokerClientError::Status { status: 403, code: c, .. } if c == code),
+            "{repo} {p:?}: {err:?}"
+        );
+    }
+    assert_eq!(
+        app.github.access_token_requests(),
+        0,
+        "GitHub is not asked for refused scopes"
+    );
+    assert!(
+        app.metrics()
+            .await
+            .contains("ssm_app_tokens_denied_total 4\n")
+    );
+}
+
+#[tokio::test]
+async fn identity_requests_that_do_not_bind_to_this_broker_are_401() {
+    let Some(app) = spawn_app("identity_requests_that_do_not_bind_to_this_broker_are_401").await
+    else {
+        return;
+    };
+    let good = request_body(&app, "acme/infra", &[("contents", "write")]).await;
+    let mutate = |f: &dyn Fn(&mut TokenRequest)| {
+        let mut r = good.clone();
+        f(&mut r);
+        r
+    };
+    let auth_without_audience = |r: &mut TokenRequest| {
+        let auth = r.identity.headers["authorization"].replace(&format!(";{AUDIENCE_HEADER}"), "");
+        r.identity.headers.insert("authorization".into(), auth);
+    };
+    let creds = app.assume(ALLOWED_ROLE).await;
+    let stale = app
+        .client()
+        .sign_identity(&creds, SystemTime::now() - Duration::from_secs(6 * 60))
+        .expect("sign");
+    let other_audience = app
+        .client_for("another-broker")
+        .sign_identity(&creds, SystemTime::now())
+        .expect("sign");
+    let cases: Vec<(&str, TokenRequest)> = vec![
+        (
+            "missing audience header",
+            mutate(&|r| {
+                r.identity.headers.remove(AUDIENCE_HEADER);
+            }),
+        ),
+        ("audience not signed", mutate(&auth_without_audience)),
+        (
+            "audience of another broker",
+            mutate(&|r| r.identity = other_audience.clone()),
+        ),
+        ("stale date", mutate(&|r| r.identity = stale.clone())),
+        (
+            "wrong body",
+            mutate(&|r| r.identity.body = "Action=GetSessionToken&Version=2011-06-15".into()),
+        ),
+        (
+            "other host",
+            mutate(&|r| r.identity.url = "https://sts.evil.example/".into()),
+        ),
+        (
+            "query string",
+            mutate(&|r| r.identity.url.push_str("?Action=GetCallerIdentity")),
+        ),
+        ("GET", mutate(&|r| r.identity.method = "GET".into())),
+        (
+            "no signature",
+            mutate(&|r| {
+                r.identity.headers.remove("authorization");
+            }),
+        ),
+    ];
+    for (name, body) in cases {
+        let (status, err) = error_of(
+            app.post_token(&serde_json::to_value(&body).expect("json"))
+                .await,
+        )
+        .await;
+        assert_eq!(status, 401, "{name}");
+        assert_eq!(err.error.code, "identity_rejected", "{name}");
+    }
+    assert_eq!(app.github.access_token_requests(), 0);
+    // The unmodified request still works.
+    let resp = app
+        .post_token(&serde_json::to_value(&good).expect("json"))
+        .await;
+    assert_eq!(resp.status(), 201);
+}
+
+#[tokio::test]
+async fn malformed_requests_are_400_and_oversized_413() {
+    let Some(app) = spawn_app("malformed_requests_are_400_and_oversized_413").await else {
+        return;
+    };
+    let good = request_body(&app, "acme/infra", &[("contents", "write")]).await;
+    let mut bad_repo = serde_json::to_value(&good).expect("json");
+    bad_repo["repository"] = json!("not-a-repo");
+    let mut no_perms = serde_json::to_value(&good).expect("json");
+    no_perms["permissions"] = json!({});
+    let mut bad_level = serde_json::to_value(&good).expect("json");
+    bad_level["permissions"] = json!({"contents": "owner"});
+    for body in [
+        bad_repo,
+        no_perms,
+        bad_level,
+        json!({"repository": "acme/infra"}),
+        json!([1, 2]),
+    ] {
+        let (status, err) = error_of(app.post_token(&body).await).await;
+        assert_eq!(status, 400, "{body}");
+        assert_eq!(err.error.code, "bad_request");
+    }
+    let resp = app
+        .http
+        .post(format!("{}/v1/tokens", app.address))
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(resp.status(), 400);
+    let mut huge = serde_json::to_value(&good).expect("json");
+    huge["identity"]["body"] = json!("x".repeat(100 * 1024));
+    assert_eq!(app.post_token(&huge).await.status(), 413);
+}
+
+#[tokio::test]
+async fn app_not_installed_is_404() {
+    let Some(app) = spawn_app("app_not_installed_is_404").await else {
+        return;
+    };
+    let creds = app.assume(ALLOWED_ROLE).await;
+    let err = app
+        .client()
+        .token(
+            &creds,
+            "acme/not-installed",
+            &perms(&[("contents", "write")]),
+        )
+        .await
+        .expect_err("not installed");
+    assert!(
+        matches!(&err, BrokerClientError::Status { status: 404, code, .. } if code == "not_installed"),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn github_5xx_and_rate_limits_are_retried() {
+    let Some(app) = spawn_app("github_5xx_and_rate_limits_are_retried").await else {
+        return;
+    };
+    let creds = app.assume(ALLOWED_ROLE).await;
+    app.github
+        .fail_next("GET", "/repos/acme/infra/installation", 503, 1);
+    app.github
+        .fail_next("POST", "/app/installations/7/access_tokens", 502, 1);
+    app.github
+        .fail_next("POST", "/app/installations/7/access_tokens", 429, 1);
+    let started = std::time::Instant::now();
+    let resp = app
+        .client()
+        .token(&creds, "acme/infra", &perms(&[("contents", "write")]))
+        .await
+        .expect("token after retries");
+    assert_eq!(resp.permissions, perms(&[("contents", "write")]));
+    assert_eq!(app.github.installation_lookups(), 2);
+    assert_eq!(app.github.access_token_requests(), 3);
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "Retry-After: 1 was honoured"
+    );
+}
+
+#[tokio::test]
+async fn persistent_github_failure_is_502_and_bounded() {
+    let Some(app) = spawn_app("persistent_github_failure_is_502_and_bounded").await else {
+        return;
+    };
+    let creds = app.assume(ALLOWED_ROLE).await;
+    app.github
+        .fail_next("POST", "/app/installations/7/access_tokens", 500, 100);
+    let err = app
+        .client()
+        .token(&creds, "acme/infra", &perms(&[("contents", "write")]))
+        .await
+        .expect_err("GitHub down");
+    assert!(
+        matches!(&err, BrokerClientError::Status { status: 502, code, .. } if code == "github_error"),
+        "{err:?}"
+    );
+    assert!(err.is_retryable());
+    assert_eq!(
+        app.github.access_token_requests(),
+        4,
+        "one try and three retries"
+    );
+}
+
+#[tokio::test]
+async fn clock_skew_is_corrected_from_githubs_date_header() {
+    let Some(app) = spawn_app("clock_skew_is_corrected_from_githubs_date_header").await else {
+        return;
+    };
+    app.github.set_clock_skew(chrono::Duration::minutes(-5));
+    let creds = app.assume(ALLOWED_ROLE).await;
+    let resp = app
+        .client()
+        .token(&creds, "acme/infra", &perms(&[("contents", "write")]))
+        .await
+        .expect("token after skew correction");
+    assert_eq!(resp.repository, "acme/infra");
+    let skew = app.state.github.skew_secs();
+    assert!((-302..=-298).contains(&skew), "learnt skew {skew}");
+    assert!(logs().contains("correcting the clock skew"));
+}
+
+#[tokio::test]
+async fn no_token_key_or_jwt_is_ever_logged() {
+    let Some(app) = spawn_app("no_token_key_or_jwt_is_ever_logged").await else {
+        return;
+    };
+    let creds = app.assume(ALLOWED_ROLE).await;
+    let client = app.client();
+    let want = perms(&[("contents", "write")]);
+    app.github
+        .fail_next("POST", "/app/installations/7/access_tokens", 401, 1);
+    let a = client
+        .token(&creds, "acme/infra", &want)
+        .await
+        .expect("token");
+    let b = client
+        .token(&creds, "acme/infra", &want)
+        .await
+        .expect("cached");
+    let _refused = client
+        .token(&creds, "acme/infra", &perms(&[("contents", "admin")]))
+        .await;
+    let log = logs();
+    assert!(
+        log.contains("installation token issued"),
+        "audit lines are there"
+    );
+    assert!(log.contains("arn:aws:sts::123456789012:assumed-role/integrity/integrity-test"));
+    assert!(
+        log.contains("decision=\"refused\"") || log.contains("decision=refused"),
+        "refusals are audited"
+    );
+    for secret in [
+        a.token.expose(),
+        b.token.expose(),
+        creds.secret_access_key(),
+    ] {
+        assert!(!log.contains(secret), "a secret leaked into the logs");
+    }
+    let session = creds.session_token().expect("session token");
+    assert!(
+        !log.contains(session),
+        "the session token leaked into the logs"
+    );
+    assert!(!log.contains("eyJ"), "a JWT leaked into the logs");
+    assert!(
+        !log.contains("PRIVATE KEY"),
+        "the App key leaked into the logs"
+    );
+    assert!(
+        !log.contains("Signature="),
+        "a SigV4 signature leaked into the logs"
+    );
+}
+
+#[tokio::test]
+async fn health_and_metrics() {
+    let Some(app) = spawn_app("health_and_metrics").await else {
+        return;
+    };
+    let resp = app
+        .http
+        .get(format!("{}/healthz", app.address))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(resp.status(), 200);
+    let resp = app
+        .http
+        .get(format!("{}/metrics", app.address))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(resp.status(), 200);
+    assert!(
+        resp.headers()["content-type"]
+            .to_str()
+            .expect("ascii")
+            .starts_with("text/plain; version=0.0.4")
+    );
+    let text = resp.text().await.expect("text");
+    for name in [
+        "ssm_app_tokens_issued_total",
+        "ssm_app_tokens_denied_total",
+        "ssm_app_tokens_cached_total",
+        "ssm_app_webhooks_accepted_total",
+        "ssm_app_webhooks_rejected_total",
+        "ssm_app_github_request_duration_seconds_bucket",
+    ] {
+        assert!(
+            text.contains(&format!("# TYPE {}", name.trim_end_matches("_bucket"))),
+            "{name}"
+        );
+    }
+}

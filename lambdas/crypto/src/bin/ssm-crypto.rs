@@ -1,0 +1,39 @@
+//! The Crypto API Lambda (`bootstrap`): API Gateway HTTP API payload v2 events.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use clap::Parser;
+use ssm_crypto::config::ServiceArgs;
+use ssm_crypto::{Service, lambda, telemetry};
+use ssm_keystore::KeyringCache;
+
+#[derive(Debug, Parser)]
+#[command(name = "ssm-crypto", about = "Serverless SSM Crypto API Lambda")]
+struct Args {
+    #[command(flatten)]
+    service: ServiceArgs,
+}
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    telemetry::init();
+    let args = Args::parse();
+    let source = args
+        .service
+        .source()
+        .await
+        .ok_or("set SSM_KEY_SECRET_ID (or SSM_KEYRING_FILE) to say where the keyring is")?;
+    let cache = Arc::new(KeyringCache::new(source, args.service.cache_policy()));
+    // Load during init so the first request doesn't pay for it; a failure here is retried
+    // by the first request rather than crashing the environment.
+    if let Err(error) = cache.get().await {
+        tracing::warn!(%error, "keyring not loaded during init");
+    }
+    let service = Arc::new(Service::new(cache, args.service.limits()));
+    lambda_http::run(lambda_http::service_fn(move |request| {
+        let service = service.clone();
+        async move { Ok::<_, Infallible>(lambda::handle(&service, request).await) }
+    }))
+    .await
+}

@@ -10,8 +10,10 @@ use serde_json::{Value, json};
 use ssm_core::api::Limits;
 
 async fn spawn(service: Arc<ssm_crypto::Service>) -> (String, tokio::sync::oneshot::Sender<()>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
     let (tx, rx) = tokio::sync::oneshot::channel();
     tokio::spawn(ssm_crypto::local::serve(listener, service, async {
         let _ = rx.await;

@@ -25,7 +25,7 @@ async fn call(
     let allow = response
         .headers()
         .get("allow")
-        .map(|v| v.to_str().unwrap().to_owned());
+        .map(|v| v.to_str().expect("ascii header").to_owned());
     assert_eq!(response.headers()["content-type"], "application/json");
     let lambda_http::Body::Text(text) = response.body() else {
         return (status, Value::Null, allow);

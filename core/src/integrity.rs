@@ -1,1 +1,0 @@
-//! Integrity: CloudTrail event classification against the stack's own resources.

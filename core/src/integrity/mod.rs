@@ -1,0 +1,23 @@
+//! Integrity: is a change to the stack out of band? Pure decisions for the integrity Lambda.
+//!
+//! - [`cloudtrail`]: typed EventBridge/CloudTrail records and the caller identity.
+//! - [`classify()`]: one event against the stack's resources and the ignore policy.
+//! - [`sweep`]: which drift-detection rows and code checks are findings.
+//! - [`template`]: where the template says each function's code is.
+//! - [`payload`]: the single `repository_dispatch` per batch or sweep.
+
+pub mod arn;
+pub mod classify;
+pub mod cloudtrail;
+pub mod payload;
+pub mod resources;
+pub mod sweep;
+pub mod template;
+
+pub use arn::{Arn, ArnError, RoleArn};
+pub use classify::{Classification, Drift, IgnorePolicy, Ignored, classify};
+pub use cloudtrail::{Caller, CloudTrailEvent, ParseError};
+pub use payload::{DriftSource, EVENT_TYPE, Finding, build_dispatch};
+pub use resources::{ResourceKind, StackResource, StackResources};
+pub use sweep::{CodeCheck, DriftStatus, sweep_findings};
+pub use template::{CodeLocation, TemplateContext, lambda_code_locations};

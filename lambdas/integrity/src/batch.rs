@@ -1,0 +1,62 @@
+//! Classifying an SQS batch: pure, so the handler's decision can be tested and benchmarked
+//! without AWS or GitHub.
+
+use ssm_core::integrity::{
+    Classification, CloudTrailEvent, Finding, IgnorePolicy, Ignored, ParseError, StackResources,
+    classify,
+};
+
+use crate::input::Message;
+
+/// One message's outcome.
+#[derive(Debug)]
+pub struct Classified {
+    pub message_id: String,
+    pub outcome: Result<(CloudTrailEvent, Classification), ParseError>,
+}
+
+impl Classified {
+    pub fn is_drift(&self) -> bool {
+        matches!(self.outcome, Ok((_, Classification::Drift(_))))
+    }
+
+    /// Outside the stack as we knew it: worth one look at a fresher resource list.
+    pub fn is_outside_stack(&self) -> bool {
+        matches!(
+            self.outcome,
+            Ok((_, Classification::Ignored(Ignored::OutsideStack { .. })))
+        )
+    }
+}
+
+/// Classifies every message of a batch.
+pub fn classify_batch(
+    messages: &[Message],
+    stack: &StackResources,
+    policy: &IgnorePolicy,
+) -> Vec<Classified> {
+    messages
+        .iter()
+        .map(|m| Classified {
+            message_id: m.id.clone(),
+            outcome: CloudTrailEvent::from_json(&m.body).map(|event| {
+                let classification = classify(&event, stack, policy);
+                (event, classification)
+            }),
+        })
+        .collect()
+}
+
+/// The findings of a classified batch, and the ids of the messages that carried them (the ones
+/// SQS must redeliver if the dispatch fails).
+pub fn findings(classified: &[Classified]) -> (Vec<Finding>, Vec<String>) {
+    let mut findings = Vec::new();
+    let mut ids = Vec::new();
+    for c in classified {
+        if let Ok((_, Classification::Drift(drift))) = &c.outcome {
+            findings.extend(Finding::from_drift(drift));
+            ids.push(c.message_id.clone());
+        }
+    }
+    (findings, ids)
+}

@@ -3,6 +3,7 @@
 //! resolves credentials, and deploys.
 
 use std::collections::BTreeMap;
+use std::io::IsTerminal as _;
 use std::process::ExitCode;
 
 use ssm_action::clients::RoleClients;
@@ -25,6 +26,7 @@ async fn main() -> ExitCode {
             }),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
         .init();
 

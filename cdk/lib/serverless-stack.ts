@@ -73,6 +73,8 @@ export class ServerlessStack extends Stack {
   readonly api: apigwv2.HttpApi;
   readonly integrityQueue: sqs.Queue;
   readonly deadLetterQueue: sqs.Queue;
+  readonly deadLetterAlarm: cloudwatch.Alarm;
+  private readonly integritySource: SqsEventSource;
 
   private readonly config: SsmConfig;
   /** Each function's code, to name its S3 object (asset binding is cached per stack). */
@@ -203,7 +205,7 @@ export class ServerlessStack extends Stack {
       enforceSSL: true,
       deadLetterQueue: { queue: this.deadLetterQueue, maxReceiveCount: 5 },
     });
-    new cloudwatch.Alarm(this, 'IntegrityDeadLetterAlarm', {
+    this.deadLetterAlarm = new cloudwatch.Alarm(this, 'IntegrityDeadLetterAlarm', {
       alarmDescription: 'Integrity events failed repeatedly and are waiting in the dead-letter queue',
       metric: this.deadLetterQueue.metricApproximateNumberOfMessagesVisible({
         period: Duration.minutes(5),
@@ -237,15 +239,14 @@ export class ServerlessStack extends Stack {
         SSM_DRIFT_TIMEOUT_SECS: String(INTEGRITY_TIMEOUT.toSeconds() - 60),
       },
     });
-    this.integrityFunction.addEventSource(
-      new SqsEventSource(this.integrityQueue, {
-        batchSize: 10,
-        maxBatchingWindow: Duration.seconds(30),
-        reportBatchItemFailures: true,
-        // A burst becomes few batches, hence few dispatches; 2 is the lowest value SQS allows.
-        maxConcurrency: 2,
-      }),
-    );
+    this.integritySource = new SqsEventSource(this.integrityQueue, {
+      batchSize: 10,
+      maxBatchingWindow: Duration.seconds(30),
+      reportBatchItemFailures: true,
+      // A burst becomes few batches, hence few dispatches; 2 is the lowest value SQS allows.
+      maxConcurrency: 2,
+    });
+    this.integrityFunction.addEventSource(this.integritySource);
 
     const changes = new events.Rule(this, 'OutOfBandChangeRule', {
       description: 'Write calls to the services of this stack not made by CloudFormation',
@@ -348,9 +349,16 @@ export class ServerlessStack extends Stack {
 
   /**
    * The integrity function's read access: CloudFormation calls on this stack, and the read calls
-   * drift detection makes with the caller's credentials for each resource type of the stack,
-   * narrowed to this stack's resources. A separate policy (not the role's default policy, which
-   * the functions depend on) so it can name the functions without a dependency cycle.
+   * drift detection makes with the caller's credentials for each resource type of the stack (the
+   * read handlers' permissions in the CloudFormation resource schemas), narrowed to this stack's
+   * resources. A separate policy (not the role's default policy, which the functions depend on) so
+   * it can name the functions without a dependency cycle.
+   *
+   * Deliberately left out, so drift detection reports those resources as not checked (the event
+   * rule still watches them): `secretsmanager:GetSecretValue` (the keyring secret's read handler
+   * wants it; the integrity function must never be able to read keys, and the secret's value is
+   * write-only to drift detection anyway), and the log groups' reads (`logs:DescribeLogGroups` and
+   * `DescribeResourcePolicies` authorize only on every log group of the account).
    */
   private integrityReadPolicy(functions: lambda.Function[]): void {
     const roles = functions.map((f) => f.role!.roleArn);
@@ -383,6 +391,7 @@ export class ServerlessStack extends Stack {
             'lambda:GetFunctionCodeSigningConfig',
             'lambda:GetFunctionRecursionConfig',
             'lambda:GetRuntimeManagementConfig',
+            'lambda:GetFunctionScalingConfig',
             'lambda:GetPolicy',
           ],
           resources: functions.map((f) => f.functionArn),
@@ -406,8 +415,18 @@ export class ServerlessStack extends Stack {
         }),
         new iam.PolicyStatement({
           sid: 'ThisStacksKeyringMetadata',
-          actions: ['secretsmanager:DescribeSecret', 'secretsmanager:GetResourcePolicy'],
+          actions: ['secretsmanager:DescribeSecret'],
           resources: [this.keyring.secretArn],
+        }),
+        new iam.PolicyStatement({
+          sid: 'ThisStacksEventSourceMapping',
+          actions: ['lambda:GetEventSourceMapping', 'lambda:ListTags'],
+          resources: [this.integritySource.eventSourceMappingArn],
+        }),
+        new iam.PolicyStatement({
+          sid: 'ThisStacksAlarm',
+          actions: ['cloudwatch:DescribeAlarms', 'cloudwatch:ListTagsForResource'],
+          resources: [this.deadLetterAlarm.alarmArn],
         }),
         new iam.PolicyStatement({
           sid: 'ThisStacksApi',
@@ -441,7 +460,7 @@ export class ServerlessStack extends Stack {
     policy.addStatements(
       new iam.PolicyStatement({
         sid: 'ThisStacksRules',
-        actions: ['events:DescribeRule', 'events:ListTargetsByRule'],
+        actions: ['events:DescribeRule', 'events:ListTargetsByRule', 'events:ListTagsForResource'],
         resources: rules.map((r) => r.ruleArn),
       }),
     );

@@ -154,6 +154,12 @@ describe('SsmServerless', () => {
       objects?.Resource.map((r: any) => r['Fn::Join'][1].at(-1)).sort(),
       keys.map((k) => `/${k}`).sort(),
     );
+    // The event source mapping and the alarm by their own ids.
+    const esmId = logicalIdOf(t, 'AWS::Lambda::EventSourceMapping');
+    const esm = statements.find((s) => s.Sid === 'ThisStacksEventSourceMapping');
+    assert.ok(JSON.stringify(esm?.Resource).includes(JSON.stringify({ Ref: esmId })));
+    const alarm = statements.find((s) => s.Sid === 'ThisStacksAlarm');
+    assert.deepEqual(alarm?.Resource, { 'Fn::GetAtt': [logicalIdOf(t, 'AWS::CloudWatch::Alarm'), 'Arn'] });
     // Secret metadata for drift detection, never its value.
     const all = statements.flatMap((s) => asArray<string>(s.Action));
     assert.ok(!all.includes('secretsmanager:GetSecretValue'));

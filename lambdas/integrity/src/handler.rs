@@ -41,6 +41,15 @@ pub enum HandlerError {
     Sweep(anyhow::Error),
 }
 
+impl From<HandlerError> for lambda_runtime::Diagnostic {
+    fn from(e: HandlerError) -> Self {
+        lambda_runtime::Diagnostic {
+            error_type: "SweepFailed".into(),
+            error_message: e.to_string(),
+        }
+    }
+}
+
 /// Everything an invocation needs; built once per execution environment.
 #[derive(Debug)]
 pub struct Handler<N> {

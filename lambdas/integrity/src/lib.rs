@@ -6,7 +6,9 @@
 //! sweep with a broker-issued token ([`dispatch`]). Failed dispatches are reported as
 //! `batchItemFailures` so SQS redelivers the drift messages and its DLQ keeps what still fails.
 
+pub mod app;
 pub mod batch;
+pub mod broker;
 pub mod config;
 pub mod dispatch;
 pub mod handler;

@@ -1,0 +1,656 @@
+//! Paths moto cannot serve, with the SDK's mock clients (aws-smithy-mocks): STS throttling and
+//! AccessDenied, a failed stack with resource reasons, REVERT_DRIFT change sets, ROLLBACK_COMPLETE
+//! recreation, stack outputs, and Lambda code restore.
+
+#![expect(clippy::unwrap_used, reason = "test fixtures fail loudly")]
+
+mod common;
+
+use std::path::Path;
+
+use aws_sdk_cloudformation::operation::create_change_set::{
+    CreateChangeSetError, CreateChangeSetOutput,
+};
+use aws_sdk_cloudformation::operation::delete_change_set::DeleteChangeSetOutput;
+use aws_sdk_cloudformation::operation::delete_stack::DeleteStackOutput;
+use aws_sdk_cloudformation::operation::describe_change_set::DescribeChangeSetOutput;
+use aws_sdk_cloudformation::operation::describe_stack_events::DescribeStackEventsOutput;
+use aws_sdk_cloudformation::operation::describe_stack_resource::DescribeStackResourceOutput;
+use aws_sdk_cloudformation::operation::describe_stacks::{
+    DescribeStacksError, DescribeStacksOutput,
+};
+use aws_sdk_cloudformation::operation::execute_change_set::ExecuteChangeSetOutput;
+use aws_sdk_cloudformation::types::{
+    Change, ChangeAction, ChangeSetStatus, ChangeSetType, DeploymentMode, LiveResourceDrift,
+    Output, Replacement, ResourceChange, ResourceChangeDetail, ResourceStatus,
+    ResourceTargetDefinition, Stack, StackEvent, StackResourceDetail, StackStatus,
+};
+use aws_sdk_lambda::operation::get_function::GetFunctionOutput;
+use aws_sdk_lambda::operation::update_function_code::UpdateFunctionCodeOutput;
+use aws_sdk_lambda::types::FunctionConfiguration;
+use aws_sdk_s3::operation::get_object::GetObjectOutput;
+use aws_sdk_sts::operation::assume_role_with_web_identity::{
+    AssumeRoleWithWebIdentityError, AssumeRoleWithWebIdentityOutput,
+};
+use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
+use aws_smithy_types::error::ErrorMetadata;
+use secrecy::SecretString;
+use ssm_action::clients::{Clients, RoleClients};
+use ssm_action::credentials::{CredentialsError, RetryPolicy, assume_role_with_web_identity};
+use ssm_action::deploy::{self, Template};
+use ssm_action::reconcile::{CodeSource, restore_lambda_code};
+use ssm_action::run::RunSummary;
+use ssm_core::deploy::assembly::{CloudAssembly, Placeholders};
+use ssm_core::deploy::{ActionInputs, Mode};
+
+const STACK: &str = "Svc";
+const ROLE: &str = "arn:aws:iam::123456789012:role/github-deploy";
+
+fn fast() -> RetryPolicy {
+    RetryPolicy {
+        attempts: 4,
+        base_ms: 1,
+        cap_ms: 5,
+    }
+}
+
+/// As in production: the STS client does not retry by itself, the Action's policy does.
+fn no_sdk_retries(c: aws_sdk_sts::config::Builder) -> aws_sdk_sts::config::Builder {
+    c.retry_config(aws_sdk_sts::config::retry::RetryConfig::disabled())
+}
+
+fn web_identity_ok() -> AssumeRoleWithWebIdentityOutput {
+    AssumeRoleWithWebIdentityOutput::builder()
+        .credentials(
+            aws_sdk_sts::types::Credentials::builder()
+                .access_key_id("ASIAEXAMPLE")
+                .secret_access_key("secret-key-value")
+                .session_token("session-token-value")
+                .expiration(aws_smithy_types::DateTime::from_secs(4_102_444_800))
+                .build()
+                .unwrap(),
+        )
+        .build()
+}
+
+fn sts_error(code: &str, message: &str) -> AssumeRoleWithWebIdentityError {
+    AssumeRoleWithWebIdentityError::generic(
+        ErrorMetadata::builder().code(code).message(message).build(),
+    )
+}
+
+#[tokio::test]
+async fn sts_throttling_and_5xx_are_retried_then_succeed() {
+    let rule = mock!(aws_sdk_sts::Client::assume_role_with_web_identity)
+        .sequence()
+        .error(|| sts_error("Throttling", "Rate exceeded"))
+        .http_status(
+            503,
+            Some(
+                "<ErrorResponse><Error><Code>ServiceUnavailable</Code></Error></ErrorResponse>"
+                    .into(),
+            ),
+        )
+        .output(web_identity_ok)
+        .build();
+    let sts = mock_client!(aws_sdk_sts, RuleMode::Sequential, [&rule], no_sdk_retries);
+    let token = SecretString::from(common::fake_jwt("repo:octo/ssm:ref:refs/heads/main"));
+    let creds = assume_role_with_web_identity(&sts, ROLE, "ssm-test", 3600, &token, fast())
+        .await
+        .unwrap();
+    assert_eq!(creds.access_key_id(), "ASIAEXAMPLE");
+    assert_eq!(creds.session_token(), Some("session-token-value"));
+    assert_eq!(rule.num_calls(), 3);
+}
+
+#[tokio::test]
+async fn sts_gives_up_after_the_retry_budget() {
+    let rule = mock!(aws_sdk_sts::Client::assume_role_with_web_identity)
+        .then_error(|| sts_error("ThrottlingException", "Rate exceeded"));
+    let sts = mock_client!(aws_sdk_sts, RuleMode::MatchAny, [&rule], no_sdk_retries);
+    let token = SecretString::from(common::fake_jwt("x"));
+    let err = assume_role_with_web_identity(&sts, ROLE, "s", 3600, &token, fast())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, CredentialsError::Sts(_)), "{err}");
+    assert_eq!(rule.num_calls(), 4);
+}
+
+#[tokio::test]
+async fn access_denied_is_not_retried_and_shows_the_claims() {
+    let rule = mock!(aws_sdk_sts::Client::assume_role_with_web_identity).then_error(|| {
+        sts_error(
+            "AccessDenied",
+            "Not authorized to perform sts:AssumeRoleWithWebIdentity",
+        )
+    });
+    let sts = mock_client!(aws_sdk_sts, RuleMode::MatchAny, [&rule], no_sdk_retries);
+    let jwt = common::fake_jwt("repo:octo/serverless-ssm:pull_request");
+    let token = SecretString::from(jwt.clone());
+    let err = assume_role_with_web_identity(&sts, ROLE, "s", 3600, &token, fast())
+        .await
+        .unwrap_err();
+    assert_eq!(rule.num_calls(), 1);
+    let CredentialsError::AccessDenied(msg) = &err else {
+        panic!("{err}")
+    };
+    for needle in [
+        ROLE,
+        "Not authorized",
+        "sub: repo:octo/serverless-ssm:pull_request",
+        "aud: sts.amazonaws.com",
+        "repository: octo/serverless-ssm",
+        "ref: refs/heads/main",
+        "\"token.actions.githubusercontent.com:sub\": \"repo:octo/serverless-ssm:pull_request\"",
+    ] {
+        assert!(msg.contains(needle), "missing {needle:?} in {msg}");
+    }
+    assert!(
+        !msg.contains(&jwt) && !msg.contains(jwt.split('.').nth(2).unwrap()),
+        "the token itself is never shown"
+    );
+}
+
+// ---- CloudFormation ------------------------------------------------------------------------
+
+fn inputs(mode: &str, extra: &[(&str, &str)]) -> ActionInputs {
+    let mut env = vec![("INPUT_MODE", mode), ("INPUT_AWS-REGION", "eu-west-1")];
+    env.extend_from_slice(extra);
+    ActionInputs::from_env(env).unwrap()
+}
+
+fn stack(status: StackStatus) -> Stack {
+    Stack::builder()
+        .stack_name(STACK)
+        .stack_id("arn:aws:cloudformation:eu-west-1:123456789012:stack/Svc/1")
+        .stack_status(status)
+        .outputs(
+            Output::builder()
+                .output_key("ApiUrl")
+                .output_value("https://api.example")
+                .build(),
+        )
+        .outputs(
+            Output::builder()
+                .output_key("Multi")
+                .output_value("a\nb")
+                .build(),
+        )
+        .build()
+}
+
+fn stacks(status: StackStatus) -> DescribeStacksOutput {
+    DescribeStacksOutput::builder()
+        .stacks(stack(status))
+        .build()
+}
+
+fn missing() -> DescribeStacksError {
+    DescribeStacksError::generic(
+        ErrorMetadata::builder()
+            .code("ValidationError")
+            .message("Stack with id Svc does not exist")
+            .build(),
+    )
+}
+
+fn event(id: &str, logical: &str, ty: &str, status: ResourceStatus, reason: &str) -> StackEvent {
+    StackEvent::builder()
+        .event_id(id)
+        .stack_id("arn:aws:cloudformation:eu-west-1:123456789012:stack/Svc/1")
+        .stack_name(STACK)
+        .logical_resource_id(logical)
+        .resource_type(ty)
+        .resource_status(status)
+        .resource_status_reason(reason)
+        .timestamp(aws_smithy_types::DateTime::from_secs(1_700_000_000))
+        .build()
+}
+
+fn change(
+    logical: &str,
+    ty: &str,
+    action: ChangeAction,
+    replacement: Option<Replacement>,
+) -> Change {
+    let mut rc = ResourceChange::builder()
+        .logical_resource_id(logical)
+        .resource_type(ty)
+        .action(action);
+    if let Some(r) = replacement {
+        rc = rc.replacement(r);
+    }
+    Change::builder().resource_change(rc.build()).build()
+}
+
+fn change_set(changes: Vec<Change>) -> DescribeChangeSetOutput {
+    DescribeChangeSetOutput::builder()
+        .status(ChangeSetStatus::CreateComplete)
+        .change_set_id("arn:aws:cloudformation:eu-west-1:123456789012:changeSet/ssm/1")
+        .set_changes(Some(changes))
+        .build()
+}
+
+fn cfn_clients(rules: &[&Rule]) -> Clients {
+    Clients {
+        cloudformation: mock_client!(aws_sdk_cloudformation, RuleMode::MatchAny, rules),
+        s3: mock_client!(aws_sdk_s3, RuleMode::MatchAny, &[] as &[&Rule]),
+        lambda: mock_client!(aws_sdk_lambda, RuleMode::MatchAny, &[] as &[&Rule]),
+    }
+}
+
+fn template() -> Template {
+    let body = r#"{"Resources":{"Fn":{"Type":"AWS::Lambda::Function","Properties":{"Code":{"S3Bucket":"b","S3Key":"h.zip"}}}}}"#;
+    Template {
+        body: body.to_owned(),
+        json: serde_json::from_str(body).unwrap(),
+    }
+}
+
+fn artifact() -> ssm_core::deploy::StackArtifact {
+    let manifest = serde_json::json!({"artifacts": {STACK: {
+        "type": "aws:cloudformation:stack",
+        "properties": {"templateFile": "Svc.template.json", "terminationProtection": false}
+    }}});
+    CloudAssembly::parse(&manifest.to_string())
+        .unwrap()
+        .stacks
+        .remove(0)
+}
+
+async fn deploy_with(
+    inputs: &ActionInputs,
+    clients: Clients,
+) -> anyhow::Result<deploy::StackOutcome> {
+    let placeholders = Placeholders::new("123456789012", "eu-west-1");
+    let roles = RoleClients::fixed(clients);
+    let ctx = deploy::Context {
+        inputs,
+        assembly_dir: Path::new("."),
+        placeholders: &placeholders,
+        roles: &roles,
+        change_set_name: "ssm-test-1".into(),
+    };
+    deploy::deploy_stack(&ctx, &artifact(), &template()).await
+}
+
+#[tokio::test]
+async fn a_failed_update_reports_the_failing_resources_and_their_reasons() {
+    let describe = mock!(aws_sdk_cloudformation::Client::describe_stacks)
+        .sequence()
+        .output(|| stacks(StackStatus::UpdateComplete))
+        .output(|| stacks(StackStatus::UpdateRollbackComplete))
+        .repeatedly()
+        .build();
+    let create = mock!(aws_sdk_cloudformation::Client::create_change_set)
+        .match_requests(|r| {
+            r.change_set_type() == Some(&ChangeSetType::Update) && r.deployment_mode().is_none()
+        })
+        .then_output(|| {
+            CreateChangeSetOutput::builder()
+                .id("cs-1")
+                .stack_id("stack-1")
+                .build()
+        });
+    let describe_cs =
+        mock!(aws_sdk_cloudformation::Client::describe_change_set).then_output(|| {
+            change_set(vec![change(
+                "Fn",
+                "AWS::Lambda::Function",
+                ChangeAction::Modify,
+                Some(Replacement::False),
+            )])
+        });
+    let execute = mock!(aws_sdk_cloudformation::Client::execute_change_set)
+        .then_output(|| ExecuteChangeSetOutput::builder().build());
+    let old = event(
+        "e0",
+        STACK,
+        "AWS::CloudFormation::Stack",
+        ResourceStatus::UpdateComplete,
+        "",
+    );
+    let (old1, old2) = (old.clone(), old.clone());
+    let events = mock!(aws_sdk_cloudformation::Client::describe_stack_events)
+        .sequence()
+        .output(move || {
+            DescribeStackEventsOutput::builder()
+                .stack_events(old1.clone())
+                .build()
+        })
+        .output(move || {
+            DescribeStackEventsOutput::builder()
+                .stack_events(event(
+                    "e4",
+                    STACK,
+                    "AWS::CloudFormation::Stack",
+                    ResourceStatus::UpdateRollbackComplete,
+                    "",
+                ))
+                .stack_events(event(
+                    "e3",
+                    "Fn",
+                    "AWS::Lambda::Function",
+                    ResourceStatus::UpdateFailed,
+                    "Resource handler returned message: \"MemorySize must be at least 128\"",
+                ))
+                .stack_events(event(
+                    "e2",
+                    "Fn",
+                    "AWS::Lambda::Function",
+                    ResourceStatus::UpdateInProgress,
+                    "",
+                ))
+                .stack_events(event(
+                    "e1",
+                    STACK,
+                    "AWS::CloudFormation::Stack",
+                    ResourceStatus::UpdateInProgress,
+                    "User Initiated",
+                ))
+                .stack_events(old2.clone())
+                .build()
+        })
+        .output(|| DescribeStackEventsOutput::builder().build())
+        .repeatedly()
+        .build();
+    let clients = cfn_clients(&[&describe, &create, &describe_cs, &execute, &events]);
+    let outcome = deploy_with(&inputs("apply", &[]), clients).await.unwrap();
+    assert!(outcome.failed);
+    assert_eq!(outcome.report.status, "UPDATE_ROLLBACK_COMPLETE");
+    assert_eq!(
+        outcome.report.failures.len(),
+        1,
+        "{:?}",
+        outcome.report.failures
+    );
+    assert_eq!(outcome.report.failures[0].0, "Fn");
+    assert!(
+        outcome.report.failures[0]
+            .2
+            .contains("MemorySize must be at least 128")
+    );
+    assert!(outcome.report.markdown().contains("#### Failures"));
+    assert_eq!(execute.num_calls(), 1);
+}
+
+#[tokio::test]
+async fn reconcile_uses_revert_drift_and_reports_each_drifted_property() {
+    let describe = mock!(aws_sdk_cloudformation::Client::describe_stacks)
+        .then_output(|| stacks(StackStatus::UpdateComplete));
+    let create = mock!(aws_sdk_cloudformation::Client::create_change_set)
+        .match_requests(|r| r.deployment_mode() == Some(&DeploymentMode::RevertDrift))
+        .then_output(|| CreateChangeSetOutput::builder().id("cs-drift").build());
+    let detail = ResourceChangeDetail::builder()
+        .target(
+            ResourceTargetDefinition::builder()
+                .name("Timeout")
+                .path("/Properties/Timeout")
+                .before_value("900")
+                .after_value("10")
+                .drift(
+                    LiveResourceDrift::builder()
+                        .previous_value("10")
+                        .actual_value("900")
+                        .build(),
+                )
+                .build(),
+        )
+        .build();
+    let describe_cs =
+        mock!(aws_sdk_cloudformation::Client::describe_change_set).then_output(move || {
+            let rc = ResourceChange::builder()
+                .logical_resource_id("Fn")
+                .resource_type("AWS::Lambda::Function")
+                .action(ChangeAction::Modify)
+                .replacement(Replacement::False)
+                .details(detail.clone())
+                .build();
+            change_set(vec![Change::builder().resource_change(rc).build()])
+        });
+    let execute = mock!(aws_sdk_cloudformation::Client::execute_change_set)
+        .then_output(|| ExecuteChangeSetOutput::builder().build());
+    let events = mock!(aws_sdk_cloudformation::Client::describe_stack_events)
+        .then_output(|| DescribeStackEventsOutput::builder().build());
+    let clients = cfn_clients(&[&describe, &create, &describe_cs, &execute, &events]);
+    let outcome = deploy_with(&inputs("reconcile", &[]), clients)
+        .await
+        .unwrap();
+    assert!(!outcome.failed);
+    assert_eq!(create.num_calls(), 1, "the change set was REVERT_DRIFT");
+    assert_eq!(execute.num_calls(), 1);
+    let drift = &outcome.report.drift;
+    assert_eq!(drift.len(), 1);
+    assert_eq!(
+        (
+            drift[0].property.as_str(),
+            drift[0].expected.as_str(),
+            drift[0].actual.as_str()
+        ),
+        ("Timeout", "10", "900")
+    );
+    assert_eq!(outcome.report.changes[0].properties, ["Timeout"]);
+    let summary = RunSummary {
+        stacks: vec![outcome],
+    };
+    let outputs: std::collections::BTreeMap<_, _> = summary.outputs().into_iter().collect();
+    assert_eq!(outputs["drifted-resources"], "[\"Svc/Fn\"]");
+    assert!(
+        summary
+            .markdown(Mode::Reconcile, None)
+            .contains("| `Fn` | AWS::Lambda::Function | `Timeout` | `10` | `900` |")
+    );
+}
+
+#[tokio::test]
+async fn rollback_complete_is_recreated_only_when_allowed() {
+    // Not allowed: a clear error, nothing deleted.
+    let describe = mock!(aws_sdk_cloudformation::Client::describe_stacks)
+        .then_output(|| stacks(StackStatus::RollbackComplete));
+    let delete = mock!(aws_sdk_cloudformation::Client::delete_stack)
+        .then_output(|| DeleteStackOutput::builder().build());
+    let err = deploy_with(&inputs("apply", &[]), cfn_clients(&[&describe, &delete]))
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("ROLLBACK_COMPLETE") && err.to_string().contains("allow-recreate"),
+        "{err}"
+    );
+    assert_eq!(delete.num_calls(), 0);
+
+    // Allowed: deleted, waited for, then created with a CREATE change set.
+    let describe = mock!(aws_sdk_cloudformation::Client::describe_stacks)
+        .sequence()
+        .output(|| stacks(StackStatus::RollbackComplete))
+        .output(|| stacks(StackStatus::DeleteInProgress))
+        .error(missing)
+        .output(|| stacks(StackStatus::CreateComplete))
+        .repeatedly()
+        .build();
+    let delete = mock!(aws_sdk_cloudformation::Client::delete_stack)
+        .then_output(|| DeleteStackOutput::builder().build());
+    let create = mock!(aws_sdk_cloudformation::Client::create_change_set)
+        .match_requests(|r| r.change_set_type() == Some(&ChangeSetType::Create))
+        .then_output(|| {
+            CreateChangeSetOutput::builder()
+                .id("cs-new")
+                .stack_id("stack-2")
+                .build()
+        });
+    let describe_cs =
+        mock!(aws_sdk_cloudformation::Client::describe_change_set).then_output(|| {
+            change_set(vec![change(
+                "Fn",
+                "AWS::Lambda::Function",
+                ChangeAction::Add,
+                None,
+            )])
+        });
+    let execute = mock!(aws_sdk_cloudformation::Client::execute_change_set)
+        .then_output(|| ExecuteChangeSetOutput::builder().build());
+    let events = mock!(aws_sdk_cloudformation::Client::describe_stack_events)
+        .then_output(|| DescribeStackEventsOutput::builder().build());
+    let clients = cfn_clients(&[&describe, &delete, &create, &describe_cs, &execute, &events]);
+    let outcome = deploy_with(
+        &inputs("apply", &[("INPUT_ALLOW-RECREATE", "true")]),
+        clients,
+    )
+    .await
+    .unwrap();
+    assert_eq!(delete.num_calls(), 1);
+    assert_eq!(create.num_calls(), 1);
+    assert_eq!(outcome.report.change_set_type, "CREATE");
+    assert_eq!(outcome.report.status, "CREATE_COMPLETE");
+}
+
+#[tokio::test]
+async fn no_updates_validation_error_is_success_with_outputs() {
+    let describe = mock!(aws_sdk_cloudformation::Client::describe_stacks)
+        .then_output(|| stacks(StackStatus::UpdateComplete));
+    let create = mock!(aws_sdk_cloudformation::Client::create_change_set).then_error(|| {
+        CreateChangeSetError::generic(
+            ErrorMetadata::builder()
+                .code("ValidationError")
+                .message("No updates are to be performed.")
+                .build(),
+        )
+    });
+    let delete_cs = mock!(aws_sdk_cloudformation::Client::delete_change_set)
+        .then_output(|| DeleteChangeSetOutput::builder().build());
+    let clients = cfn_clients(&[&describe, &create, &delete_cs]);
+    let outcome = deploy_with(&inputs("apply", &[]), clients.clone())
+        .await
+        .unwrap();
+    assert!(!outcome.failed && !outcome.report.has_changes());
+    let summary = RunSummary {
+        stacks: vec![outcome],
+    };
+    let outputs: std::collections::BTreeMap<_, _> = summary.outputs().into_iter().collect();
+    assert_eq!(outputs["ApiUrl"], "https://api.example");
+    assert_eq!(outputs["Multi"], "a\nb");
+    assert_eq!(outputs["has-changes"], "false");
+
+    let err = deploy_with(
+        &inputs("apply", &[("INPUT_FAIL-ON-EMPTY-CHANGESET", "true")]),
+        clients,
+    )
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("fail-on-empty-changeset"), "{err}");
+}
+
+#[tokio::test]
+async fn the_failed_change_set_form_of_no_changes_is_also_success() {
+    let describe = mock!(aws_sdk_cloudformation::Client::describe_stacks)
+        .then_output(|| stacks(StackStatus::UpdateComplete));
+    let create = mock!(aws_sdk_cloudformation::Client::create_change_set)
+        .then_output(|| CreateChangeSetOutput::builder().id("cs-empty").build());
+    let describe_cs = mock!(aws_sdk_cloudformation::Client::describe_change_set).then_output(|| {
+        DescribeChangeSetOutput::builder()
+            .status(ChangeSetStatus::Failed)
+            .status_reason("The submitted information didn't contain changes. Submit different information to create a change set.")
+            .build()
+    });
+    let delete_cs = mock!(aws_sdk_cloudformation::Client::delete_change_set)
+        .then_output(|| DeleteChangeSetOutput::builder().build());
+    let execute = mock!(aws_sdk_cloudformation::Client::execute_change_set)
+        .then_output(|| ExecuteChangeSetOutput::builder().build());
+    let clients = cfn_clients(&[&describe, &create, &describe_cs, &delete_cs, &execute]);
+    let outcome = deploy_with(&inputs("apply", &[]), clients).await.unwrap();
+    assert!(!outcome.report.has_changes());
+    assert_eq!(
+        delete_cs.num_calls(),
+        1,
+        "the empty change set is cleaned up"
+    );
+    assert_eq!(execute.num_calls(), 0);
+}
+
+// ---- Lambda code -------------------------------------------------------------------------
+
+fn lambda_rules(live_sha: &'static str, restored_sha: String) -> (Rule, Rule) {
+    let get = mock!(aws_sdk_lambda::Client::get_function).then_output(move || {
+        GetFunctionOutput::builder()
+            .configuration(
+                FunctionConfiguration::builder()
+                    .function_name("svc-fn")
+                    .code_sha256(live_sha)
+                    .build(),
+            )
+            .build()
+    });
+    let update = mock!(aws_sdk_lambda::Client::update_function_code)
+        .match_requests(|r| {
+            r.function_name() == Some("svc-fn")
+                && r.s3_bucket() == Some("assets")
+                && r.s3_key() == Some("h.zip")
+        })
+        .then_output(move || {
+            UpdateFunctionCodeOutput::builder()
+                .code_sha256(restored_sha.clone())
+                .build()
+        });
+    (get, update)
+}
+
+async fn code_check(
+    live_sha: &'static str,
+) -> (
+    anyhow::Result<Vec<ssm_core::deploy::DriftedProperty>>,
+    usize,
+) {
+    let zip = b"PK-the-asset-zip".to_vec();
+    let expected = ssm_action::assets::code_sha256(&zip);
+    let (get, update) = lambda_rules(live_sha, expected);
+    let resource =
+        mock!(aws_sdk_cloudformation::Client::describe_stack_resource).then_output(|| {
+            DescribeStackResourceOutput::builder()
+                .stack_resource_detail(
+                    StackResourceDetail::builder()
+                        .logical_resource_id("Fn")
+                        .physical_resource_id("svc-fn")
+                        .build(),
+                )
+                .build()
+        });
+    let object = mock!(aws_sdk_s3::Client::get_object).then_output(move || {
+        GetObjectOutput::builder()
+            .body(aws_sdk_s3::primitives::ByteStream::from(zip.clone()))
+            .build()
+    });
+    let clients = Clients {
+        cloudformation: mock_client!(aws_sdk_cloudformation, RuleMode::MatchAny, [&resource]),
+        s3: mock_client!(aws_sdk_s3, RuleMode::MatchAny, [&object]),
+        lambda: mock_client!(aws_sdk_lambda, RuleMode::MatchAny, [&get, &update]),
+    };
+    let sources = [CodeSource {
+        logical_id: "Fn".into(),
+        bucket: "assets".into(),
+        key: "h.zip".into(),
+        read_role: None,
+    }];
+    let roles = RoleClients::fixed(clients.clone());
+    let result = restore_lambda_code(STACK, &sources, &clients.cloudformation, &roles).await;
+    (result, update.num_calls())
+}
+
+#[tokio::test]
+async fn code_sha256_mismatch_is_restored_from_the_asset() {
+    let expected = ssm_action::assets::code_sha256(b"PK-the-asset-zip");
+    let (result, updates) = code_check("tampered+sha256/base64=").await;
+    let reverted = result.unwrap();
+    assert_eq!(updates, 1);
+    assert_eq!(reverted.len(), 1);
+    assert_eq!(reverted[0].logical_id, "Fn");
+    assert_eq!(reverted[0].expected, expected);
+    assert_eq!(reverted[0].actual, "tampered+sha256/base64=");
+}
+
+#[tokio::test]
+async fn matching_code_is_left_alone() {
+    let expected: &'static str =
+        Box::leak(ssm_action::assets::code_sha256(b"PK-the-asset-zip").into_boxed_str());
+    let (result, updates) = code_check(expected).await;
+    assert!(result.unwrap().is_empty());
+    assert_eq!(updates, 0);
+}

@@ -216,11 +216,19 @@ describe('SsmServerless', () => {
     });
   });
 
-  it('sweeps for drift on the default schedule', () => {
+  it('sweeps for drift on the default schedule; a sweep that keeps failing reaches the DLQ', () => {
     t.hasResourceProperties('AWS::Events::Rule', {
       ScheduleExpression: 'rate(1 hour)',
       Targets: [Match.objectLike({ Arn: { 'Fn::GetAtt': [integrityId, 'Arn'] } })],
     });
+    const dlqId = logicalIdOf(t, 'AWS::SQS::Queue', (p) => p.RedrivePolicy === undefined);
+    t.hasResourceProperties('AWS::Lambda::EventInvokeConfig', {
+      FunctionName: { Ref: integrityId },
+      MaximumRetryAttempts: 2,
+      DestinationConfig: { OnFailure: { Destination: { 'Fn::GetAtt': [dlqId, 'Arn'] } } },
+    });
+    const send = roleStatements(t, roleOf(integrityId)).filter((s) => asArray<string>(s.Action).includes('sqs:SendMessage'));
+    assert.deepEqual(send.map((s) => s.Resource), [{ 'Fn::GetAtt': [dlqId, 'Arn'] }]);
   });
 
   it('creates no trail by default', () => {

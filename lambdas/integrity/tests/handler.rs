@@ -1,0 +1,452 @@
+//! The handler end to end with CloudFormation, Lambda and S3 served by `aws-smithy-mocks` (moto
+//! has no drift detection) and a recording notifier in place of GitHub.
+
+#![expect(
+    clippy::unwrap_used,
+    reason = "test helpers outside #[test] functions; a poisoned lock or a malformed response fails the test"
+)]
+
+mod common;
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use aws_sdk_cloudformation::operation::describe_stack_drift_detection_status::DescribeStackDriftDetectionStatusOutput;
+use aws_sdk_cloudformation::operation::describe_stack_resource_drifts::DescribeStackResourceDriftsOutput;
+use aws_sdk_cloudformation::operation::describe_stacks::DescribeStacksOutput;
+use aws_sdk_cloudformation::operation::detect_stack_drift::DetectStackDriftOutput;
+use aws_sdk_cloudformation::operation::get_template::GetTemplateOutput;
+use aws_sdk_cloudformation::operation::list_stack_resources::{
+    ListStackResourcesError, ListStackResourcesOutput,
+};
+use aws_sdk_cloudformation::types::{
+    Stack, StackDriftDetectionStatus, StackResourceDrift, StackResourceDriftStatus,
+    StackResourceSummary,
+};
+use aws_sdk_lambda::operation::get_function_configuration::GetFunctionConfigurationOutput;
+use aws_sdk_s3::operation::get_object::GetObjectOutput;
+use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
+use aws_smithy_types::byte_stream::ByteStream;
+use base64::Engine;
+use common::*;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use ssm_core::integrity::StackResource;
+use ssm_integrity::dispatch::{DispatchError, Notify};
+use ssm_integrity::stack::StackSource;
+use ssm_integrity::sweep::Sweeper;
+use ssm_integrity::{Handler, HandlerError};
+
+const STACK_ID: &str =
+    "arn:aws:cloudformation:us-east-1:111122223333:stack/Ssm/0a1b2c3d-0000-1111-2222-333344445555";
+const ZIP: &[u8] = b"PK\x03\x04 the deployed asset zip";
+
+/// Records dispatch bodies; fails the first `fail` calls.
+#[derive(Debug, Default)]
+struct Recorder {
+    bodies: Mutex<Vec<Value>>,
+    calls: AtomicUsize,
+    fail: usize,
+}
+
+impl Notify for Recorder {
+    async fn notify(&self, body: &Value) -> Result<(), DispatchError> {
+        if self.calls.fetch_add(1, Ordering::SeqCst) < self.fail {
+            return Err(DispatchError::Exhausted {
+                attempts: 5,
+                last: "502 from GitHub".into(),
+            });
+        }
+        self.bodies.lock().unwrap().push(body.clone());
+        Ok(())
+    }
+}
+
+fn describe_stacks() -> Rule {
+    mock!(aws_sdk_cloudformation::Client::describe_stacks).then_output(|| {
+        DescribeStacksOutput::builder()
+            .stacks(
+                Stack::builder()
+                    .stack_id(STACK_ID)
+                    .stack_name("Ssm")
+                    .build(),
+            )
+            .build()
+    })
+}
+
+fn list_resources(rows: Vec<StackResource>) -> Rule {
+    mock!(aws_sdk_cloudformation::Client::list_stack_resources)
+        .then_output(move || summaries(&rows))
+}
+
+fn handler_with(
+    cfn_rules: &[&Rule],
+    lambda_rules: &[&Rule],
+    s3_rules: &[&Rule],
+    notifier: Recorder,
+) -> Handler<Recorder> {
+    let cfn = mock_client!(aws_sdk_cloudformation, RuleMode::MatchAny, cfn_rules);
+    let lambda = mock_client!(aws_sdk_lambda, RuleMode::MatchAny, lambda_rules);
+    let s3 = mock_client!(aws_sdk_s3, RuleMode::MatchAny, s3_rules);
+    let mut sweeper = Sweeper::new(cfn.clone(), lambda, s3, Duration::from_millis(200));
+    sweeper.poll_interval = Duration::from_millis(20);
+    Handler {
+        stack: StackSource::new(cfn, "Ssm", Duration::from_secs(300), Duration::ZERO),
+        sweeper,
+        policy: policy(),
+        notifier,
+    }
+}
+
+fn sqs(messages: &[(&str, String)]) -> Value {
+    json!({"Records": messages.iter().map(|(id, body)| json!({
+        "messageId": id, "receiptHandle": format!("AQEB{id}"), "body": body,
+        "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "1714564800000"},
+        "messageAttributes": {}, "md5OfBody": "x", "eventSource": "aws:sqs",
+        "eventSourceARN": "arn:aws:sqs:us-east-1:111122223333:Ssm-IntegrityQueue", "awsRegion": "us-east-1"
+    })).collect::<Vec<_>>()})
+}
+
+fn failures(response: &Value) -> Vec<String> {
+    response["batchItemFailures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["itemIdentifier"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_burst_becomes_one_dispatch_and_noise_is_acknowledged() {
+    let (ds, lr) = (describe_stacks(), list_resources(stack_rows()));
+    let handler = handler_with(&[&ds, &lr], &[], &[], Recorder::default());
+    let payload = sqs(&[
+        ("m1", cloudtrail("lambda-update-function-code")),
+        ("m2", cloudtrail("iam-put-role-policy")),
+        ("m3", cloudtrail("events-disable-rule")),
+        ("m4", cloudtrail("lambda-deploy-role")),
+        ("m5", "not json at all".into()),
+        ("m6", cloudtrail("lambda-other-stack")),
+    ]);
+    let response = handler.handle(payload).await.unwrap();
+    assert_eq!(failures(&response), Vec::<String>::new());
+    let bodies = handler.notifier.bodies.lock().unwrap().clone();
+    assert_eq!(bodies.len(), 1, "one dispatch per batch");
+    let payload = &bodies[0]["client_payload"];
+    assert_eq!(bodies[0]["event_type"], "ssm-drift");
+    assert_eq!(payload["source"], "event");
+    assert_eq!(payload["count"], 3);
+    assert_eq!(payload["event_ids"].as_array().unwrap().len(), 3);
+    assert_eq!(
+        lr.num_calls(),
+        2,
+        "a miss (m6) refreshes the stack once, not per event"
+    );
+}
+
+#[tokio::test]
+async fn nothing_to_report_sends_nothing() {
+    let (ds, lr) = (describe_stacks(), list_resources(stack_rows()));
+    let handler = handler_with(&[&ds, &lr], &[], &[], Recorder::default());
+    let payload = sqs(&[
+        ("m1", cloudtrail("lambda-deploy-role")),
+        ("m2", cloudtrail("lambda-cloudformation-invoked")),
+        ("m3", cloudtrail("secretsmanager-rotation-put-secret-value")),
+    ]);
+    let response = handler.handle(payload).await.unwrap();
+    assert_eq!(failures(&response), Vec::<String>::new());
+    assert_eq!(handler.notifier.calls.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn failed_dispatch_returns_the_drift_messages_for_redelivery() {
+    let (ds, lr) = (describe_stacks(), list_resources(stack_rows()));
+    let handler = handler_with(
+        &[&ds, &lr],
+        &[],
+        &[],
+        Recorder {
+            fail: usize::MAX,
+            ..Default::default()
+        },
+    );
+    let payload = sqs(&[
+        ("m1", cloudtrail("lambda-update-function-code")),
+        ("m2", cloudtrail("lambda-deploy-role")),
+        ("m3", cloudtrail("apigateway-update-stage")),
+        ("m4", "{}".into()),
+    ]);
+    let response = handler.handle(payload).await.unwrap();
+    // m2 (our deploy) and m4 (unparseable) would never become drift: redelivering them is useless.
+    assert_eq!(failures(&response), ["m1", "m3"]);
+}
+
+#[tokio::test]
+async fn unreadable_stack_fails_the_whole_batch() {
+    let ds = describe_stacks();
+    let lr = mock!(aws_sdk_cloudformation::Client::list_stack_resources)
+        .then_error(|| ListStackResourcesError::unhandled("Throttling"));
+    let handler = handler_with(&[&ds, &lr], &[], &[], Recorder::default());
+    let payload = sqs(&[
+        ("m1", cloudtrail("lambda-update-function-code")),
+        ("m2", cloudtrail("lambda-deploy-role")),
+    ]);
+    let response = handler.handle(payload).await.unwrap();
+    assert_eq!(failures(&response), ["m1", "m2"]);
+}
+
+fn summaries(rows: &[StackResource]) -> ListStackResourcesOutput {
+    let mut out = ListStackResourcesOutput::builder();
+    for r in rows {
+        out = out.stack_resource_summaries(
+            StackResourceSummary::builder()
+                .logical_resource_id(&r.logical_id)
+                .physical_resource_id(&r.physical_id)
+                .resource_type(&r.resource_type)
+                .build(),
+        );
+    }
+    out.build()
+}
+
+#[tokio::test]
+async fn a_resource_created_by_the_latest_deploy_is_found_after_one_refresh() {
+    let ds = describe_stacks();
+    let before: Vec<_> = stack_rows()
+        .into_iter()
+        .filter(|r| r.resource_type != "AWS::Lambda::Function")
+        .collect();
+    let lr = mock!(aws_sdk_cloudformation::Client::list_stack_resources)
+        .sequence()
+        .output(move || summaries(&before))
+        .output(|| summaries(&stack_rows()))
+        .build();
+    let handler = handler_with(&[&ds, &lr], &[], &[], Recorder::default());
+    let response = handler
+        .handle(sqs(&[("m1", cloudtrail("lambda-update-function-code"))]))
+        .await
+        .unwrap();
+    assert_eq!(failures(&response), Vec::<String>::new());
+    assert_eq!(
+        lr.num_calls(),
+        2,
+        "the cached list missed the function; one refresh found it"
+    );
+    let bodies = handler.notifier.bodies.lock().unwrap().clone();
+    assert_eq!(bodies.len(), 1);
+    assert_eq!(bodies[0]["client_payload"]["count"], 1);
+}
+
+#[tokio::test]
+async fn unknown_invocations_are_acknowledged() {
+    let (ds, lr) = (describe_stacks(), list_resources(stack_rows()));
+    let handler = handler_with(&[&ds, &lr], &[], &[], Recorder::default());
+    for payload in [
+        json!({"hello": "world"}),
+        json!(null),
+        json!({"Records": [{"eventSource": "aws:sns"}]}),
+    ] {
+        assert_eq!(handler.handle(payload).await.unwrap(), json!({}));
+    }
+    assert_eq!(handler.notifier.calls.load(Ordering::SeqCst), 0);
+    assert_eq!(lr.num_calls(), 0);
+}
+
+fn template() -> String {
+    json!({"Resources": {
+        "CryptoFn1A2B3C4D": {"Type": "AWS::Lambda::Function", "Properties": {
+            "Code": {"S3Bucket": {"Fn::Sub": "cdk-hnb659fds-assets-${AWS::AccountId}-${AWS::Region}"},
+                     "S3Key": "4f1c0e7a9b2d.zip"},
+            "Handler": "bootstrap", "Runtime": "provided.al2023"}},
+        "KeyringSecret1D2E3F4A": {"Type": "AWS::SecretsManager::Secret"}
+    }})
+    .to_string()
+}
+
+fn zip_sha256() -> String {
+    base64::engine::general_purpose::STANDARD.encode(Sha256::digest(ZIP))
+}
+
+struct SweepMocks {
+    rules: Vec<Rule>,
+    lambda: Rule,
+    s3: Rule,
+}
+
+fn sweep_mocks(status: StackDriftDetectionStatus, deployed_sha: String) -> SweepMocks {
+    let detect = mock!(aws_sdk_cloudformation::Client::detect_stack_drift).then_output(|| {
+        DetectStackDriftOutput::builder()
+            .stack_drift_detection_id("d-1")
+            .build()
+    });
+    let progress = mock!(aws_sdk_cloudformation::Client::describe_stack_drift_detection_status)
+        .sequence()
+        .output(|| {
+            DescribeStackDriftDetectionStatusOutput::builder()
+                .detection_status(StackDriftDetectionStatus::DetectionInProgress)
+                .build()
+        })
+        .output(move || {
+            DescribeStackDriftDetectionStatusOutput::builder()
+                .detection_status(status.clone())
+                .build()
+        })
+        .repeatedly()
+        .build();
+    let drifts = mock!(aws_sdk_cloudformation::Client::describe_stack_resource_drifts)
+        .match_requests(|r| {
+            r.stack_resource_drift_status_filters()
+                == [
+                    StackResourceDriftStatus::Modified,
+                    StackResourceDriftStatus::Deleted,
+                ]
+        })
+        .then_output(|| {
+            DescribeStackResourceDriftsOutput::builder()
+                .stack_resource_drifts(
+                    StackResourceDrift::builder()
+                        .logical_resource_id("SweepRule5B6C7D8E")
+                        .physical_resource_id("Ssm-SweepRule5B6C7D8E-1A2B3C4D5E6F")
+                        .resource_type("AWS::Events::Rule")
+                        .stack_resource_drift_status(StackResourceDriftStatus::Modified)
+                        .build(),
+                )
+                .build()
+        });
+    let get_template = mock!(aws_sdk_cloudformation::Client::get_template).then_output(|| {
+        GetTemplateOutput::builder()
+            .template_body(template())
+            .build()
+    });
+    let lambda = mock!(aws_sdk_lambda::Client::get_function_configuration)
+        .match_requests(|r| r.function_name() == Some("Ssm-CryptoFn1A2B3C4D-abcdEFGH1234"))
+        .then_output(move || {
+            GetFunctionConfigurationOutput::builder()
+                .code_sha256(deployed_sha.clone())
+                .build()
+        });
+    let s3 = mock!(aws_sdk_s3::Client::get_object)
+        .match_requests(|r| {
+            r.bucket() == Some("cdk-hnb659fds-assets-111122223333-us-east-1")
+                && r.key() == Some("4f1c0e7a9b2d.zip")
+        })
+        .then_output(|| {
+            GetObjectOutput::builder()
+                .e_tag("\"etag-1\"")
+                .body(ByteStream::from_static(ZIP))
+                .build()
+        });
+    SweepMocks {
+        rules: vec![
+            describe_stacks(),
+            list_resources(stack_rows()),
+            detect,
+            progress,
+            drifts,
+            get_template,
+        ],
+        lambda,
+        s3,
+    }
+}
+
+async fn sweep(
+    mocks: &SweepMocks,
+    recorder: Recorder,
+) -> (Result<Value, HandlerError>, Vec<Value>) {
+    let cfn_rules: Vec<&Rule> = mocks.rules.iter().collect();
+    let handler = handler_with(&cfn_rules, &[&mocks.lambda], &[&mocks.s3], recorder);
+    let scheduled = json!({"version": "0", "id": "sweep-1", "detail-type": "Scheduled Event", "source": "aws.events",
+        "account": "111122223333", "time": "2024-05-01T12:00:00Z", "region": "us-east-1",
+        "resources": ["arn:aws:events:us-east-1:111122223333:rule/Ssm-SweepSchedule"], "detail": {}});
+    let result = handler.handle(scheduled).await;
+    let bodies = handler.notifier.bodies.lock().unwrap().clone();
+    (result, bodies)
+}
+
+#[tokio::test]
+async fn sweep_reports_cloudformation_drift_and_code_drift_in_one_dispatch() {
+    let mocks = sweep_mocks(
+        StackDriftDetectionStatus::DetectionComplete,
+        "c29tZXRoaW5nIGVsc2U=".into(),
+    );
+    let (result, bodies) = sweep(&mocks, Recorder::default()).await;
+    let summary = result.unwrap();
+    assert_eq!(summary["findings"], 2);
+    assert_eq!(summary["driftDetectionComplete"], true);
+    assert_eq!(bodies.len(), 1);
+    let payload = &bodies[0]["client_payload"];
+    assert_eq!(payload["source"], "sweep");
+    assert_eq!(
+        payload["calls"],
+        json!(["code:CodeSha256", "drift:MODIFIED"])
+    );
+    assert_eq!(
+        payload["resources"],
+        json!([
+            "CryptoFn1A2B3C4D (AWS::Lambda::Function Ssm-CryptoFn1A2B3C4D-abcdEFGH1234)",
+            "SweepRule5B6C7D8E (AWS::Events::Rule Ssm-SweepRule5B6C7D8E-1A2B3C4D5E6F)"
+        ])
+    );
+    assert_eq!(mocks.s3.num_calls(), 1);
+}
+
+#[tokio::test]
+async fn sweep_with_matching_code_reports_only_cloudformation_drift() {
+    let mocks = sweep_mocks(StackDriftDetectionStatus::DetectionComplete, zip_sha256());
+    let (result, bodies) = sweep(&mocks, Recorder::default()).await;
+    assert_eq!(result.unwrap()["findings"], 1);
+    assert_eq!(
+        bodies[0]["client_payload"]["calls"],
+        json!(["drift:MODIFIED"])
+    );
+    assert_eq!(mocks.lambda.num_calls(), 1);
+}
+
+#[tokio::test]
+async fn sweep_gives_up_on_slow_detection_within_its_bound_but_still_checks_code() {
+    let mocks = sweep_mocks(
+        StackDriftDetectionStatus::DetectionInProgress,
+        "c29tZXRoaW5nIGVsc2U=".into(),
+    );
+    let started = std::time::Instant::now();
+    let (result, bodies) = sweep(&mocks, Recorder::default()).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "bounded by drift_timeout"
+    );
+    let summary = result.unwrap();
+    assert_eq!(summary["driftDetectionComplete"], false);
+    assert_eq!(
+        bodies[0]["client_payload"]["calls"],
+        json!(["code:CodeSha256"]),
+        "stale drift rows are not used"
+    );
+}
+
+#[tokio::test]
+async fn sweep_dispatch_failure_is_an_invocation_error_for_the_scheduler_to_retry() {
+    let mocks = sweep_mocks(StackDriftDetectionStatus::DetectionComplete, zip_sha256());
+    let (result, bodies) = sweep(
+        &mocks,
+        Recorder {
+            fail: 1,
+            ..Default::default()
+        },
+    )
+    .await;
+    assert!(matches!(result, Err(HandlerError::Sweep(_))));
+    assert!(bodies.is_empty());
+}
+
+#[tokio::test]
+async fn clean_sweep_sends_nothing() {
+    let mut mocks = sweep_mocks(StackDriftDetectionStatus::DetectionComplete, zip_sha256());
+    mocks.rules[4] = mock!(aws_sdk_cloudformation::Client::describe_stack_resource_drifts)
+        .then_output(|| DescribeStackResourceDriftsOutput::builder().build());
+    let (result, bodies) = sweep(&mocks, Recorder::default()).await;
+    assert_eq!(result.unwrap()["dispatched"], false);
+    assert!(bodies.is_empty());
+}

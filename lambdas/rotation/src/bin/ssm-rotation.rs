@@ -1,0 +1,35 @@
+//! The keyring's Secrets Manager rotation Lambda.
+
+use lambda_runtime::{LambdaEvent, service_fn};
+use ssm_rotation::{RotationEvent, Rotator};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    init_tracing();
+    let rotator = Rotator::new(ssm_keystore::secrets_client().await);
+    lambda_runtime::run(service_fn(|event: LambdaEvent<RotationEvent>| {
+        let rotator = rotator.clone();
+        async move {
+            rotator
+                .handle(&event.payload)
+                .await
+                .map(|_| ())
+                .inspect_err(|error| tracing::error!(%error, "rotation step failed"))
+                .map_err(lambda_runtime::Error::from)
+        }
+    }))
+    .await
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false);
+    if std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json")) {
+        builder.json().flatten_event(true).without_time().init();
+    } else {
+        builder.compact().init();
+    }
+}

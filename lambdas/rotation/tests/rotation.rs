@@ -1,0 +1,439 @@
+//! The four rotation steps driven in-process against the Secrets Manager emulator.
+//!
+//! moto cannot run our Lambda from RotateSecret, but with its Lambda backend set to not use
+//! Docker, `rotate_secret` does exactly Secrets Manager's part: enables rotation and stages an
+//! empty AWSPENDING version under the token, leaving AWSCURRENT alone. The tests then call the
+//! handler's steps the way Secrets Manager would.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_sdk_secretsmanager::Client;
+use serde_json::{Value, json};
+use ssm_core::api::Limits;
+use ssm_core::keyring::Keyring;
+use ssm_crypto::Service;
+use ssm_keystore::{CachePolicy, KeySource, KeyringCache};
+use ssm_rotation::{Outcome, RotationError, RotationEvent, Rotator, Step};
+
+struct Env {
+    client: Client,
+    rotator: Rotator,
+    lambda_arn: String,
+}
+
+async fn env(test: &str) -> Option<Env> {
+    let endpoint = ssm_testkit::moto_endpoint(test)?;
+    // Make moto's Lambda backend a no-op so RotateSecret only does Secrets Manager's part.
+    let res = reqwest::Client::new()
+        .post(format!("{endpoint}/moto-api/config"))
+        .json(&json!({"lambda": {"use_docker": false}}))
+        .send()
+        .await
+        .expect("moto config");
+    assert!(res.status().is_success());
+    let config = ssm_testkit::aws_config(&endpoint).await;
+    let iam = aws_sdk_iam::Client::new(&config);
+    let lambda = aws_sdk_lambda::Client::new(&config);
+    let name = format!("rot-{}", uuid());
+    let role = iam
+        .create_role()
+        .role_name(&name)
+        .assume_role_policy_document("{}")
+        .send()
+        .await
+        .expect("role")
+        .role
+        .expect("role")
+        .arn;
+    // The empty zip archive: moto stores it, never runs it.
+    let empty_zip = [&b"PK\x05\x06"[..], &[0u8; 18]].concat();
+    let function = lambda
+        .create_function()
+        .function_name(&name)
+        .runtime(aws_sdk_lambda::types::Runtime::Providedal2023)
+        .role(role)
+        .handler("bootstrap")
+        .code(
+            aws_sdk_lambda::types::FunctionCode::builder()
+                .zip_file(empty_zip.into())
+                .build(),
+        )
+        .send()
+        .await
+        .expect("function");
+    let client = Client::new(&config);
+    Some(Env {
+        rotator: Rotator::new(client.clone()),
+        client,
+        lambda_arn: function.function_arn.expect("arn"),
+    })
+}
+
+fn uuid() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+impl Env {
+    async fn secret(&self, value: &str) -> String {
+        let name = format!("keyring-{}", uuid());
+        self.client
+            .create_secret()
+            .name(&name)
+            .secret_string(value)
+            .send()
+            .await
+            .expect("create secret");
+        name
+    }
+
+    /// Secrets Manager's start of a rotation: returns the token.
+    async fn start(&self, secret: &str) -> String {
+        let token = uuid();
+        self.client
+            .rotate_secret()
+            .secret_id(secret)
+            .client_request_token(&token)
+            .rotation_lambda_arn(&self.lambda_arn)
+            .rotation_rules(
+                aws_sdk_secretsmanager::types::RotationRulesType::builder()
+                    .automatically_after_days(30)
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("rotate_secret");
+        token
+    }
+
+    async fn step(&self, secret: &str, token: &str, step: Step) -> Result<Outcome, RotationError> {
+        self.rotator
+            .handle(&RotationEvent {
+                secret_id: secret.to_owned(),
+                token: token.to_owned(),
+                step,
+            })
+            .await
+    }
+
+    async fn rotate(&self, secret: &str) -> String {
+        let token = self.start(secret).await;
+        for step in [Step::Create, Step::Set, Step::Test, Step::Finish] {
+            self.step(secret, &token, step).await.expect("step");
+        }
+        token
+    }
+
+    async fn stages(&self, secret: &str) -> HashMap<String, Vec<String>> {
+        let mut stages = self
+            .client
+            .describe_secret()
+            .secret_id(secret)
+            .send()
+            .await
+            .expect("describe")
+            .version_ids_to_stages
+            .unwrap_or_default();
+        for labels in stages.values_mut() {
+            labels.sort();
+        }
+        stages
+    }
+
+    async fn current(&self, secret: &str) -> Keyring {
+        let text = ssm_keystore::read_secret_string(&self.client, secret, None, Some("AWSCURRENT"))
+            .await
+            .expect("current");
+        Keyring::from_json(&text).expect("current keyring")
+    }
+
+    async fn value(&self, secret: &str, version: &str) -> Option<String> {
+        self.client
+            .get_secret_value()
+            .secret_id(secret)
+            .version_id(version)
+            .send()
+            .await
+            .ok()
+            .and_then(|o| o.secret_string)
+    }
+}
+
+fn labels(stages: &HashMap<String, Vec<String>>, version: &str) -> Vec<String> {
+    stages.get(version).cloned().unwrap_or_default()
+}
+
+#[tokio::test]
+async fn first_rotation_initialises_and_every_step_is_idempotent() {
+    let Some(env) = env("rotation::first_rotation").await else {
+        return;
+    };
+    let secret = env.secret(r#"{"keys": []}"#).await;
+    let token = env.start(&secret).await;
+    let before = env.stages(&secret).await;
+    assert_eq!(labels(&before, &token), ["AWSPENDING"]);
+    let original = before
+        .iter()
+        .find(|(_, l)| l.contains(&"AWSCURRENT".to_owned()))
+        .map(|(v, _)| v.clone())
+        .expect("current");
+
+    assert_eq!(
+        env.step(&secret, &token, Step::Create).await.unwrap(),
+        Outcome::Created { version: 1 }
+    );
+    let pending = env.value(&secret, &token).await.expect("pending value");
+    assert_eq!(
+        env.step(&secret, &token, Step::Create).await.unwrap(),
+        Outcome::PendingExists
+    );
+    assert_eq!(
+        env.value(&secret, &token).await.as_deref(),
+        Some(pending.as_str()),
+        "second create changed nothing"
+    );
+    let after_create = env.stages(&secret).await;
+    assert_eq!(labels(&after_create, &original), ["AWSCURRENT"]);
+    assert_eq!(labels(&after_create, &token), ["AWSPENDING"]);
+
+    for _ in 0..2 {
+        assert_eq!(
+            env.step(&secret, &token, Step::Set).await.unwrap(),
+            Outcome::NothingToSet
+        );
+        assert!(matches!(
+            env.step(&secret, &token, Step::Test).await.unwrap(),
+            Outcome::Tested { .. }
+        ));
+        assert_eq!(
+            env.stages(&secret).await,
+            after_create,
+            "set/test change no stage"
+        );
+    }
+
+    assert_eq!(
+        env.step(&secret, &token, Step::Finish).await.unwrap(),
+        Outcome::Finished {
+            from: Some(original.clone())
+        }
+    );
+    let finished = env.stages(&secret).await;
+    assert_eq!(labels(&finished, &token), ["AWSCURRENT"]);
+    assert!(!labels(&finished, &original).contains(&"AWSCURRENT".to_owned()));
+    assert_eq!(
+        env.step(&secret, &token, Step::Finish).await.unwrap(),
+        Outcome::AlreadyCurrent
+    );
+    assert_eq!(
+        env.stages(&secret).await,
+        finished,
+        "a second finish changes nothing"
+    );
+
+    let ring = env.current(&secret).await;
+    assert_eq!(ring.primary().map(|v| v.get()), Some(1));
+    assert!(!pending.contains("null"));
+}
+
+#[tokio::test]
+async fn three_rotations_lose_nothing_and_the_crypto_service_follows() {
+    let Some(env) = env("rotation::three_rotations").await else {
+        return;
+    };
+    let secret = env.secret(r#"{"keys": []}"#).await;
+    env.rotate(&secret).await;
+
+    // A crypto instance that cached version 1.
+    let cache = Arc::new(KeyringCache::new(
+        KeySource::SecretsManager {
+            client: env.client.clone(),
+            secret_id: secret.clone(),
+        },
+        CachePolicy {
+            ttl: Duration::from_secs(300),
+            min_refresh_interval: Duration::ZERO,
+        },
+    ));
+    let service = Service::new(cache, Limits::default());
+    let call = async |service: &Service, path: &str, body: Value| {
+        let res = service
+            .handle("POST", path, body.to_string().as_bytes(), None)
+            .await;
+        (
+            res.status,
+            serde_json::from_slice::<Value>(&res.body).expect("json"),
+        )
+    };
+
+    let (status, enc) = call(
+        &service,
+        "/v1/encrypt",
+        json!({"plaintext": "aGVsbG8=", "context": "Y3R4"}),
+    )
+    .await;
+    assert_eq!((status, enc["key_version"].as_u64()), (200, Some(1)));
+    let mut ciphertexts = Vec::new();
+    for round in 1..=3 {
+        // What a freshly started instance encrypts with: the then-current primary.
+        let sealed = env
+            .current(&secret)
+            .await
+            .encrypt(b"hello", b"ctx")
+            .expect("seal");
+        assert_eq!(sealed.version.get(), round);
+        ciphertexts.push(sealed.ciphertext);
+        env.rotate(&secret).await;
+        let ring = env.current(&secret).await;
+        assert_eq!(ring.primary().map(|v| v.get()), Some(round + 1));
+        assert_eq!(ring.versions().count() as u32, round + 1, "no version lost");
+    }
+
+    // The cached instance still encrypts with version 1 (TTL), but decrypts a version-4
+    // ciphertext by refreshing at once.
+    let fresh = env
+        .current(&secret)
+        .await
+        .encrypt(b"newest", b"")
+        .expect("seal");
+    assert_eq!(fresh.version.get(), 4);
+    let (status, dec) = call(
+        &service,
+        "/v1/decrypt",
+        json!({"ciphertext": fresh.ciphertext}),
+    )
+    .await;
+    assert_eq!(
+        (status, dec["plaintext"].as_str()),
+        (200, Some("bmV3ZXN0")),
+        "{dec}"
+    );
+    for ciphertext in &ciphertexts {
+        let (status, dec) = call(
+            &service,
+            "/v1/decrypt",
+            json!({"ciphertext": ciphertext, "context": "Y3R4"}),
+        )
+        .await;
+        assert_eq!(
+            (status, dec["plaintext"].as_str()),
+            (200, Some("aGVsbG8=")),
+            "{ciphertext}"
+        );
+    }
+
+    // Retire version 1 with the operator CLI; a new instance refuses it with a clear 400.
+    let out = ssm_rotation::keyring_cli::run(
+        ssm_rotation::keyring_cli::Command::SetMinDecryptionVersion {
+            version: 2,
+            target: ssm_rotation::keyring_cli::Target {
+                file: None,
+                secret_id: Some(secret.clone()),
+            },
+        },
+        async || env.client.clone(),
+    )
+    .await
+    .expect("set min");
+    assert!(out.contains("1 -> 2"), "{out}");
+    let cache = Arc::new(KeyringCache::new(
+        KeySource::SecretsManager {
+            client: env.client.clone(),
+            secret_id: secret.clone(),
+        },
+        CachePolicy::default(),
+    ));
+    let service = Service::new(cache, Limits::default());
+    let (status, dec) = call(
+        &service,
+        "/v1/decrypt",
+        json!({"ciphertext": ciphertexts[0], "context": "Y3R4"}),
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert_eq!(dec["error"]["code"], "key_version_retired");
+    assert!(
+        dec["error"]["message"]
+            .as_str()
+            .expect("message")
+            .contains("below min_decryption_version 2")
+    );
+    let (status, _) = call(
+        &service,
+        "/v1/decrypt",
+        json!({"ciphertext": ciphertexts[1], "context": "Y3R4"}),
+    )
+    .await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn failed_test_step_leaves_awscurrent_alone() {
+    let Some(env) = env("rotation::failed_test").await else {
+        return;
+    };
+    let original = Keyring::generate(chrono::Utc::now()).expect("keyring");
+    let secret = env.secret(&original.to_json()).await;
+    let token = env.start(&secret).await;
+    // A broken createSecret (or a hand edit) staged a keyring that lost version 1's key.
+    let mut impostor = Keyring::generate(chrono::Utc::now()).expect("keyring");
+    impostor.rotate(chrono::Utc::now()).expect("rotate");
+    env.client
+        .put_secret_value()
+        .secret_id(&secret)
+        .client_request_token(&token)
+        .secret_string(impostor.to_json().as_str())
+        .version_stages("AWSPENDING")
+        .send()
+        .await
+        .expect("put");
+    let err = env
+        .step(&secret, &token, Step::Test)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("version 1 no longer decrypts"), "{err}");
+    assert_eq!(env.current(&secret).await, original, "AWSCURRENT untouched");
+    assert_eq!(labels(&env.stages(&secret).await, &token), ["AWSPENDING"]);
+}
+
+#[tokio::test]
+async fn malformed_or_misused_secrets_fail_clearly() {
+    let Some(env) = env("rotation::malformed").await else {
+        return;
+    };
+    let secret = env.secret(r#"{"keys": [{"version": 1}]}"#).await;
+    let token = env.start(&secret).await;
+    let err = env
+        .step(&secret, &token, Step::Create)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("does not hold a valid keyring"), "{err}");
+    assert_eq!(env.value(&secret, &token).await, None, "nothing was staged");
+    let current = ssm_keystore::read_secret_string(&env.client, &secret, None, Some("AWSCURRENT"))
+        .await
+        .unwrap();
+    assert_eq!(current, r#"{"keys": [{"version": 1}]}"#);
+
+    // Rotation not enabled.
+    let plain = env.secret(r#"{"keys": []}"#).await;
+    let err = env
+        .step(&plain, "whatever", Step::Create)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RotationError::RotationDisabled(_)), "{err}");
+
+    // A token that is no version, and one that is not pending.
+    let good = env.secret(r#"{"keys": []}"#).await;
+    let first = env.rotate(&good).await;
+    let err = env
+        .step(&good, "no-such-token", Step::Create)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RotationError::UnknownVersion { .. }), "{err}");
+    env.rotate(&good).await;
+    let err = env.step(&good, &first, Step::Create).await.unwrap_err();
+    assert!(matches!(err, RotationError::NotPending { .. }), "{err}");
+}

@@ -78,7 +78,9 @@ impl fmt::Display for KeyVersion {
 
 /// The one error for every way an envelope can fail to open.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("ciphertext could not be decrypted: it is malformed, was altered, or the key or context is wrong")]
+#[error(
+    "ciphertext could not be decrypted: it is malformed, was altered, or the key or context is wrong"
+)]
 pub struct DecryptError;
 
 /// Encryption failed: only the OS random number generator can make it fail.
@@ -226,8 +228,18 @@ mod tests {
     #[test]
     fn header_parsing_is_strict() {
         for bad in [
-            "", "ssm:", "ssm:v", "ssm:v:", "ssm:v0:AAAA", "ssm:v01:AAAA", "ssm:v-1:AAAA",
-            "ssm:v1", "vault:v1:AAAA", "ssm:v4294967296:AAAA", "ssm:v+1:AAAA", "SSM:v1:AAAA",
+            "",
+            "ssm:",
+            "ssm:v",
+            "ssm:v:",
+            "ssm:v0:AAAA",
+            "ssm:v01:AAAA",
+            "ssm:v-1:AAAA",
+            "ssm:v1",
+            "vault:v1:AAAA",
+            "ssm:v4294967296:AAAA",
+            "ssm:v+1:AAAA",
+            "SSM:v1:AAAA",
         ] {
             assert_eq!(Envelope::parse(bad), Err(DecryptError), "{bad:?}");
         }
@@ -265,10 +277,20 @@ mod tests {
     fn non_canonical_base64_fails() {
         let sealed = seal(&key(1), v(1), b"x", b"").unwrap();
         let with_space = format!("{sealed} ");
-        assert!(Envelope::parse(&with_space).unwrap().open(&key(1), b"").is_err());
+        assert!(
+            Envelope::parse(&with_space)
+                .unwrap()
+                .open(&key(1), b"")
+                .is_err()
+        );
         let unpadded = sealed.trim_end_matches('=').to_owned();
         if unpadded != sealed {
-            assert!(Envelope::parse(&unpadded).unwrap().open(&key(1), b"").is_err());
+            assert!(
+                Envelope::parse(&unpadded)
+                    .unwrap()
+                    .open(&key(1), b"")
+                    .is_err()
+            );
         }
     }
 

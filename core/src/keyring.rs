@@ -60,7 +60,10 @@ pub enum KeyringError {
     #[error("keyring has keys but no primary_version")]
     MissingPrimary,
     #[error("min_decryption_version {min} is above primary_version {primary}")]
-    MinAbovePrimary { min: KeyVersion, primary: KeyVersion },
+    MinAbovePrimary {
+        min: KeyVersion,
+        primary: KeyVersion,
+    },
     #[error("{0}")]
     BadLegacyKey(String),
     #[error("key versions are exhausted")]
@@ -83,8 +86,13 @@ pub enum OpenError {
     #[error(transparent)]
     Invalid(#[from] DecryptError),
     /// The version exists (or existed) but is below `min_decryption_version`.
-    #[error("key version {version} is below min_decryption_version {min} and may no longer decrypt")]
-    Retired { version: KeyVersion, min: KeyVersion },
+    #[error(
+        "key version {version} is below min_decryption_version {min} and may no longer decrypt"
+    )]
+    Retired {
+        version: KeyVersion,
+        min: KeyVersion,
+    },
     /// A version this keyring does not know and that is newer than all it knows: the caller
     /// may refresh the keyring and try again. Reported to clients as [`OpenError::Invalid`].
     #[error("key version {0} is newer than the keyring")]
@@ -396,8 +404,13 @@ pub enum PolicyError {
     #[error("the keyring has no versions yet")]
     Uninitialised,
     #[error("min_decryption_version {min} would be above the primary version {primary}")]
-    AbovePrimary { min: KeyVersion, primary: KeyVersion },
-    #[error("min_decryption_version {min} is below the oldest version held ({oldest}); trimmed keys are gone")]
+    AbovePrimary {
+        min: KeyVersion,
+        primary: KeyVersion,
+    },
+    #[error(
+        "min_decryption_version {min} is below the oldest version held ({oldest}); trimmed keys are gone"
+    )]
     BelowOldest { min: KeyVersion, oldest: KeyVersion },
 }
 
@@ -482,7 +495,10 @@ mod tests {
         ring.rotate(now()).unwrap();
         let third = ring.encrypt(b"three", b"").unwrap();
         assert_eq!(third.version, v(3));
-        assert_eq!(ring.decrypt(&first.ciphertext, b"ctx").unwrap().0.expose(), b"one");
+        assert_eq!(
+            ring.decrypt(&first.ciphertext, b"ctx").unwrap().0.expose(),
+            b"one"
+        );
         assert_eq!(ring.decrypt(&third.ciphertext, b"").unwrap().1, Some(v(3)));
     }
 
@@ -493,12 +509,18 @@ mod tests {
         ring.rotate(now()).unwrap();
         assert_eq!(
             ring.set_min_decryption_version(v(3)),
-            Err(PolicyError::AbovePrimary { min: v(3), primary: v(2) })
+            Err(PolicyError::AbovePrimary {
+                min: v(3),
+                primary: v(2)
+            })
         );
         ring.set_min_decryption_version(v(2)).unwrap();
         assert_eq!(
             ring.decrypt(&old.ciphertext, b""),
-            Err(OpenError::Retired { version: v(1), min: v(2) })
+            Err(OpenError::Retired {
+                version: v(1),
+                min: v(2)
+            })
         );
         // Reversible until trimmed.
         ring.set_min_decryption_version(v(1)).unwrap();
@@ -508,7 +530,10 @@ mod tests {
         assert_eq!(ring.trim(), vec![v(1)]);
         assert_eq!(
             ring.set_min_decryption_version(v(1)),
-            Err(PolicyError::BelowOldest { min: v(1), oldest: v(2) })
+            Err(PolicyError::BelowOldest {
+                min: v(1),
+                oldest: v(2)
+            })
         );
     }
 
@@ -518,7 +543,10 @@ mod tests {
         let mut newer = ring.clone();
         newer.rotate(now()).unwrap();
         let from_newer = newer.encrypt(b"x", b"").unwrap();
-        assert_eq!(ring.decrypt(&from_newer.ciphertext, b""), Err(OpenError::NewerVersion(v(2))));
+        assert_eq!(
+            ring.decrypt(&from_newer.ciphertext, b""),
+            Err(OpenError::NewerVersion(v(2)))
+        );
         // A hole in the versions (not newer than latest) is the uniform error.
         ring.rotate(now()).unwrap();
         ring.rotate(now()).unwrap();
@@ -544,14 +572,18 @@ mod tests {
         ];
         for (doc, expected) in cases {
             let err = Keyring::from_json(&doc).unwrap_err().to_string();
-            assert!(err.contains(expected), "{err:?} should mention {expected:?}");
+            assert!(
+                err.contains(expected),
+                "{err:?} should mention {expected:?}"
+            );
             assert!(!err.contains(&material), "error echoes key material: {err}");
         }
     }
 
     #[test]
     fn legacy_secret_shape_is_a_legacy_only_keyring() {
-        let ring = Keyring::from_json(r#"{"aes_key": "0123456789abcdef0123456789abcdef"}"#).unwrap();
+        let ring =
+            Keyring::from_json(r#"{"aes_key": "0123456789abcdef0123456789abcdef"}"#).unwrap();
         assert!(ring.has_legacy_key());
         assert!(!ring.is_initialised());
         let key = LegacyKey::new("0123456789abcdef0123456789abcdef".into()).unwrap();
@@ -570,7 +602,10 @@ mod tests {
     #[test]
     fn without_legacy_key_legacy_text_is_the_uniform_error() {
         let ring = Keyring::generate(now()).unwrap();
-        assert_eq!(ring.decrypt("AAECAwQFBgcICQoLDA0ODw==", b""), Err(OpenError::Invalid(DecryptError)));
+        assert_eq!(
+            ring.decrypt("AAECAwQFBgcICQoLDA0ODw==", b""),
+            Err(OpenError::Invalid(DecryptError))
+        );
     }
 
     #[test]

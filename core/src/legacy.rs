@@ -91,7 +91,10 @@ mod tests {
         let key = LegacyKey::new(VECTOR_KEY.to_owned()).unwrap();
         let text = key.decrypt(VECTOR_CIPHER).unwrap();
         assert_eq!(text.expose(), VECTOR_TEXT.as_bytes());
-        assert_eq!(key.encrypt_for_tests(core::array::from_fn(|i| i as u8), VECTOR_TEXT.as_bytes()), VECTOR_CIPHER);
+        assert_eq!(
+            key.encrypt_for_tests(core::array::from_fn(|i| i as u8), VECTOR_TEXT.as_bytes()),
+            VECTOR_CIPHER
+        );
     }
 
     #[test]

@@ -83,13 +83,3 @@ pub fn json_error(
         other => ApiError::Malformed(format!("request body is not valid: {other}")).into(),
     }
 }
-
-/// Same for raw payloads (the webhook body).
-pub fn payload_error(err: actix_web::error::PayloadError) -> ApiError {
-    match err {
-        actix_web::error::PayloadError::Overflow => {
-            ApiError::PayloadTooLarge("webhook body exceeds 25 MB".into())
-        }
-        other => ApiError::Malformed(format!("could not read the body: {other}")),
-    }
-}

@@ -207,13 +207,16 @@ pub fn permissions_to_wire(perms: &Permissions) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// Whether GitHub granted at least what was asked (extra permissions are a mismatch too: the
-/// token must be no broader than the request).
+/// Whether GitHub granted exactly what was asked: every requested permission at its level and
+/// nothing more, except `metadata: read`, which GitHub adds to every installation token.
 pub fn scope_matches(requested: &Permissions, granted: &BTreeMap<String, String>) -> bool {
-    granted.len() == requested.len()
-        && requested
-            .iter()
-            .all(|(name, level)| granted.get(name).map(String::as_str) == Some(level.as_str()))
+    let asked = requested
+        .iter()
+        .all(|(name, level)| granted.get(name).map(String::as_str) == Some(level.as_str()));
+    let nothing_more = granted.iter().all(|(name, level)| {
+        requested.contains_key(name) || (name == "metadata" && level == "read")
+    });
+    asked && nothing_more
 }
 
 /// What the broker expects of a signed identity request.
@@ -313,8 +316,7 @@ pub fn check_identity(
         .iter()
         .filter(|(name, _)| {
             name.as_str() == "authorization"
-                || (signed.contains(&name.as_str())
-                    && !matches!(name.as_str(), "host" | "content-length"))
+                || (signed.contains(&name.as_str()) && !is_hop_or_framing(name))
         })
         .map(|(name, value)| (name.clone(), (*value).to_owned()))
         .collect();
@@ -322,6 +324,24 @@ pub fn check_identity(
         headers: forward,
         body: req.body.clone(),
     })
+}
+
+/// Headers the HTTP client sets itself (from the URL and body) or that belong to one hop.
+fn is_hop_or_framing(name: &str) -> bool {
+    matches!(
+        name,
+        "host"
+            | "content-length"
+            | "connection"
+            | "keep-alive"
+            | "transfer-encoding"
+            | "te"
+            | "trailer"
+            | "upgrade"
+            | "expect"
+            | "proxy-authorization"
+            | "proxy-connection"
+    )
 }
 
 fn trim_slash(url: &str) -> &str {
@@ -988,6 +1008,16 @@ mod tests {
                 ("issues".into(), "write".into())
             ])
         ));
+        // GitHub adds metadata:read to every token; anything above it is still a mismatch.
+        let with_metadata = |level: &str| {
+            BTreeMap::from([
+                ("contents".into(), "write".into()),
+                ("metadata".into(), level.into()),
+            ])
+        };
+        assert!(scope_matches(&want, &with_metadata("read")));
+        assert!(!scope_matches(&want, &with_metadata("write")));
+        assert!(!scope_matches(&want, &BTreeMap::new()));
     }
 
     #[test]

@@ -8,7 +8,7 @@ use ssm_core::webhook::{
     DELIVERY_HEADER, EVENT_HEADER, SIGNATURE_HEADER, WebhookEvent, verify_signature,
 };
 
-use crate::error::{ApiError, payload_error};
+use crate::error::ApiError;
 use crate::metrics::inc;
 use crate::startup::{AppState, WEBHOOK_BODY_LIMIT};
 
@@ -46,10 +46,7 @@ async fn accept(
         .to_bytes_limited(WEBHOOK_BODY_LIMIT)
         .await
         .map_err(|_| too_large())?
-        .map_err(|e| match e.as_error::<actix_web::error::PayloadError>() {
-            Some(_) => ApiError::Malformed("could not read the webhook body".into()),
-            None => payload_error(actix_web::error::PayloadError::Incomplete(None)),
-        })?;
+        .map_err(|e| ApiError::Malformed(format!("could not read the webhook body: {e}")))?;
     let secrets: Vec<&[u8]> = state
         .webhook_secrets
         .iter()

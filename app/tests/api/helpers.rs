@@ -71,15 +71,22 @@ pub struct TestApp {
     pub state: web::Data<AppState>,
     pub http: reqwest::Client,
     pub moto: String,
+    /// The STS endpoint the App is configured with (moto unless tweaked).
+    pub sts_endpoint: String,
 }
 
 /// The App, or `None` (test skipped) without moto.
 pub async fn spawn_app(test: &str) -> Option<TestApp> {
+    spawn_app_with(test, |_| {}).await
+}
+
+/// The App with `tweak` applied to its options, or `None` (test skipped) without moto.
+pub async fn spawn_app_with(test: &str, tweak: impl FnOnce(&mut Opts)) -> Option<TestApp> {
     let moto = ssm_testkit::moto_endpoint(test)?;
     init_logs();
     let github = GitHubEmulator::start(APP_ID, TEST_APP_PUBLIC_KEY_PEM).await;
     github.install("acme/infra", INSTALLATION);
-    let opts = Opts {
+    let mut opts = Opts {
         listen: "127.0.0.1:0".parse().expect("addr"),
         app_id: APP_ID.to_string(),
         private_key_file: None,
@@ -99,6 +106,8 @@ pub async fn spawn_app(test: &str) -> Option<TestApp> {
         token_refresh_margin_secs: 600,
         log_format: LogFormat::Text,
     };
+    tweak(&mut opts);
+    let sts_endpoint = opts.sts_endpoint.to_string();
     let policy = Policy::from_json(POLICY).expect("policy");
     let settings = Settings::new(opts, TEST_APP_PRIVATE_KEY_PEM, policy).expect("settings");
     let app = Application::build(settings).expect("build");
@@ -111,6 +120,7 @@ pub async fn spawn_app(test: &str) -> Option<TestApp> {
         state,
         http: reqwest::Client::new(),
         moto,
+        sts_endpoint,
     })
 }
 
@@ -144,7 +154,7 @@ impl TestApp {
         BrokerClient::new(BrokerClientConfig {
             broker_url: self.address.clone(),
             audience: audience.into(),
-            sts_endpoint: self.moto.clone(),
+            sts_endpoint: self.sts_endpoint.clone(),
             region: "us-east-1".into(),
             timeout: Duration::from_secs(20),
         })

@@ -6,7 +6,7 @@ use serde_json::json;
 use ssm_broker_client::BrokerClientError;
 use ssm_core::broker::{AUDIENCE_HEADER, ErrorBody, TokenRequest};
 
-use crate::helpers::{ALLOWED_ROLE, INSTALLATION, TestApp, logs, perms, spawn_app};
+use crate::helpers::{ALLOWED_ROLE, INSTALLATION, TestApp, logs, perms, spawn_app, spawn_app_with};
 
 async fn request_body(app: &TestApp, repo: &str, permissions: &[(&str, &str)]) -> TokenRequest {
     let creds = app.assume(ALLOWED_ROLE).await;
@@ -483,4 +483,50 @@ async fn health_and_metrics() {
             "{name}"
         );
     }
+}
+
+#[tokio::test]
+async fn sts_unreachable_is_502_and_retryable() {
+    let Some(app) = spawn_app_with("sts_unreachable_is_502_and_retryable", |o| {
+        o.sts_endpoint = "http://127.0.0.1:1/".parse().expect("url");
+    })
+    .await
+    else {
+        return;
+    };
+    let creds = app.assume(ALLOWED_ROLE).await;
+    let err = app
+        .client()
+        .token(&creds, "acme/infra", &perms(&[("contents", "write")]))
+        .await
+        .expect_err("STS down");
+    assert!(
+        matches!(&err, BrokerClientError::Status { status: 502, code, .. } if code == "sts_unavailable"),
+        "{err:?}"
+    );
+    assert!(err.is_retryable());
+}
+
+#[tokio::test]
+async fn an_sts_that_does_not_confirm_the_identity_is_401() {
+    // Anything but a 2xx GetCallerIdentityResponse from the STS endpoint rejects the caller.
+    let Some(app) = spawn_app_with("an_sts_that_does_not_confirm_the_identity_is_401", |o| {
+        // The GitHub emulator answers POST / with 404 JSON: not STS.
+        o.sts_endpoint = o.github_api_url.clone();
+    })
+    .await
+    else {
+        return;
+    };
+    let creds = app.assume(ALLOWED_ROLE).await;
+    let err = app
+        .client()
+        .token(&creds, "acme/infra", &perms(&[("contents", "write")]))
+        .await
+        .expect_err("not STS");
+    assert!(
+        matches!(&err, BrokerClientError::Status { status: 401, code, .. } if code == "identity_rejected"),
+        "{err:?}"
+    );
+    assert_eq!(app.github.access_token_requests(), 0);
 }

@@ -206,4 +206,49 @@ mod tests {
         );
         assert_eq!(opts.github_api_url.as_str(), "https://api.github.com/");
     }
+
+    fn opts(dir: &std::path::Path) -> Opts {
+        Opts::try_parse_from([
+            "ssm-app".to_owned(),
+            "--app-id=42".to_owned(),
+            format!("--private-key-file={}", dir.join("key.pem").display()),
+            "--audience=aud".to_owned(),
+            format!("--policy-file={}", dir.join("policy.json").display()),
+        ])
+        .expect("parse")
+    }
+
+    #[test]
+    fn load_fails_fast_on_missing_or_bad_files() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let err = Settings::load(opts(dir.path())).expect_err("no key file");
+        assert!(format!("{err:#}").contains("key.pem"), "{err:#}");
+
+        std::fs::write(dir.path().join("key.pem"), "not a key").expect("write");
+        std::fs::write(dir.path().join("policy.json"), r#"{"rules": []}"#).expect("write");
+        let err = Settings::load(opts(dir.path())).expect_err("bad key");
+        assert!(format!("{err:#}").contains("not an RSA PEM key"), "{err:#}");
+        assert!(
+            !format!("{err:#}").contains("not a key"),
+            "the key's content is not echoed"
+        );
+
+        std::fs::write(
+            dir.path().join("key.pem"),
+            ssm_testkit::github::TEST_APP_PRIVATE_KEY_PEM,
+        )
+        .expect("write");
+        std::fs::write(
+            dir.path().join("policy.json"),
+            r#"{"rules": [{"principal": "x"}]}"#,
+        )
+        .expect("write");
+        let err = Settings::load(opts(dir.path())).expect_err("bad policy");
+        assert!(format!("{err:#}").contains("policy"), "{err:#}");
+
+        std::fs::write(dir.path().join("policy.json"), r#"{"rules": []}"#).expect("write");
+        let settings = Settings::load(opts(dir.path())).expect("loads");
+        assert!(!format!("{settings:?}").contains("PRIVATE KEY"));
+        assert_eq!(settings.sts_endpoint.as_str(), "https://sts.amazonaws.com/");
+    }
 }

@@ -428,6 +428,15 @@ async fn no_token_key_or_jwt_is_ever_logged() {
     ] {
         assert!(!log.contains(secret), "a secret leaked into the logs");
     }
+    for secret in [
+        crate::helpers::WEBHOOK_SECRET,
+        crate::helpers::ROTATED_SECRET,
+    ] {
+        assert!(
+            !log.contains(secret),
+            "a webhook secret leaked into the logs"
+        );
+    }
     let session = creds.session_token().expect("session token");
     assert!(
         !log.contains(session),

@@ -255,7 +255,8 @@ impl GitHubApp {
         }
     }
 
-    /// `Retry-After` (capped) when GitHub gives one, otherwise full-jitter exponential backoff.
+    /// `Retry-After` (capped) when GitHub gives one, otherwise exponential backoff with jitter
+    /// (a random wait between half and all of 100 ms × 2^attempt, capped).
     fn backoff(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
         let cap = self.retry.max_backoff;
         match retry_after {

@@ -1,0 +1,173 @@
+#!/usr/bin/env python3
+"""Cold start of the Crypto API Lambda, measured like Lambda's init + first invoke.
+
+A local Lambda Runtime API (this script) serves one API Gateway v2 `POST /v1/encrypt` event;
+each spawn of the `bootstrap` is timed from exec until its response arrives, with the keyring
+fetched from the Secrets Manager emulator (AWS_ENDPOINT_URL). The peer, measured in the same
+run, is the same job done the original sample's way: a Python runtime-API loop with boto3 and
+pyca/cryptography. Prints medians of N spawns, the ratio, and the binary and zip sizes.
+
+usage: cold_start.py --bootstrap PATH --keyring-cli PATH [--zip PATH] [--spawns 15]
+"""
+import argparse
+import base64
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+import zipfile
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import boto3
+
+EVENT_BODY = json.dumps({"plaintext": base64.b64encode(b"x" * 1024).decode()})
+
+PY_PEER = r'''
+import json, os, base64, urllib.request
+import boto3
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+api = os.environ["AWS_LAMBDA_RUNTIME_API"]
+sm = boto3.client("secretsmanager")
+ring = json.loads(sm.get_secret_value(SecretId=os.environ["SSM_KEY_SECRET_ID"])["SecretString"])
+primary = ring["primary_version"]
+key = base64.b64decode(next(k["material"] for k in ring["keys"] if k["version"] == primary))
+while True:
+    with urllib.request.urlopen(f"http://{api}/2018-06-01/runtime/invocation/next") as r:
+        rid = r.headers["Lambda-Runtime-Aws-Request-Id"]
+        event = json.loads(r.read())
+    plaintext = base64.b64decode(json.loads(event["body"])["plaintext"])
+    nonce = os.urandom(12)
+    header = f"ssm:v{primary}:"
+    ct = AESGCM(key).encrypt(nonce, plaintext, header.encode())
+    body = json.dumps({"ciphertext": header + base64.b64encode(nonce + ct).decode(), "key_version": primary})
+    resp = json.dumps({"statusCode": 200, "headers": {"content-type": "application/json"}, "body": body}).encode()
+    urllib.request.urlopen(urllib.request.Request(f"http://{api}/2018-06-01/runtime/invocation/{rid}/response", data=resp, method="POST"))
+'''
+
+
+def event() -> bytes:
+    return json.dumps({
+        "version": "2.0", "routeKey": "POST /v1/encrypt", "rawPath": "/v1/encrypt", "rawQueryString": "",
+        "headers": {"content-type": "application/json"},
+        "requestContext": {
+            "accountId": "123456789012", "apiId": "bench", "domainName": "bench.local", "domainPrefix": "bench",
+            "http": {"method": "POST", "path": "/v1/encrypt", "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "bench"},
+            "requestId": "r", "routeKey": "POST /v1/encrypt", "stage": "$default", "time": "28/Nov/2026:00:00:00 +0000", "timeEpoch": 0,
+        },
+        "body": EVENT_BODY, "isBase64Encoded": False,
+    }).encode()
+
+
+class RuntimeApi(BaseHTTPRequestHandler):
+    served = threading.Event()
+    done = threading.Event()
+    response = None
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        if not self.path.endswith("/runtime/invocation/next"):
+            self.send_error(404)
+            return
+        if RuntimeApi.served.is_set():
+            # Only one invocation per spawn: park the poller until the process is killed.
+            RuntimeApi.done.wait(30)
+            self.send_error(503)
+            return
+        RuntimeApi.served.set()
+        body = event()
+        self.send_response(200)
+        self.send_header("Lambda-Runtime-Aws-Request-Id", str(uuid.uuid4()))
+        self.send_header("Lambda-Runtime-Deadline-Ms", str(int(time.time() * 1000) + 30000))
+        self.send_header("Lambda-Runtime-Invoked-Function-Arn", "arn:aws:lambda:us-east-1:123456789012:function:bench")
+        self.send_header("Lambda-Runtime-Trace-Id", "Root=1-0-0")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_POST(self):
+        length = int(self.headers.get("Content-Length", 0))
+        payload = self.rfile.read(length)
+        RuntimeApi.response = (self.path, payload)
+        self.send_response(202)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+        RuntimeApi.done.set()
+
+
+def spawn(cmd, env) -> float:
+    RuntimeApi.served.clear()
+    RuntimeApi.done.clear()
+    RuntimeApi.response = None
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        if not RuntimeApi.done.wait(30):
+            raise SystemExit(f"no response from {cmd[0]}: {proc.stderr.read1().decode(errors='replace') if proc.poll() is not None else 'timeout'}")
+        elapsed = time.perf_counter() - start
+    finally:
+        proc.kill()
+        proc.wait()
+    path, payload = RuntimeApi.response
+    if not path.endswith("/response"):
+        raise SystemExit(f"{cmd[0]} reported an error: {payload[:300]!r}")
+    reply = json.loads(payload)
+    body = json.loads(reply["body"])
+    assert reply["statusCode"] == 200 and body["ciphertext"].startswith("ssm:v"), reply
+    return elapsed
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bootstrap", required=True)
+    ap.add_argument("--zip")
+    ap.add_argument("--keyring-cli", required=True, help="the ssm-keyring binary, to create the keyring")
+    ap.add_argument("--spawns", type=int, default=15)
+    args = ap.parse_args()
+    endpoint = os.environ.get("AWS_ENDPOINT_URL")
+    if not endpoint:
+        raise SystemExit("AWS_ENDPOINT_URL must point at the emulator (scripts/lib.sh start_moto)")
+
+    # A keyring secret in the emulator, made by the project's own CLI.
+    with tempfile.TemporaryDirectory() as tmp:
+        ring_path = os.path.join(tmp, "ring.json")
+        subprocess.run([args.keyring_cli, "new", "--file", ring_path], check=True, stdout=subprocess.DEVNULL)
+        ring = open(ring_path).read()
+    secret_id = f"bench-keyring-{uuid.uuid4()}"
+    boto3.client("secretsmanager", endpoint_url=endpoint).create_secret(Name=secret_id, SecretString=ring)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), RuntimeApi)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    env = dict(os.environ)
+    env.update({
+        "AWS_LAMBDA_RUNTIME_API": f"127.0.0.1:{server.server_address[1]}",
+        "AWS_LAMBDA_FUNCTION_NAME": "bench", "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "256", "AWS_LAMBDA_LOG_GROUP_NAME": "/aws/lambda/bench",
+        "AWS_LAMBDA_LOG_STREAM_NAME": "bench", "SSM_KEY_SECRET_ID": secret_id, "RUST_LOG": "warn",
+    })
+    runs = {}
+    for name, cmd in (("ssm-crypto (Rust)", [args.bootstrap]), ("python+boto3 peer", [sys.executable, "-c", PY_PEER])):
+        spawn(cmd, env)  # warm the page cache and the emulator
+        runs[name] = [spawn(cmd, env) for _ in range(args.spawns)]
+    server.shutdown()
+
+    print(f"cold start to first response (init + 1 KiB encrypt, keyring from the emulator), {args.spawns} spawns each")
+    print(f"{'':22} {'median ms':>10} {'min ms':>8} {'max ms':>8}")
+    for name, times in runs.items():
+        print(f"{name:22} {statistics.median(times)*1e3:10.1f} {min(times)*1e3:8.1f} {max(times)*1e3:8.1f}")
+    rust, peer = (statistics.median(t) for t in runs.values())
+    print(f"ratio (Rust / Python peer): {rust / peer:.3f}  ({peer / rust:.1f}x faster)")
+    size = os.path.getsize(args.bootstrap)
+    print(f"bootstrap binary: {size} bytes ({size / 2**20:.2f} MiB)")
+    if args.zip:
+        print(f"bootstrap.zip: {os.path.getsize(args.zip)} bytes ({os.path.getsize(args.zip) / 2**20:.2f} MiB)")
+
+
+if __name__ == "__main__":
+    main()

@@ -160,6 +160,11 @@ impl<T: TokenSource> GitHubDispatcher<T> {
         }
     }
 
+    /// Replaces the retry policy (tests shorten the waits).
+    pub fn set_retry(&mut self, retry: RetryPolicy) {
+        self.retry = retry;
+    }
+
     async fn token(&self) -> Result<SecretString, TokenError> {
         let mut cached = self.cached.lock().await;
         if let Some(t) = cached

@@ -160,6 +160,11 @@ impl<T: TokenSource> GitHubDispatcher<T> {
         }
     }
 
+    /// The token source (tests inspect it).
+    pub fn tokens(&self) -> &T {
+        &self.tokens
+    }
+
     /// Replaces the retry policy (tests shorten the waits).
     pub fn set_retry(&mut self, retry: RetryPolicy) {
         self.retry = retry;
@@ -183,9 +188,18 @@ impl<T: TokenSource> GitHubDispatcher<T> {
         *self.cached.lock().await = None;
     }
 
-    async fn attempt(&self, body: &Value) -> Result<Outcome, Attempt> {
-        let token = self.token().await.map_err(Attempt::Token)?;
-        let response = self
+    async fn attempt(&self, body: &Value) -> Attempt {
+        let token = match self.token().await {
+            Ok(token) => token,
+            Err(e) if e.retryable => {
+                return Attempt::Retry {
+                    after: None,
+                    reason: e.to_string(),
+                };
+            }
+            Err(e) => return Attempt::Fatal(DispatchError::Token(e)),
+        };
+        let sent = self
             .http
             .post(&self.url)
             .header(reqwest::header::ACCEPT, "application/vnd.github+json")
@@ -193,32 +207,51 @@ impl<T: TokenSource> GitHubDispatcher<T> {
             .bearer_auth(token.expose_secret())
             .json(body)
             .send()
-            .await
-            .map_err(|e| Attempt::Transport(e.without_url().to_string()))?;
+            .await;
+        let response = match sent {
+            Ok(response) => response,
+            Err(e) => {
+                let reason = format!("transport: {}", e.without_url());
+                return Attempt::Retry {
+                    after: None,
+                    reason,
+                };
+            }
+        };
         let status = response.status();
-        let outcome = decide(status, response.headers());
-        if outcome == Outcome::Fail {
-            let message = response.text().await.unwrap_or_default();
-            return Err(Attempt::Rejected {
-                status: status.as_u16(),
-                message: message.chars().take(500).collect(),
-            });
+        match decide(status, response.headers()) {
+            Outcome::Done => Attempt::Sent,
+            Outcome::RefreshToken => {
+                self.forget_token().await;
+                Attempt::Retry {
+                    after: None,
+                    reason: "401: token expired or revoked".into(),
+                }
+            }
+            Outcome::Retry { after } => Attempt::Retry {
+                after,
+                reason: format!("GitHub answered {status}"),
+            },
+            Outcome::Fail => {
+                let message = response.text().await.unwrap_or_default();
+                Attempt::Fatal(DispatchError::Rejected {
+                    status: status.as_u16(),
+                    message: message.chars().take(500).collect(),
+                })
+            }
         }
-        tracing::debug!(
-            status = status.as_u16(),
-            ?outcome,
-            "GitHub answered the dispatch"
-        );
-        Ok(outcome)
     }
 }
 
-/// Why one attempt did not succeed.
+/// The result of one attempt.
 #[derive(Debug)]
 enum Attempt {
-    Token(TokenError),
-    Transport(String),
-    Rejected { status: u16, message: String },
+    Sent,
+    Retry {
+        after: Option<Duration>,
+        reason: String,
+    },
+    Fatal(DispatchError),
 }
 
 impl<T: TokenSource> Notify for GitHubDispatcher<T> {
@@ -226,43 +259,21 @@ impl<T: TokenSource> Notify for GitHubDispatcher<T> {
     async fn notify(&self, body: &Value) -> Result<(), DispatchError> {
         let mut last = String::new();
         for attempt in 1..=self.retry.max_attempts {
-            let after = match self.attempt(body).await {
-                Ok(Outcome::Done) => {
+            match self.attempt(body).await {
+                Attempt::Sent => {
                     tracing::info!(attempt, "repository_dispatch sent");
                     return Ok(());
                 }
-                Ok(Outcome::RefreshToken) => {
-                    self.forget_token().await;
-                    last = "401 from GitHub".into();
-                    None
+                Attempt::Fatal(e) => return Err(e),
+                Attempt::Retry { after, reason } => {
+                    if attempt < self.retry.max_attempts {
+                        let delay = self.retry.delay(attempt, after);
+                        let delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+                        tracing::warn!(attempt, delay_ms, %reason, "dispatch failed, retrying");
+                        tokio::time::sleep(delay).await;
+                    }
+                    last = reason;
                 }
-                Ok(Outcome::Retry { after }) => {
-                    last = "GitHub asked to retry (5xx, 429 or rate limit)".into();
-                    after
-                }
-                Err(Attempt::Rejected { status, message }) => {
-                    return Err(DispatchError::Rejected { status, message });
-                }
-                Ok(Outcome::Fail) => {
-                    return Err(DispatchError::Rejected {
-                        status: 0,
-                        message: "unexpected answer".into(),
-                    });
-                }
-                Err(Attempt::Token(e)) if !e.retryable => return Err(DispatchError::Token(e)),
-                Err(Attempt::Token(e)) => {
-                    last = e.to_string();
-                    None
-                }
-                Err(Attempt::Transport(e)) => {
-                    last = format!("transport: {e}");
-                    None
-                }
-            };
-            if attempt < self.retry.max_attempts {
-                let delay = self.retry.delay(attempt, after);
-                tracing::warn!(attempt, delay_ms = delay.as_millis() as u64, reason = %last, "dispatch failed, retrying");
-                tokio::time::sleep(delay).await;
             }
         }
         Err(DispatchError::Exhausted {

@@ -157,10 +157,10 @@ pub async fn deploy_stack(
             }
             StackState::Absent
         }
-        StackState::RollbackComplete if ctx.inputs.allow_recreate => StackState::Absent,
+        // A plan never deletes anything, so it stops here too.
         StackState::RollbackComplete => bail!(
             "stack {name} is in ROLLBACK_COMPLETE: its first creation failed and it can only be deleted. \
-             Set `allow-recreate: true` to let the Action delete and recreate it"
+             Set `allow-recreate: true` to let an apply delete and recreate it"
         ),
         StackState::Failed(status) => bail!(
             "stack {name} is in {status}; fix it (continue or cancel the rollback) before deploying"
@@ -179,13 +179,6 @@ pub async fn deploy_stack(
         .map(|s| status_of(s).to_owned())
         .unwrap_or_else(|| "NEW".into());
     outcome.stack_id = existing.as_ref().and_then(|s| s.stack_id.clone());
-
-    // A plan of a stack in ROLLBACK_COMPLETE shows what a recreate would do, without deleting.
-    if mode == Mode::Plan && matches!(existing.as_ref().map(status_of), Some("ROLLBACK_COMPLETE")) {
-        tracing::warn!(
-            "stack is in ROLLBACK_COMPLETE: apply with allow-recreate would delete and recreate it"
-        );
-    }
 
     let created = {
         let _g = runner::Group::start(&format!(

@@ -654,3 +654,45 @@ async fn matching_code_is_left_alone() {
     assert!(result.unwrap().is_empty());
     assert_eq!(updates, 0);
 }
+
+#[tokio::test]
+async fn a_missing_bootstrap_is_explained() {
+    let describe = mock!(aws_sdk_cloudformation::Client::describe_stacks)
+        .match_requests(|r| r.stack_name() == Some(STACK))
+        .then_output(|| stacks(StackStatus::UpdateComplete));
+    let toolkit = mock!(aws_sdk_cloudformation::Client::describe_stacks)
+        .match_requests(|r| r.stack_name() == Some("CDKToolkit"))
+        .then_error(missing);
+    let create = mock!(aws_sdk_cloudformation::Client::create_change_set).then_error(|| {
+        CreateChangeSetError::generic(
+            ErrorMetadata::builder()
+                .code("ValidationError")
+                .message("Unable to fetch parameters [/cdk-bootstrap/hnb659fds/version] from parameter store for this account.")
+                .build(),
+        )
+    });
+    let placeholders = Placeholders::new("123456789012", "eu-west-1");
+    let roles = RoleClients::fixed(cfn_clients(&[&describe, &toolkit, &create]));
+    let inputs = inputs("apply", &[]);
+    let ctx = deploy::Context {
+        inputs: &inputs,
+        assembly_dir: Path::new("."),
+        placeholders: &placeholders,
+        roles: &roles,
+        change_set_name: "ssm-test-1".into(),
+    };
+    let body = r#"{"Parameters":{"BootstrapVersion":{"Type":"AWS::SSM::Parameter::Value<String>","Default":"/cdk-bootstrap/hnb659fds/version"}},"Resources":{}}"#;
+    let template = Template {
+        body: body.to_owned(),
+        json: serde_json::from_str(body).unwrap(),
+    };
+    let err = deploy::deploy_stack(&ctx, &artifact(), &template)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("not bootstrapped") && err.contains("cdk bootstrap aws://<account>/eu-west-1"),
+        "{err}"
+    );
+    assert_eq!(toolkit.num_calls(), 1);
+}

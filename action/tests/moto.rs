@@ -184,7 +184,19 @@ async fn apply_then_no_change_then_plan_then_update() {
     // fail-on-empty-changeset turns the same run into a failure.
     let mut strict = with_static_creds(inputs("apply", &asm), &endpoint);
     strict.push(("INPUT_FAIL-ON-EMPTY-CHANGESET", "true".into()));
+    // No OIDC but a role: assumed with the default chain's credentials, as the AWS action does.
+    strict.push((
+        "INPUT_ROLE-TO-ASSUME",
+        format!("arn:aws:iam::{ACCOUNT}:role/local-deploy"),
+    ));
     let strict = run_action(work.path(), &strict).await;
+    assert!(
+        strict.stderr.contains(
+            "default AWS credential chain to assume arn:aws:iam::123456789012:role/local-deploy"
+        ),
+        "{}",
+        strict.stderr
+    );
     assert_eq!(strict.code, Some(1));
     assert!(
         strict.stdout.contains("::error") && strict.stdout.contains("no changes"),

@@ -183,7 +183,15 @@ pub async fn assume_role_with_web_identity(
 /// chain (assuming `role-to-assume` with it when given).
 pub async fn sdk_config(inputs: &ActionInputs, runner: &Runner) -> anyhow::Result<SdkConfig> {
     let region = Region::new(inputs.aws_region.clone());
-    let base = aws_config::defaults(BehaviorVersion::latest()).region(region.clone());
+    // Bounded waits on every call: no hang on a dead endpoint (uploads get minutes, not forever).
+    let timeouts = aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(10))
+        .read_timeout(Duration::from_secs(120))
+        .operation_attempt_timeout(Duration::from_secs(600))
+        .build();
+    let base = aws_config::defaults(BehaviorVersion::latest())
+        .region(region.clone())
+        .timeout_config(timeouts.clone());
     match (&runner.oidc, &inputs.role_to_assume) {
         (Some(oidc), Some(role)) => {
             let http = oidc_http_client()?;
@@ -193,6 +201,7 @@ pub async fn sdk_config(inputs: &ActionInputs, runner: &Runner) -> anyhow::Resul
             let anon = aws_config::defaults(BehaviorVersion::latest())
                 .region(region)
                 .no_credentials()
+                .timeout_config(timeouts)
                 .retry_config(aws_config::retry::RetryConfig::disabled())
                 .load()
                 .await;

@@ -156,6 +156,28 @@ async fn apply_then_no_change_then_plan_then_update() {
     assert!(!first.stderr.contains(&oidc.jwt) && !first.stderr.contains(&oidc.bearer));
     assert!(!first.stdout.contains(&oidc.bearer));
     assert!(!first.stdout.contains("signature-bytes") && !first.stderr.contains("c2lnbmF0dXJl"));
+    // Every secret masked (the token, and each role's secret key and session token) is printed
+    // only in its own ::add-mask:: line: never logged elsewhere.
+    let masked: Vec<&str> = first
+        .stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("::add-mask::"))
+        .collect();
+    assert!(
+        masked.len() >= 5,
+        "token + OIDC role + publishing and deploy roles' keys: {masked:?}"
+    );
+    for secret in masked {
+        assert_eq!(
+            first.stdout.matches(secret).count(),
+            1,
+            "{secret} leaked into stdout"
+        );
+        assert!(
+            !first.stderr.contains(secret),
+            "{secret} leaked into the log"
+        );
+    }
 
     // 2. The same assembly again (default credential chain this time): no changes, success.
     let second = run_action(

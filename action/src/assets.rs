@@ -6,7 +6,6 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
-use aws_sdk_s3::error::DisplayErrorContext;
 use aws_sdk_s3::primitives::ByteStream;
 use base64::Engine as _;
 use sha2::{Digest as _, Sha256};
@@ -134,7 +133,7 @@ pub async fn publish(
                         placeholders.account,
                         placeholders.region
                     ),
-                    _ => anyhow::anyhow!("listing s3://{bucket}/{key}: {}", DisplayErrorContext(&e)),
+                    _ => anyhow::anyhow!("listing s3://{bucket}/{key}: {}", crate::aws_error(&e)),
                 })?;
             if listed
                 .contents()
@@ -169,7 +168,7 @@ pub async fn publish(
                     anyhow::anyhow!(
                         "uploading asset {} to s3://{bucket}/{key}: {}",
                         asset.id,
-                        DisplayErrorContext(&e)
+                        crate::aws_error(&e)
                     )
                 })?;
             tracing::info!(asset = %asset.id, %bucket, %key, bytes = size, "asset uploaded");

@@ -110,7 +110,7 @@ impl RoleClients {
                 None => self.base.clone(),
             },
             Err(e) => {
-                tracing::warn!(%role, error = %aws_sdk_sts::error::DisplayErrorContext(&e), "could not assume the assembly's role; proceeding with the current credentials");
+                tracing::warn!(%role, error = %crate::aws_error(&e), "could not assume the assembly's role; proceeding with the current credentials");
                 self.base.clone()
             }
         };

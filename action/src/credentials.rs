@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::SharedCredentialsProvider;
-use aws_sdk_sts::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_sts::error::{ProvideErrorMetadata, SdkError};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::Deserialize;
@@ -154,7 +154,7 @@ pub async fn assume_role_with_web_identity(
                     policy.cap_ms,
                     rand::random::<f64>(),
                 );
-                tracing::warn!(attempt, wait_ms = wait, error = %DisplayErrorContext(&err), "STS throttled or failed; retrying");
+                tracing::warn!(attempt, wait_ms = wait, error = %crate::aws_error(&err), "STS throttled or failed; retrying");
                 tokio::time::sleep(Duration::from_millis(wait)).await;
                 attempt += 1;
             }
@@ -172,7 +172,7 @@ pub async fn assume_role_with_web_identity(
                         &sts_message,
                     )));
                 }
-                return Err(CredentialsError::Sts(DisplayErrorContext(&err).to_string()));
+                return Err(CredentialsError::Sts(crate::aws_error(&err).to_string()));
             }
         }
     }
@@ -236,7 +236,7 @@ pub async fn sdk_config(inputs: &ActionInputs, runner: &Runner) -> anyhow::Resul
                 .map_err(|e| {
                     anyhow::anyhow!(
                         "AssumeRole {role} with the default credentials: {}",
-                        DisplayErrorContext(&e)
+                        crate::aws_error(&e)
                     )
                 })?;
             let c = out

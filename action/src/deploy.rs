@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use aws_sdk_cloudformation::Client as Cfn;
-use aws_sdk_cloudformation::error::{DisplayErrorContext, ProvideErrorMetadata};
+use aws_sdk_cloudformation::error::ProvideErrorMetadata;
 use aws_sdk_cloudformation::types::{
     Capability, ChangeSetStatus, ChangeSetType, DeploymentMode, Parameter, ResourceChange, Stack,
     Tag,
@@ -72,7 +72,7 @@ pub async fn describe_stack(cfn: &Cfn, name: &str) -> anyhow::Result<Option<Stac
         Err(e) if e.message().is_some_and(|m| m.contains("does not exist")) => Ok(None),
         Err(e) => Err(anyhow::anyhow!(
             "DescribeStacks {name}: {}",
-            DisplayErrorContext(&e)
+            crate::aws_error(&e)
         )),
     }
 }
@@ -151,7 +151,7 @@ pub async fn deploy_stack(
                 .stack_name(name)
                 .send()
                 .await
-                .map_err(|e| anyhow::anyhow!("DeleteStack {name}: {}", DisplayErrorContext(&e)))?;
+                .map_err(|e| anyhow::anyhow!("DeleteStack {name}: {}", crate::aws_error(&e)))?;
             if wait_settled(&cfn, name).await?.is_some() {
                 bail!("stack {name} could not be deleted; see its events");
             }
@@ -224,7 +224,7 @@ pub async fn deploy_stack(
             .change_set_name(&change_set.id)
             .send()
             .await
-            .map_err(|e| anyhow::anyhow!("DeleteChangeSet: {}", DisplayErrorContext(&e)))?;
+            .map_err(|e| anyhow::anyhow!("DeleteChangeSet: {}", crate::aws_error(&e)))?;
         if matches!(state, StackState::Absent) {
             // The CREATE change set made an empty REVIEW_IN_PROGRESS stack; leave nothing behind.
             let _ = cfn.delete_stack().stack_name(name).send().await;
@@ -284,7 +284,7 @@ async fn finish_stack(
             .send()
             .await
             .map_err(|e| {
-                anyhow::anyhow!("UpdateTerminationProtection: {}", DisplayErrorContext(&e))
+                anyhow::anyhow!("UpdateTerminationProtection: {}", crate::aws_error(&e))
             })?;
         tracing::info!(enabled = want, "termination protection set");
     }
@@ -387,7 +387,7 @@ async fn create_change_set(
                     bail!("{help} (CloudFormation said: {msg})");
                 }
             }
-            bail!("CreateChangeSet for {name}: {}", DisplayErrorContext(&e));
+            bail!("CreateChangeSet for {name}: {}", crate::aws_error(&e));
         }
     };
     let id = created.id.context("CreateChangeSet returned no id")?;
@@ -404,7 +404,7 @@ async fn create_change_set(
             .change_set_name(&id)
             .send()
             .await
-            .map_err(|e| anyhow::anyhow!("DescribeChangeSet: {}", DisplayErrorContext(&e)))?;
+            .map_err(|e| anyhow::anyhow!("DescribeChangeSet: {}", crate::aws_error(&e)))?;
         match out.status {
             Some(ChangeSetStatus::CreateComplete) => break,
             Some(ChangeSetStatus::Failed) => {
@@ -450,7 +450,7 @@ pub async fn describe_changes(
             .set_next_token(token.take())
             .send()
             .await
-            .map_err(|e| anyhow::anyhow!("DescribeChangeSet: {}", DisplayErrorContext(&e)))?;
+            .map_err(|e| anyhow::anyhow!("DescribeChangeSet: {}", crate::aws_error(&e)))?;
         for rc in out.changes().iter().filter_map(|c| c.resource_change()) {
             let (change, drifted) = convert_change(rc);
             changes.push(change);
@@ -560,7 +560,7 @@ async fn new_events(
             .set_next_token(token)
             .send()
             .await
-            .map_err(|e| anyhow::anyhow!("DescribeStackEvents: {}", DisplayErrorContext(&e)))?;
+            .map_err(|e| anyhow::anyhow!("DescribeStackEvents: {}", crate::aws_error(&e)))?;
         let mut reached_seen = false;
         for e in out.stack_events() {
             let ev = to_event(e);
@@ -596,7 +596,7 @@ async fn execute_and_stream(
         .change_set_name(change_set_id)
         .send()
         .await
-        .map_err(|e| anyhow::anyhow!("ExecuteChangeSet: {}", DisplayErrorContext(&e)))?;
+        .map_err(|e| anyhow::anyhow!("ExecuteChangeSet: {}", crate::aws_error(&e)))?;
     let started = Instant::now();
     let mut all = Vec::new();
     let mut polls = 0;

@@ -11,3 +11,18 @@ pub mod deploy;
 pub mod reconcile;
 pub mod run;
 pub mod runner;
+
+/// An AWS error for people: `Code: message` when the service sent one, else the whole cause
+/// chain (connection failures, timeouts). The raw response is never shown.
+pub fn aws_error<E, R>(err: &aws_smithy_runtime_api::client::result::SdkError<E, R>) -> String
+where
+    E: aws_sdk_sts::error::ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    use aws_sdk_sts::error::ProvideErrorMetadata as _;
+    match (err.code(), err.message()) {
+        (Some(code), Some(message)) => format!("{code}: {message}"),
+        (Some(code), None) => code.to_owned(),
+        _ => aws_sdk_sts::error::DisplayErrorContext(err).to_string(),
+    }
+}

@@ -56,12 +56,7 @@ async fn deploy(inputs: &ActionInputs, runner: &Runner) -> anyhow::Result<()> {
         .get_caller_identity()
         .send()
         .await
-        .map_err(|e| {
-            anyhow::anyhow!(
-                "no usable AWS credentials: {}",
-                aws_sdk_sts::error::DisplayErrorContext(&e)
-            )
-        })?
+        .map_err(|e| anyhow::anyhow!("no usable AWS credentials: {}", ssm_action::aws_error(&e)))?
         .account
         .ok_or_else(|| anyhow::anyhow!("GetCallerIdentity returned no account"))?;
     tracing::info!(%account, region = %inputs.aws_region, mode = %inputs.mode, "deploying");

@@ -1,7 +1,6 @@
 //! Lambda code drift, which CloudFormation cannot see: a function's `CodeSha256` compared with
 //! the SHA-256 of the asset object the stack deploys, and the code restored from that object.
 
-use aws_sdk_lambda::error::DisplayErrorContext;
 use ssm_core::deploy::assembly::{self, FileAsset, Placeholders};
 use ssm_core::deploy::report::DriftedProperty;
 
@@ -66,7 +65,7 @@ pub async fn restore_lambda_code(
                 anyhow::anyhow!(
                     "DescribeStackResource {}: {}",
                     src.logical_id,
-                    DisplayErrorContext(&e)
+                    crate::aws_error(&e)
                 )
             })?;
         let Some(function) = resource
@@ -82,7 +81,7 @@ pub async fn restore_lambda_code(
             .function_name(&function)
             .send()
             .await
-            .map_err(|e| anyhow::anyhow!("GetFunction {function}: {}", DisplayErrorContext(&e)))?
+            .map_err(|e| anyhow::anyhow!("GetFunction {function}: {}", crate::aws_error(&e)))?
             .configuration()
             .and_then(|c| c.code_sha256())
             .unwrap_or_default()
@@ -99,7 +98,7 @@ pub async fn restore_lambda_code(
                     "reading s3://{}/{}: {}",
                     src.bucket,
                     src.key,
-                    DisplayErrorContext(&e)
+                    crate::aws_error(&e)
                 )
             })?;
         let bytes = object
@@ -122,7 +121,7 @@ pub async fn restore_lambda_code(
             .send()
             .await
             .map_err(|e| {
-                anyhow::anyhow!("UpdateFunctionCode {function}: {}", DisplayErrorContext(&e))
+                anyhow::anyhow!("UpdateFunctionCode {function}: {}", crate::aws_error(&e))
             })?;
         let now = updated.code_sha256().unwrap_or_default();
         if now != expected {

@@ -14,10 +14,14 @@ pub fn moto_endpoint(test: &str) -> Option<String> {
     match std::env::var("AWS_ENDPOINT_URL") {
         Ok(url) if !url.is_empty() => Some(url),
         _ if emulators_required() => {
-            panic!("{test}: SSM_REQUIRE_EMULATORS=1 but AWS_ENDPOINT_URL is not set; run `bash scripts/test.sh`")
+            panic!(
+                "{test}: SSM_REQUIRE_EMULATORS=1 but AWS_ENDPOINT_URL is not set; run `bash scripts/test.sh`"
+            )
         }
         _ => {
-            eprintln!("skipping {test}: no AWS emulator (AWS_ENDPOINT_URL unset); `bash scripts/test.sh` runs it");
+            eprintln!(
+                "skipping {test}: no AWS emulator (AWS_ENDPOINT_URL unset); `bash scripts/test.sh` runs it"
+            );
             None
         }
     }

@@ -20,6 +20,7 @@ use aws_sdk_cloudformation::operation::describe_stacks::{
     DescribeStacksError, DescribeStacksOutput,
 };
 use aws_sdk_cloudformation::operation::execute_change_set::ExecuteChangeSetOutput;
+use aws_sdk_cloudformation::operation::update_termination_protection::UpdateTerminationProtectionOutput;
 use aws_sdk_cloudformation::types::{
     Change, ChangeAction, ChangeSetStatus, ChangeSetType, DeploymentMode, LiveResourceDrift,
     Output, Replacement, ResourceChange, ResourceChangeDetail, ResourceStatus,
@@ -517,11 +518,39 @@ async fn no_updates_validation_error_is_success_with_outputs() {
     });
     let delete_cs = mock!(aws_sdk_cloudformation::Client::delete_change_set)
         .then_output(|| DeleteChangeSetOutput::builder().build());
-    let clients = cfn_clients(&[&describe, &create, &delete_cs]);
+    let protect = mock!(aws_sdk_cloudformation::Client::update_termination_protection)
+        .match_requests(|r| {
+            r.stack_name() == Some(STACK) && r.enable_termination_protection() == Some(true)
+        })
+        .then_output(|| UpdateTerminationProtectionOutput::builder().build());
+    let clients = cfn_clients(&[&describe, &create, &delete_cs, &protect]);
     let outcome = deploy_with(&inputs("apply", &[]), clients.clone())
         .await
         .unwrap();
     assert!(!outcome.failed && !outcome.report.has_changes());
+    assert_eq!(
+        protect.num_calls(),
+        0,
+        "the assembly says false and the stack has it off"
+    );
+    deploy_with(
+        &inputs("apply", &[("INPUT_TERMINATION-PROTECTION", "true")]),
+        clients.clone(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        protect.num_calls(),
+        1,
+        "the input turns it on even without changes"
+    );
+    deploy_with(
+        &inputs("plan", &[("INPUT_TERMINATION-PROTECTION", "true")]),
+        clients.clone(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(protect.num_calls(), 1, "a plan changes nothing");
     let summary = RunSummary {
         stacks: vec![outcome],
     };
@@ -695,4 +724,82 @@ async fn a_missing_bootstrap_is_explained() {
         "{err}"
     );
     assert_eq!(toolkit.num_calls(), 1);
+}
+
+#[tokio::test]
+async fn large_templates_go_by_their_s3_url() {
+    let describe = mock!(aws_sdk_cloudformation::Client::describe_stacks).then_error(missing);
+    let create = mock!(aws_sdk_cloudformation::Client::create_change_set)
+        .match_requests(|r| {
+            r.template_body().is_none()
+                && r.template_url()
+                    == Some(
+                        "https://s3.eu-west-1.amazonaws.com/assets-123456789012-eu-west-1/t.json",
+                    )
+                && r.role_arn() == Some("arn:aws:iam::123456789012:role/exec-eu-west-1")
+        })
+        .then_output(|| {
+            CreateChangeSetOutput::builder()
+                .id("cs-big")
+                .stack_id("stack-big")
+                .build()
+        });
+    let describe_cs =
+        mock!(aws_sdk_cloudformation::Client::describe_change_set).then_output(|| {
+            change_set(vec![change(
+                "Fn",
+                "AWS::Lambda::Function",
+                ChangeAction::Add,
+                None,
+            )])
+        });
+    let delete_cs = mock!(aws_sdk_cloudformation::Client::delete_change_set)
+        .then_output(|| DeleteChangeSetOutput::builder().build());
+    let delete = mock!(aws_sdk_cloudformation::Client::delete_stack)
+        .then_output(|| DeleteStackOutput::builder().build());
+    let roles = RoleClients::fixed(cfn_clients(&[
+        &describe,
+        &create,
+        &describe_cs,
+        &delete_cs,
+        &delete,
+    ]));
+    let placeholders = Placeholders::new("123456789012", "eu-west-1");
+    let inputs = inputs("plan", &[]);
+    let ctx = deploy::Context {
+        inputs: &inputs,
+        assembly_dir: Path::new("."),
+        placeholders: &placeholders,
+        roles: &roles,
+        change_set_name: "ssm-test-1".into(),
+    };
+    let manifest = serde_json::json!({"artifacts": {STACK: {
+        "type": "aws:cloudformation:stack",
+        "properties": {
+            "templateFile": "Svc.template.json",
+            "stackTemplateAssetObjectUrl": "s3://assets-${AWS::AccountId}-${AWS::Region}/t.json",
+            "cloudFormationExecutionRoleArn": "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/exec-${AWS::Region}"
+        }
+    }}});
+    let artifact = CloudAssembly::parse(&manifest.to_string())
+        .unwrap()
+        .stacks
+        .remove(0);
+    let padding = "x".repeat(60_000);
+    let body = format!(r#"{{"Description":"{padding}","Resources":{{}}}}"#);
+    let template = Template {
+        json: serde_json::from_str(&body).unwrap(),
+        body,
+    };
+    let outcome = deploy::deploy_stack(&ctx, &artifact, &template)
+        .await
+        .unwrap();
+    assert_eq!(create.num_calls(), 1);
+    assert_eq!(outcome.report.change_set_type, "CREATE");
+    assert_eq!(delete_cs.num_calls(), 1, "a plan deletes its change set");
+    assert_eq!(
+        delete.num_calls(),
+        1,
+        "and the empty stack its CREATE change set made"
+    );
 }

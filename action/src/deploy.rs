@@ -155,6 +155,7 @@ pub async fn deploy_stack(
             if wait_settled(&cfn, name).await?.is_some() {
                 bail!("stack {name} could not be deleted; see its events");
             }
+            existing = None;
             StackState::Absent
         }
         // A plan never deletes anything, so it stops here too.

@@ -502,6 +502,10 @@ async fn rollback_complete_is_recreated_only_when_allowed() {
     assert_eq!(create.num_calls(), 1);
     assert_eq!(outcome.report.change_set_type, "CREATE");
     assert_eq!(outcome.report.status, "CREATE_COMPLETE");
+    assert_eq!(
+        outcome.stack_id.as_deref(),
+        Some("arn:aws:cloudformation:eu-west-1:123456789012:stack/Svc/1")
+    );
 }
 
 #[tokio::test]

@@ -52,9 +52,13 @@ pub fn classify_batch(
 pub fn findings(classified: &[Classified]) -> (Vec<Finding>, Vec<String>) {
     let mut findings = Vec::new();
     let mut ids = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
     for c in classified {
         if let Ok((_, Classification::Drift(drift))) = &c.outcome {
-            findings.extend(Finding::from_drift(drift));
+            // SQS delivers at least once: a duplicate CloudTrail event is one finding.
+            if seen.insert(drift.event_id.as_str()) {
+                findings.extend(Finding::from_drift(drift));
+            }
             ids.push(c.message_id.clone());
         }
     }

@@ -129,6 +129,7 @@ async fn a_burst_becomes_one_dispatch_and_noise_is_acknowledged() {
         ("m4", cloudtrail("lambda-deploy-role")),
         ("m5", "not json at all".into()),
         ("m6", cloudtrail("lambda-other-stack")),
+        ("m7", cloudtrail("iam-put-role-policy")),
     ]);
     let response = handler.handle(payload).await.unwrap();
     assert_eq!(failures(&response), Vec::<String>::new());
@@ -137,7 +138,10 @@ async fn a_burst_becomes_one_dispatch_and_noise_is_acknowledged() {
     let payload = &bodies[0]["client_payload"];
     assert_eq!(bodies[0]["event_type"], "ssm-drift");
     assert_eq!(payload["source"], "event");
-    assert_eq!(payload["count"], 3);
+    assert_eq!(
+        payload["count"], 3,
+        "m7 duplicates m2 (at-least-once delivery)"
+    );
     assert_eq!(payload["event_ids"].as_array().unwrap().len(), 3);
     assert_eq!(
         lr.num_calls(),

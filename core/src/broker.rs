@@ -390,21 +390,14 @@ impl Principal {
     /// (an assumed-role ARN does not carry them, so the policy matches on account and name).
     pub fn from_arn(arn: &str) -> Result<Self, IdentityError> {
         let bad = || IdentityError::Arn(arn.to_owned());
-        let mut parts = arn.splitn(6, ':');
-        let (Some("arn"), Some(partition), Some(service), Some(_region), Some(account), Some(res)) = (
-            parts.next(),
-            parts.next(),
-            parts.next(),
-            parts.next(),
-            parts.next(),
-            parts.next(),
-        ) else {
-            return Err(bad());
-        };
-        if partition.is_empty()
-            || account.len() != 12
-            || !account.bytes().all(|b| b.is_ascii_digit())
-        {
+        let parsed = crate::arn::Arn::parse(arn).map_err(|_| bad())?;
+        let (partition, service, account, res) = (
+            parsed.partition.as_str(),
+            parsed.service.as_str(),
+            parsed.account.as_str(),
+            parsed.resource.as_str(),
+        );
+        if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
             return Err(bad());
         }
         let (kind, path) = res.split_once('/').ok_or_else(bad)?;

@@ -4,6 +4,7 @@
 //! decide, and then do the I/O themselves.
 
 pub mod api;
+pub mod arn;
 pub mod broker;
 pub mod deploy;
 pub mod envelope;

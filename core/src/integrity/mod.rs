@@ -6,7 +6,7 @@
 //! - [`template`]: where the template says each function's code is.
 //! - [`payload`]: the single `repository_dispatch` per batch or sweep.
 
-pub mod arn;
+pub use crate::arn;
 pub mod classify;
 pub mod cloudtrail;
 pub mod payload;

@@ -1,4 +1,5 @@
 //! ARNs: `arn:partition:service:region:account:resource`, and IAM role ARNs compared exactly.
+//! Shared by the integrity classifier and the token broker's principal matching.
 
 use std::fmt;
 

@@ -44,3 +44,4 @@ pub async fn aws_config(endpoint: &str) -> SdkConfig {
 
 #[cfg(feature = "github")]
 pub mod github;
+pub mod logs;

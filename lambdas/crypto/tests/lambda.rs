@@ -115,8 +115,7 @@ async fn original_routes_keep_working() {
 #[tokio::test]
 async fn access_log_names_the_iam_caller() {
     let t = common::service();
-    let logs = common::Logs::default();
-    let _guard = logs.capture();
+    let (logs, _guard) = ssm_testkit::logs::capture_thread();
     let (status, _, _) = call(&t, "GET", "/v1/keys", "").await;
     assert_eq!(status, 200);
     let text = logs.text();

@@ -9,8 +9,7 @@ use serde_json::json;
 #[tokio::test]
 async fn logs_carry_sizes_and_versions_never_data() {
     let t = common::service();
-    let logs = common::Logs::default();
-    let _guard = logs.capture();
+    let (logs, _guard) = ssm_testkit::logs::capture_thread();
     let plaintext = b"TOP-SECRET-PLAINTEXT-0123456789";
     let context = b"CONTEXT-VALUE-tenant-42";
     let svc = &t.service;

@@ -6,9 +6,8 @@
     reason = "test helpers outside #[test] functions fail the test"
 )]
 
-use std::io::Write;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::Utc;
@@ -23,35 +22,9 @@ use ssm_testkit::github::{GitHubEmulator, TEST_APP_PUBLIC_KEY_PEM};
 const REPOSITORY: &str = "acme/infra";
 const DISPATCHES: &str = "/repos/acme/infra/dispatches";
 
-static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
-
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
+/// Every log line of this test binary at TRACE, from every crate and thread.
 fn logs() -> String {
-    let buf = LOGS.get_or_init(|| {
-        let buf = Arc::new(Mutex::new(Vec::new()));
-        let sink = buf.clone();
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter("trace")
-            .with_ansi(false)
-            .with_writer(move || Capture(sink.clone()))
-            .try_init();
-        buf
-    });
-    String::from_utf8_lossy(&buf.lock().unwrap_or_else(|p| p.into_inner())).into_owned()
+    ssm_testkit::logs::global().text()
 }
 
 /// Mints tokens from the emulator; the first `fail` calls fail (retryable or not).

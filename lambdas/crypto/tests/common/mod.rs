@@ -1,10 +1,9 @@
-//! Shared test setup: a service on a temporary keyring file, and a log capture.
+//! Shared test setup: a service on a temporary keyring file.
 
 #![allow(dead_code, reason = "each test binary uses a different subset")]
 
-use std::io::Write;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use ssm_core::api::Limits;
 use ssm_core::keyring::Keyring;
@@ -39,34 +38,4 @@ pub fn service() -> TestService {
         Keyring::generate(chrono::Utc::now()).expect("keyring"),
         Limits::default(),
     )
-}
-
-/// Captures everything logged on this thread while the guard lives.
-#[derive(Clone, Default)]
-pub struct Logs(Arc<Mutex<Vec<u8>>>);
-
-impl Logs {
-    pub fn capture(&self) -> tracing::subscriber::DefaultGuard {
-        let writer = self.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .json()
-            .with_max_level(tracing::Level::TRACE)
-            .with_writer(move || writer.clone())
-            .finish();
-        tracing::subscriber::set_default(subscriber)
-    }
-
-    pub fn text(&self) -> String {
-        String::from_utf8(self.0.lock().expect("lock").clone()).expect("utf8 logs")
-    }
-}
-
-impl Write for Logs {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("lock").extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
 }

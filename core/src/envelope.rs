@@ -20,8 +20,8 @@
 
 use std::fmt;
 
-use aes_gcm::aead::{Aead, KeyInit, Payload};
-use aes_gcm::{Aes256Gcm, Nonce};
+use aes_gcm::aead::{AeadInOut, KeyInit};
+use aes_gcm::{Aes256Gcm, Nonce, Tag};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde::{Deserialize, Serialize};
@@ -133,22 +133,26 @@ impl<'a> Envelope<'a> {
 
     /// Authenticates and decrypts the body with `key` (the key of [`Self::version`]).
     pub fn open(&self, key: &KeyMaterial, context: &[u8]) -> Result<Plaintext, DecryptError> {
-        let raw = STANDARD.decode(self.body).map_err(|_| DecryptError)?;
+        let mut raw = STANDARD.decode(self.body).map_err(|_| DecryptError)?;
         if raw.len() < NONCE_LEN + TAG_LEN {
             return Err(DecryptError);
         }
-        let (nonce, sealed) = raw.split_at(NONCE_LEN);
+        // Decrypt in place: nonce ‖ ciphertext ‖ tag becomes the plaintext, with no second buffer.
+        let tag_at = raw.len() - TAG_LEN;
+        let nonce = Nonce::try_from(&raw[..NONCE_LEN]).map_err(|_| DecryptError)?;
+        let tag = Tag::try_from(&raw[tag_at..]).map_err(|_| DecryptError)?;
         let aad = associated_data(self.header, context);
-        let plaintext = cipher(key)
-            .decrypt(
-                &Nonce::try_from(nonce).map_err(|_| DecryptError)?,
-                Payload {
-                    msg: sealed,
-                    aad: &aad,
-                },
-            )
-            .map_err(|_| DecryptError)?;
-        Ok(Plaintext::new(plaintext))
+        let result = cipher(key).decrypt_inout_detached(
+            &nonce,
+            &aad,
+            (&mut raw[NONCE_LEN..tag_at]).into(),
+            &tag,
+        );
+        raw.truncate(tag_at);
+        raw.drain(..NONCE_LEN);
+        let plaintext = Plaintext::new(raw);
+        result.map_err(|_| DecryptError)?;
+        Ok(plaintext)
     }
 }
 
@@ -175,18 +179,14 @@ pub fn seal_with_nonce(
 ) -> Result<String, EncryptError> {
     let header = header(version);
     let aad = associated_data(&header, context);
-    let sealed = cipher(key)
-        .encrypt(
-            &Nonce::from(nonce),
-            Payload {
-                msg: plaintext,
-                aad: &aad,
-            },
-        )
-        .map_err(|_| EncryptError::TooLong)?;
-    let mut raw = Vec::with_capacity(NONCE_LEN + sealed.len());
+    // Encrypt in place behind the nonce, then append the tag: one buffer, one copy of the input.
+    let mut raw = Vec::with_capacity(NONCE_LEN + plaintext.len() + TAG_LEN);
     raw.extend_from_slice(&nonce);
-    raw.extend_from_slice(&sealed);
+    raw.extend_from_slice(plaintext);
+    let tag = cipher(key)
+        .encrypt_inout_detached(&Nonce::from(nonce), &aad, (&mut raw[NONCE_LEN..]).into())
+        .map_err(|_| EncryptError::TooLong)?;
+    raw.extend_from_slice(&tag);
     let mut out = header;
     STANDARD.encode_string(&raw, &mut out);
     Ok(out)

@@ -119,11 +119,33 @@ pub enum Route {
 impl Route {
     /// Matches a method and path. Unknown path → 404; known path, other method → 405.
     pub fn from_request(method: &str, path: &str) -> Result<Self, ApiError> {
+        let (route, allowed) = Self::lookup(path).ok_or_else(ApiError::not_found)?;
+        let method_ok = method == allowed || (allowed == "GET" && method == "HEAD");
+        if method_ok {
+            Ok(route)
+        } else {
+            Err(ApiError::method_not_allowed(allowed))
+        }
+    }
+
+    /// The `Allow` header for a 405 on `path` (`None` for unknown paths).
+    pub fn allow_header(path: &str) -> Option<&'static str> {
+        Self::lookup(path).map(|(_, allowed)| {
+            if allowed == "GET" {
+                "GET, HEAD"
+            } else {
+                allowed
+            }
+        })
+    }
+
+    /// The route at `path` (one trailing `/` tolerated) and the method it takes.
+    fn lookup(path: &str) -> Option<(Self, &'static str)> {
         let path = path
             .strip_suffix('/')
             .filter(|p| !p.is_empty())
             .unwrap_or(path);
-        let (route, allowed) = match path {
+        Some(match path {
             "/v1/encrypt" => (Route::Encrypt, "POST"),
             "/v1/decrypt" => (Route::Decrypt, "POST"),
             "/v1/rewrap" => (Route::Rewrap, "POST"),
@@ -132,14 +154,8 @@ impl Route {
             "/version" => (Route::Version, "GET"),
             "/wrap" => (Route::Wrap, "POST"),
             "/unwrap" => (Route::Unwrap, "POST"),
-            _ => return Err(ApiError::not_found()),
-        };
-        let method_ok = method == allowed || (allowed == "GET" && method == "HEAD");
-        if method_ok {
-            Ok(route)
-        } else {
-            Err(ApiError::method_not_allowed(allowed))
-        }
+            _ => return None,
+        })
     }
 
     /// The route's path, for logs.
@@ -670,6 +686,9 @@ mod tests {
             404
         );
         assert_eq!(Route::from_request("GET", "/").unwrap_err().status, 404);
+        assert_eq!(Route::allow_header("/v1/keys/"), Some("GET, HEAD"));
+        assert_eq!(Route::allow_header("/wrap"), Some("POST"));
+        assert_eq!(Route::allow_header("/nope"), None);
     }
 
     #[test]

@@ -23,8 +23,8 @@ pub async fn handle(service: &Service, request: Request) -> Response<Body> {
         .status(response.status)
         .header("content-type", "application/json")
         .header("cache-control", "no-store");
-    if response.status == 405 {
-        builder = builder.header("allow", allowed(&path));
+    if let (405, Some(allow)) = (response.status, ssm_core::api::Route::allow_header(&path)) {
+        builder = builder.header("allow", allow);
     }
     builder
         .body(Body::Text(
@@ -44,12 +44,5 @@ pub fn caller_arn(request: &Request) -> Option<String> {
             reason = "other variants exist only with other features"
         )]
         _ => None,
-    }
-}
-
-pub(crate) fn allowed(path: &str) -> &'static str {
-    match path.trim_end_matches('/') {
-        "/v1/keys" | "/version" => "GET, HEAD",
-        _ => "POST",
     }
 }

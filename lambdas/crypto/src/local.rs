@@ -92,8 +92,8 @@ async fn respond(
         .status(response.status)
         .header("content-type", "application/json")
         .header("cache-control", "no-store");
-    if response.status == 405 {
-        builder = builder.header("allow", crate::lambda::allowed(&path));
+    if let (405, Some(allow)) = (response.status, ssm_core::api::Route::allow_header(&path)) {
+        builder = builder.header("allow", allow);
     }
     builder
         .body(Full::new(Bytes::from(response.body)))

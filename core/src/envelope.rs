@@ -20,8 +20,6 @@
 
 use std::fmt;
 
-use aes_gcm::aead::{AeadInOut, KeyInit};
-use aes_gcm::{Aes256Gcm, Nonce, Tag};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde::{Deserialize, Serialize};
@@ -139,19 +137,17 @@ impl<'a> Envelope<'a> {
         }
         // Decrypt in place: nonce ‖ ciphertext ‖ tag becomes the plaintext, with no second buffer.
         let tag_at = raw.len() - TAG_LEN;
-        let nonce = Nonce::try_from(&raw[..NONCE_LEN]).map_err(|_| DecryptError)?;
-        let tag = Tag::try_from(&raw[tag_at..]).map_err(|_| DecryptError)?;
+        let (nonce, rest) = raw.split_at_mut(NONCE_LEN);
+        let (body, tag) = rest.split_at_mut(tag_at - NONCE_LEN);
+        let nonce: &[u8; NONCE_LEN] = (&*nonce).try_into().map_err(|_| DecryptError)?;
+        let tag: &[u8; TAG_LEN] = (&*tag).try_into().map_err(|_| DecryptError)?;
         let aad = associated_data(self.header, context);
-        let result = cipher(key).decrypt_inout_detached(
-            &nonce,
-            &aad,
-            (&mut raw[NONCE_LEN..tag_at]).into(),
-            &tag,
-        );
+        let result = aead::open_in_place(key, nonce, &aad, body, tag);
         raw.truncate(tag_at);
         raw.drain(..NONCE_LEN);
+        // Wrapped before the result is checked, so a failed open's buffer is zeroized too.
         let plaintext = Plaintext::new(raw);
-        result.map_err(|_| DecryptError)?;
+        result?;
         Ok(plaintext)
     }
 }
@@ -183,9 +179,7 @@ pub fn seal_with_nonce(
     let mut raw = Vec::with_capacity(NONCE_LEN + plaintext.len() + TAG_LEN);
     raw.extend_from_slice(&nonce);
     raw.extend_from_slice(plaintext);
-    let tag = cipher(key)
-        .encrypt_inout_detached(&Nonce::from(nonce), &aad, (&mut raw[NONCE_LEN..]).into())
-        .map_err(|_| EncryptError::TooLong)?;
+    let tag = aead::seal_in_place(key, &nonce, &aad, &mut raw[NONCE_LEN..])?;
     raw.extend_from_slice(&tag);
     let mut out = header;
     STANDARD.encode_string(&raw, &mut out);
@@ -208,8 +202,49 @@ fn associated_data(header: &str, context: &[u8]) -> Vec<u8> {
     aad
 }
 
-fn cipher(key: &KeyMaterial) -> Aes256Gcm {
-    Aes256Gcm::new(key.expose().into())
+/// The AEAD layer under the envelope: AES-256-GCM, 96-bit nonce, 128-bit tag, in place.
+///
+/// The envelope adds the header, the AAD layout and the encoding around these two functions and
+/// nothing else, so vectors for plain AES-256-GCM (Wycheproof's, in `tests/wycheproof.rs`) test
+/// exactly the cryptography every envelope goes through. The sizes are in the types: a key,
+/// nonce or tag of another length cannot reach the cipher.
+pub mod aead {
+    use aes_gcm::aead::{AeadInOut, KeyInit};
+    use aes_gcm::{Aes256Gcm, Nonce, Tag};
+
+    use super::{DecryptError, EncryptError, NONCE_LEN, TAG_LEN};
+    use crate::secret::KeyMaterial;
+
+    /// Encrypts `buffer` in place and returns the tag over `aad` and the ciphertext.
+    pub fn seal_in_place(
+        key: &KeyMaterial,
+        nonce: &[u8; NONCE_LEN],
+        aad: &[u8],
+        buffer: &mut [u8],
+    ) -> Result<[u8; TAG_LEN], EncryptError> {
+        let tag = cipher(key)
+            .encrypt_inout_detached(&Nonce::from(*nonce), aad, buffer.into())
+            .map_err(|_| EncryptError::TooLong)?;
+        Ok(tag.into())
+    }
+
+    /// Authenticates `buffer` (ciphertext) and `aad` against `tag`, then decrypts in place. On
+    /// failure the buffer's contents are unspecified and must not be used.
+    pub fn open_in_place(
+        key: &KeyMaterial,
+        nonce: &[u8; NONCE_LEN],
+        aad: &[u8],
+        buffer: &mut [u8],
+        tag: &[u8; TAG_LEN],
+    ) -> Result<(), DecryptError> {
+        cipher(key)
+            .decrypt_inout_detached(&Nonce::from(*nonce), aad, buffer.into(), &Tag::from(*tag))
+            .map_err(|_| DecryptError)
+    }
+
+    fn cipher(key: &KeyMaterial) -> Aes256Gcm {
+        Aes256Gcm::new(key.expose().into())
+    }
 }
 
 #[cfg(test)]

@@ -4,9 +4,12 @@
 #   docker build --target app -t ssm-app .     the GitHub App (webhooks + token broker), port 8080
 #   docker build -t ssm-action .               the deploy Action (the LAST stage: GitHub builds the
 #                                              last stage for `runs.image: Dockerfile`)
-# Both run a single static-glibc Rust binary on distroless (no shell, no package manager), non-root,
-# with the binary itself as the exec-form entrypoint: a shell wrapper would drop the Action's
-# dashed input variables (INPUT_ROLE-TO-ASSUME).
+# Both run a single Rust binary on distroless (no shell, no package manager), with the binary itself
+# as the exec-form entrypoint: a shell wrapper would drop the Action's dashed input variables
+# (INPUT_ROLE-TO-ASSUME). The App runs as distroless's nonroot user; the Action runs as root, as
+# GitHub requires of container actions (below).
+# Releases do not build this in the workflow run: the release workflow pushes the Action's image
+# and pins action.yml to it by digest (scripts/release-action-yml.sh).
 
 ARG RUST_VERSION=1.95
 
@@ -31,13 +34,15 @@ FROM source AS build-action
 RUN cargo build --release --locked -p ssm-action \
  && install -D -m 0755 target/release/ssm-action /out/ssm-action
 
-# The Action. GitHub mounts the workspace and the file-command files ($GITHUB_OUTPUT,
-# $GITHUB_STEP_SUMMARY) owned by the runner's user, uid 1001 on GitHub-hosted runners; running as
-# that uid (not root) keeps them writable. Self-hosted runners with another uid can override it
-# with `docker run --user` or a prebuilt image.
-FROM gcr.io/distroless/cc-debian12:nonroot AS action
+# The Action. GitHub runs container actions as the image's user and documents that they must be
+# the default Docker user, root, with no USER instruction: the workspace and the file-command files
+# ($GITHUB_OUTPUT, $GITHUB_STEP_SUMMARY) it mounts belong to the runner's user, whose uid differs
+# between hosted and self-hosted runners. The Action writes nothing in the workspace, so root leaves
+# no root-owned files behind. Distroless publishes no version tags, only `latest` (root) and
+# `nonroot`; releases record the exact base in the image's provenance.
+# hadolint ignore=DL3007
+FROM gcr.io/distroless/cc-debian12:latest AS action
 COPY --from=build-action /out/ssm-action /usr/local/bin/ssm-action
 LABEL org.opencontainers.image.title="ssm-action" \
       org.opencontainers.image.description="Serverless SSM deploy Action: OIDC, CDK assets, CloudFormation change sets"
-USER 1001
 ENTRYPOINT ["/usr/local/bin/ssm-action"]

@@ -1,17 +1,30 @@
-//! The App's GitHub client: App JWTs, installation lookup and installation access tokens, with
-//! bounded jittered retries (5xx, 429, secondary rate limits honouring `Retry-After`) and clock
-//! skew correction from GitHub's `Date` header.
+//! The App's GitHub client: App JWTs, installation lookup and installation access tokens, sent
+//! through octocrab, with our layers around it: bounded jittered retries (5xx, 429, secondary
+//! rate limits honouring `Retry-After`), clock skew correction from GitHub's `Date` header, call
+//! latency metrics and the scope check on minted tokens.
+//!
+//! Octocrab carries every request (base URL, headers, our rustls `reqwest` client underneath). We
+//! sign the App JWT ourselves (skew-corrected, see [`GitHubApp::jwt`]) and hand it to a per-call
+//! octocrab handle as its bearer token, and we use the raw `_get`/`_post` methods because the
+//! retry and skew layers need the status and the `Date`/`Retry-After` headers that the typed
+//! methods consume. Bodies are read into our own types: octocrab's `InstallationToken` keeps the
+//! token in a plain `String`, and its `Repository` requires fields the access-token response does
+//! not promise.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
-use actix_web::web::Bytes;
+use bytes::Bytes;
 use chrono::{DateTime, Utc};
+use http::header::{self, HeaderMap};
+use http::{Method, StatusCode};
+use http_body_util::BodyExt;
+use http_body_util::combinators::BoxBody;
 use jsonwebtoken::{Algorithm, Header};
-use reqwest::header::{self, HeaderMap};
-use reqwest::{Method, StatusCode};
+use octocrab::Octocrab;
+use secrecy::SecretString;
 use serde::Deserialize;
 use serde_json::json;
 use ssm_core::broker::{
@@ -20,6 +33,21 @@ use ssm_core::broker::{
 
 use crate::config::AppKey;
 use crate::metrics::Metrics;
+
+/// The one factory for octocrab clients: `api_url` (github.com or GitHub Enterprise Server's
+/// `https://HOST/api/v3`), no authentication (callers add theirs per call), requests carried by
+/// a `reqwest` client with `timeout`, no redirects, on the workspace's rustls stack.
+pub fn octocrab_client(api_url: &url::Url, timeout: Duration) -> anyhow::Result<Octocrab> {
+    let http = reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(timeout.min(Duration::from_secs(5)))
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("serverless-ssm-app/", env!("CARGO_PKG_VERSION")))
+        .build()?;
+    Ok(Octocrab::builder()
+        .base_uri(api_url.as_str().trim_end_matches('/'))?
+        .build_with_reqwest(http)?)
+}
 
 /// Why a GitHub call failed.
 #[derive(Debug, thiserror::Error)]
@@ -54,8 +82,8 @@ pub struct RetryPolicy {
 /// GitHub as the App sees it.
 #[derive(Debug)]
 pub struct GitHubApp {
-    http: reqwest::Client,
-    base: String,
+    /// Unauthenticated; each call adds its own App JWT.
+    octocrab: Octocrab,
     app_id: String,
     key: AppKey,
     /// GitHub's clock minus ours, in seconds, learnt from `Date` when GitHub rejects a JWT.
@@ -100,14 +128,8 @@ impl GitHubApp {
         retry: RetryPolicy,
         metrics: Arc<Metrics>,
     ) -> anyhow::Result<Self> {
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout.min(Duration::from_secs(5)))
-            .user_agent(concat!("serverless-ssm-app/", env!("CARGO_PKG_VERSION")))
-            .build()?;
         Ok(Self {
-            http,
-            base: base.as_str().trim_end_matches('/').to_owned(),
+            octocrab: octocrab_client(base, timeout)?,
             app_id,
             key,
             skew_secs: AtomicI64::new(0),
@@ -183,39 +205,21 @@ impl GitHubApp {
         path: &str,
         body: Option<&serde_json::Value>,
     ) -> Result<(StatusCode, Bytes), GitHubError> {
-        let url = format!("{}{path}", self.base);
         let mut attempt = 0u32;
         let mut skew_corrected = false;
         loop {
-            let mut req = self
-                .http
-                .request(method.clone(), &url)
-                .bearer_auth(self.jwt()?)
-                .header(header::ACCEPT, "application/vnd.github+json")
-                .header("x-github-api-version", "2022-11-28");
-            if let Some(body) = body {
-                req = req.json(body);
-            }
             let started = Instant::now();
-            let sent = req.send().await;
-            let outcome = match sent {
-                Ok(resp) => {
-                    let status = resp.status();
-                    let headers = resp.headers().clone();
-                    resp.bytes().await.map(|b| (status, headers, b))
-                }
-                Err(e) => Err(e),
-            };
+            let outcome = self.send(&method, path, body).await;
             self.metrics.observe_github(started.elapsed());
             let (status, headers, bytes) = match outcome {
                 Ok(done) => done,
                 Err(e) if attempt < self.retry.max_retries => {
-                    tracing::warn!(path, attempt, error = %e.without_url(), "GitHub call failed; retrying");
+                    tracing::warn!(path, attempt, error = %e, "GitHub call failed; retrying");
                     tokio::time::sleep(self.backoff(attempt, None)).await;
                     attempt += 1;
                     continue;
                 }
-                Err(e) => return Err(GitHubError::Unavailable(e.without_url().to_string())),
+                Err(e) => return Err(e),
             };
             if status == StatusCode::UNAUTHORIZED
                 && !skew_corrected
@@ -255,6 +259,24 @@ impl GitHubApp {
         }
     }
 
+    /// One request through octocrab, authenticated with a fresh App JWT.
+    async fn send(
+        &self,
+        method: &Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Result<(StatusCode, HeaderMap, Bytes), GitHubError> {
+        let client = self
+            .octocrab
+            .user_access_token(SecretString::from(self.jwt()?))
+            .map_err(|e| GitHubError::Unavailable(transport_error(&e)))?;
+        let sent = match *method {
+            Method::GET => client._get(path).await,
+            _ => client._post(path, body).await,
+        };
+        read_response(sent).await
+    }
+
     /// `Retry-After` (capped) when GitHub gives one, otherwise exponential backoff with jitter
     /// (a random wait between half and all of 100 ms × 2^attempt, capped).
     fn backoff(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
@@ -268,6 +290,46 @@ impl GitHubApp {
                 Duration::from_millis(rand::random_range(millis / 2..=millis.max(1)))
             }
         }
+    }
+}
+
+/// Status, headers and body of an octocrab raw response.
+pub(crate) async fn read_response(
+    sent: octocrab::Result<http::Response<BoxBody<Bytes, octocrab::Error>>>,
+) -> Result<(StatusCode, HeaderMap, Bytes), GitHubError> {
+    let response = sent.map_err(|e| GitHubError::Unavailable(transport_error(&e)))?;
+    let (parts, body) = response.into_parts();
+    let bytes = body
+        .collect()
+        .await
+        .map_err(|e| GitHubError::Unavailable(transport_error(&e)))?
+        .to_bytes();
+    Ok((parts.status, parts.headers, bytes))
+}
+
+/// A transport failure in words, without the URL (a manifest code travels in one).
+pub(crate) fn transport_error(e: &octocrab::Error) -> String {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = source {
+        if let Some(r) = err.downcast_ref::<reqwest::Error>() {
+            let kind = if r.is_timeout() {
+                "timed out"
+            } else if r.is_connect() {
+                "could not connect"
+            } else if r.is_body() || r.is_decode() {
+                "could not read the response"
+            } else {
+                "request failed"
+            };
+            return format!("GitHub {kind}");
+        }
+        source = err.source();
+    }
+    match e {
+        octocrab::Error::Uri { .. } | octocrab::Error::UriParse { .. } => {
+            "invalid GitHub URL".into()
+        }
+        _ => "GitHub request failed".into(),
     }
 }
 
@@ -321,7 +383,7 @@ fn skew_from(headers: &HeaderMap, now: DateTime<Utc>) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use reqwest::header::HeaderValue;
+    use http::header::HeaderValue;
 
     #[test]
     fn retryable_statuses() {

@@ -78,8 +78,16 @@ pub struct Opts {
     #[arg(long, env = "SSM_BROKER_AUDIENCE")]
     pub audience: String,
     /// Policy file (JSON): role ARN → repositories → permissions.
-    #[arg(long, env = "SSM_BROKER_POLICY_FILE")]
-    pub policy_file: PathBuf,
+    #[arg(
+        long,
+        env = "SSM_BROKER_POLICY_FILE",
+        required_unless_present = "policy",
+        conflicts_with = "policy"
+    )]
+    pub policy_file: Option<PathBuf>,
+    /// The policy JSON itself, where shipping a file is awkward (Lambda's environment).
+    #[arg(long, env = "SSM_BROKER_POLICY")]
+    pub policy: Option<String>,
     /// Timeout of each GitHub API call, in seconds.
     #[arg(long, env = "SSM_GITHUB_TIMEOUT_SECS", default_value_t = 10)]
     pub github_timeout_secs: u64,
@@ -137,10 +145,16 @@ impl Settings {
                 .with_context(|| format!("reading the App private key {}", path.display()))?,
             (None, None) => bail!("set GITHUB_APP_PRIVATE_KEY_FILE or GITHUB_APP_PRIVATE_KEY"),
         };
-        let policy_json = std::fs::read_to_string(&opts.policy_file)
-            .with_context(|| format!("reading the policy file {}", opts.policy_file.display()))?;
-        let policy = Policy::from_json(&policy_json)
-            .with_context(|| format!("loading the policy file {}", opts.policy_file.display()))?;
+        let policy = match (&opts.policy, &opts.policy_file) {
+            (Some(json), _) => Policy::from_json(json).context("loading SSM_BROKER_POLICY")?,
+            (None, Some(path)) => {
+                let json = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading the policy file {}", path.display()))?;
+                Policy::from_json(&json)
+                    .with_context(|| format!("loading the policy file {}", path.display()))?
+            }
+            (None, None) => bail!("set SSM_BROKER_POLICY_FILE or SSM_BROKER_POLICY"),
+        };
         Self::new(opts, &pem, policy)
     }
 
@@ -205,6 +219,37 @@ mod tests {
             "{debug}"
         );
         assert_eq!(opts.github_api_url.as_str(), "https://api.github.com/");
+    }
+
+    #[test]
+    fn policy_inline_or_from_a_file_never_both() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let key = dir.path().join("key.pem");
+        std::fs::write(&key, ssm_testkit::github::TEST_APP_PRIVATE_KEY_PEM).expect("write");
+        let base = [
+            "ssm-app".to_owned(),
+            "--app-id=42".to_owned(),
+            format!("--private-key-file={}", key.display()),
+            "--audience=aud".to_owned(),
+        ];
+        let inline = r#"{"rules": [{"principal": "arn:aws:iam::123456789012:role/integrity",
+            "repositories": ["acme/infra"], "permissions": {"contents": "write"}}]}"#;
+        let parse = |extra: &[String]| Opts::try_parse_from(base.iter().chain(extra));
+        let settings = Settings::load(parse(&[format!("--policy={inline}")]).expect("parse"))
+            .expect("inline policy loads");
+        assert_eq!(settings.audience, "aud");
+        assert!(parse(&[]).is_err(), "a policy is required");
+        assert!(
+            parse(&[
+                format!("--policy={inline}"),
+                "--policy-file=/dev/null".to_owned()
+            ])
+            .is_err(),
+            "inline and file conflict"
+        );
+        let err = Settings::load(parse(&["--policy={}".to_owned()]).expect("parse"))
+            .expect_err("bad inline policy");
+        assert!(format!("{err:#}").contains("SSM_BROKER_POLICY"), "{err:#}");
     }
 
     fn opts(dir: &std::path::Path) -> Opts {

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Builds the Lambda zips with cargo-lambda (release, zig-linked for Amazon Linux 2023) and copies
 # each to build/lambda/<bin>/bootstrap.zip, where the CDK app picks them up. Prints their sizes.
+# ssm-app (the GitHub App) also needs the Web Adapter layer: scripts/build-app-lambda.sh, run last.
 #   ARCH=arm64 bash scripts/build-lambdas.sh   builds for Graviton (needs the aarch64 target).
 source "$(dirname "$0")/lib.sh"
 cd "$SSM_ROOT"
 bash scripts/setup.sh
 
-LAMBDAS=(ssm-crypto ssm-rotation ssm-integrity)
+LAMBDAS=(ssm-crypto ssm-rotation ssm-integrity ssm-app)
 arch_flag=()
 case "${ARCH:-x86_64}" in
   x86_64) ;;
@@ -29,3 +30,5 @@ for bin in "${LAMBDAS[@]}"; do
   size_bin=$(python3 -c 'import sys,zipfile; print(zipfile.ZipFile(sys.argv[1]).getinfo("bootstrap").file_size)' "$src")
   printf '%-16s %12s %12s\n' "$bin" "$size_bin" "$(stat -c %s "$src")"
 done
+
+bash scripts/build-app-lambda.sh

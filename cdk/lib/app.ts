@@ -8,6 +8,7 @@ import * as path from 'node:path';
 import { App, DefaultStackSynthesizer, Validations } from 'aws-cdk-lib';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { readConfig } from './config';
+import { defaultAudience, GitHubAppStack } from './github-app-stack';
 import { GitHubOidcStack } from './github-oidc-stack';
 import { ServerlessStack } from './serverless-stack';
 
@@ -15,6 +16,8 @@ export interface SsmApp {
   readonly app: App;
   readonly oidc: GitHubOidcStack;
   readonly serverless: ServerlessStack;
+  /** The GitHub App on Lambda, unless `githubApp=false`. */
+  readonly githubApp?: GitHubAppStack;
 }
 
 /** The context of `cdk/cdk.json`. */
@@ -49,11 +52,25 @@ export function buildApp(options: BuildOptions = {}): SsmApp {
     description: 'Serverless SSM: GitHub OIDC provider, deploy and plan roles (deployed once by an administrator)',
     synthesizer: synthesizer(),
   });
+  // The App stack's Function URL is the broker SsmServerless calls, unless a `brokerUrl` is given
+  // (a broker hosted elsewhere); both sides then bind the same audience.
+  const githubApp = config.githubApp
+    ? new GitHubAppStack(app, config.appStackName, {
+        config,
+        audience: config.brokerAudience ?? defaultAudience(config.appStackName),
+        description: 'Serverless SSM: the GitHub App (webhooks and token broker) on Lambda behind a Function URL',
+        synthesizer: synthesizer(),
+      })
+    : undefined;
+  const brokerConfig =
+    githubApp && config.brokerUrl === undefined
+      ? { brokerUrl: githubApp.brokerUrl, brokerAudience: config.brokerAudience ?? defaultAudience(config.appStackName) }
+      : {};
   const serverless = new ServerlessStack(app, config.serverlessStackName, {
-    config,
+    config: { ...config, ...brokerConfig },
     description: 'Serverless SSM: keyring, Crypto API, rotation and integrity',
     synthesizer: synthesizer(),
   });
   Validations.of(app).addPlugins(new AwsSolutionsChecks(app, { verbose: true, writeSuppressionsToCloudFormation: true }));
-  return { app, oidc, serverless };
+  return { app, oidc, serverless, githubApp };
 }

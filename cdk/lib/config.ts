@@ -5,6 +5,8 @@
  * broker URL, which have no sensible default: a wrong repository in a trust policy is a security
  * bug, so synth fails with a clear message instead of guessing.
  */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import type { Node } from 'constructs';
 
 export type Architecture = 'x86_64' | 'arm64';
@@ -26,6 +28,12 @@ export interface SsmConfig {
   readonly brokerUrl?: string;
   /** Audience the integrity Lambda binds into its signed identity (context `brokerAudience`). */
   readonly brokerAudience?: string;
+  /** Host the GitHub App (ssm-app) on Lambda in its own stack (context `githubApp`, default true). */
+  readonly githubApp: boolean;
+  /** The GitHub App's id or client id, known once it is registered (context `githubAppId`). */
+  readonly githubAppId?: string;
+  /** The broker policy JSON for the hosted App (context `brokerPolicy` or `brokerPolicyFile`). */
+  readonly brokerPolicy: string;
   /** Drift sweep schedule, an EventBridge expression (context `sweepSchedule`). */
   readonly sweepSchedule: string;
   /** Days between keyring rotations (context `rotationDays`, 1..1000). */
@@ -50,6 +58,8 @@ export interface SsmConfig {
   readonly serverlessStackName: string;
   /** Name of the OIDC bootstrap stack (context `oidcStackName`). */
   readonly oidcStackName: string;
+  /** Name of the GitHub App stack (context `appStackName`). */
+  readonly appStackName: string;
   /** Name of the deploy role created by the OIDC stack (context `deployRoleName`). */
   readonly deployRoleName: string;
   /** Name of the pull-request plan role created by the OIDC stack (context `planRoleName`). */
@@ -73,6 +83,10 @@ export const DEFAULTS = {
   bootstrapQualifier: 'hnb659fds',
   serverlessStackName: 'SsmServerless',
   oidcStackName: 'SsmGitHubOidc',
+  appStackName: 'SsmGitHubApp',
+  githubApp: true,
+  /** No rule: every token request is refused until the policy names a role. */
+  brokerPolicy: '{"rules": []}',
   deployRoleName: 'ssm-github-deploy',
   planRoleName: 'ssm-github-plan',
 } as const;
@@ -89,6 +103,8 @@ const STACK_NAME = /^[A-Za-z][A-Za-z0-9-]{0,127}$/;
 const ROLE_NAME = /^[\w+=,.@-]{1,64}$/;
 /** The retention periods CloudWatch Logs accepts. */
 const RETENTION_DAYS = [1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653];
+/** An App id (digits) or client id (`Iv1.…`, `Iv23…`). */
+const APP_ID = /^(\d{1,20}|Iv[\w.]{4,40})$/;
 const SCHEDULE = /^(rate\(\d+ (minute|minutes|hour|hours|day|days)\)|cron\([^()]+\))$/;
 
 /** Reads and validates the app's settings from a construct node's context. */
@@ -157,6 +173,21 @@ export function readConfig(node: Node, env: NodeJS.ProcessEnv = process.env): Ss
     throw new ConfigError(`context 'existingOidcProviderArn' is not an OIDC provider ARN: ${JSON.stringify(existingProvider)}`);
   }
 
+  const inlinePolicy = str('brokerPolicy');
+  const policyFile = str('brokerPolicyFile');
+  if (inlinePolicy !== undefined && policyFile !== undefined) {
+    throw new ConfigError("set one of context 'brokerPolicy' and 'brokerPolicyFile', not both");
+  }
+  let policyJson = inlinePolicy ?? DEFAULTS.brokerPolicy;
+  if (policyFile !== undefined) {
+    try {
+      policyJson = fs.readFileSync(path.resolve(path.resolve(__dirname, '..'), policyFile), 'utf8');
+    } catch (err) {
+      throw new ConfigError(`context 'brokerPolicyFile': cannot read ${policyFile}: ${(err as Error).message}`);
+    }
+  }
+  const githubAppId = str('githubAppId');
+
   return {
     githubOwner: matching('githubOwner', owner, GITHUB_NAME),
     githubRepo: matching('githubRepo', repo, GITHUB_NAME),
@@ -166,6 +197,9 @@ export function readConfig(node: Node, env: NodeJS.ProcessEnv = process.env): Ss
     githubApiUrl: url('githubApiUrl', str('githubApiUrl', DEFAULTS.githubApiUrl)!),
     brokerUrl: brokerUrl === undefined ? undefined : url('brokerUrl', brokerUrl),
     brokerAudience: str('brokerAudience', brokerUrl === undefined ? undefined : url('brokerUrl', brokerUrl)),
+    githubApp: bool('githubApp', DEFAULTS.githubApp),
+    githubAppId: githubAppId === undefined ? undefined : matching('githubAppId', githubAppId, APP_ID),
+    brokerPolicy: brokerPolicy(policyJson),
     sweepSchedule: matching('sweepSchedule', str('sweepSchedule', DEFAULTS.sweepSchedule)!, SCHEDULE),
     rotationDays: int('rotationDays', DEFAULTS.rotationDays, 1, 1000),
     createTrail: bool('createTrail', DEFAULTS.createTrail),
@@ -178,9 +212,41 @@ export function readConfig(node: Node, env: NodeJS.ProcessEnv = process.env): Ss
     bootstrapQualifier: matching('bootstrapQualifier', str('bootstrapQualifier', DEFAULTS.bootstrapQualifier)!, QUALIFIER),
     serverlessStackName: matching('stackName', str('stackName', DEFAULTS.serverlessStackName)!, STACK_NAME),
     oidcStackName: matching('oidcStackName', str('oidcStackName', DEFAULTS.oidcStackName)!, STACK_NAME),
+    appStackName: matching('appStackName', str('appStackName', DEFAULTS.appStackName)!, STACK_NAME),
     deployRoleName: matching('deployRoleName', str('deployRoleName', DEFAULTS.deployRoleName)!, ROLE_NAME),
     planRoleName: matching('planRoleName', str('planRoleName', DEFAULTS.planRoleName)!, ROLE_NAME),
   };
+}
+
+/**
+ * The broker policy, checked for the shape ssm-app accepts (`{"rules": [{principal, repositories,
+ * permissions}]}`, role or user ARNs) and compacted, since it travels in the function's environment.
+ */
+export function brokerPolicy(json: string): string {
+  const bad = (why: string) => new ConfigError(`the broker policy is not valid: ${why}`);
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(json);
+  } catch (err) {
+    throw bad((err as Error).message);
+  }
+  const obj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+  if (!obj(parsed) || !Array.isArray(parsed.rules) || Object.keys(parsed).length !== 1) throw bad('expected {"rules": [...]}');
+  parsed.rules.forEach((rule: unknown, i: number) => {
+    if (!obj(rule)) throw bad(`rule ${i} is not an object`);
+    const keys = Object.keys(rule).sort().join(',');
+    if (keys !== 'permissions,principal,repositories') throw bad(`rule ${i} must have exactly principal, repositories, permissions`);
+    if (typeof rule.principal !== 'string' || !/^arn:aws[\w-]*:(iam|sts)::\d{12}:(role|user|assumed-role)\/.+$/.test(rule.principal)) {
+      throw bad(`rule ${i}: principal must be an IAM role or user ARN`);
+    }
+    if (!Array.isArray(rule.repositories) || !rule.repositories.every((r) => typeof r === 'string' && /^[\w.-]+\/([\w.-]+|\*)$/.test(r))) {
+      throw bad(`rule ${i}: repositories must be "owner/name" or "owner/*"`);
+    }
+    if (!obj(rule.permissions) || !Object.values(rule.permissions).every((v) => ['read', 'write', 'admin'].includes(v as string))) {
+      throw bad(`rule ${i}: permissions map names to read, write or admin`);
+    }
+  });
+  return JSON.stringify(parsed);
 }
 
 /** The OIDC issuer as IAM condition keys spell it: the URL without `https://`. */

@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 
 /** The Lambda binaries this app deploys. */
-export type LambdaBin = 'ssm-crypto' | 'ssm-rotation' | 'ssm-integrity';
+export type LambdaBin = 'ssm-crypto' | 'ssm-rotation' | 'ssm-integrity' | 'ssm-app';
 
 export class MissingLambdaZipError extends Error {
   override readonly name = 'MissingLambdaZipError';
@@ -27,6 +27,26 @@ export function lambdaCode(assetDir: string, bin: LambdaBin): lambda.Code {
       `Lambda package for ${bin} not found: ${zip}\n` +
         `Build the zips first with: bash scripts/build-lambdas.sh\n` +
         `(or point -c lambdaAssetDir=DIR at a directory holding <bin>/bootstrap.zip)`,
+    );
+  }
+  return lambda.Code.fromAsset(zip);
+}
+
+/** The layers this app deploys, built into `<dir>/<name>/layer.zip`. */
+export type LambdaLayer = 'lambda-adapter';
+
+/** Absolute path of a layer's zip under the asset directory (resolved from the cdk/ directory). */
+export function layerZipPath(assetDir: string, layer: LambdaLayer, baseDir: string = path.resolve(__dirname, '..')): string {
+  return path.resolve(baseDir, assetDir, layer, 'layer.zip');
+}
+
+/** A layer's zip as Lambda code; throws when it has not been built. */
+export function layerCode(assetDir: string, layer: LambdaLayer): lambda.Code {
+  const zip = layerZipPath(assetDir, layer);
+  if (!fs.existsSync(zip) || !fs.statSync(zip).isFile()) {
+    throw new MissingLambdaZipError(
+      `Lambda layer ${layer} not found: ${zip}\n` +
+        `Build it first with: bash scripts/build-app-lambda.sh (bash scripts/build-lambdas.sh runs it)`,
     );
   }
   return lambda.Code.fromAsset(zip);

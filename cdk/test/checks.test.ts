@@ -98,7 +98,7 @@ describe('IAM resources', () => {
 
 describe('failures at synth', () => {
   it('names the missing Lambda zip and the command that builds it', () => {
-    const dir = fixtureAssetDir(['ssm-crypto', 'ssm-rotation']);
+    const dir = fixtureAssetDir(['ssm-crypto', 'ssm-rotation', 'ssm-app']);
     assert.throws(
       () => buildApp({ env: {}, context: { ...BASE_CONTEXT, lambdaAssetDir: dir } }),
       (err: unknown) =>
@@ -109,7 +109,7 @@ describe('failures at synth', () => {
   });
 
   it('bin/app.ts exits 2 with that message and no stack trace', () => {
-    const dir = fixtureAssetDir(['ssm-crypto', 'ssm-rotation']);
+    const dir = fixtureAssetDir(['ssm-crypto', 'ssm-rotation', 'ssm-app']);
     const out = fs.mkdtempSync(path.join(path.dirname(dir), 'ssm-cdk-fail-'));
     const ctx = Object.entries({ ...BASE_CONTEXT, lambdaAssetDir: dir }).flatMap(([k, v]) => ['-c', `${k}=${v}`]);
     const run = spawnSync(process.execPath, ['--import', 'tsx', 'bin/app.ts', ...ctx], {
@@ -127,7 +127,8 @@ describe('failures at synth', () => {
   it('refuses to guess the repository or the broker', () => {
     const lambdaAssetDir = fixtureAssetDir();
     assert.throws(() => buildApp({ env: {}, context: { brokerUrl: 'https://b.example.com', lambdaAssetDir } }), /githubOwner/);
-    assert.throws(() => buildApp({ env: {}, context: { githubOwner: 'a', githubRepo: 'b', lambdaAssetDir } }), /brokerUrl/);
+    // Without the hosted App (githubApp=false), a broker must be named.
+    assert.throws(() => buildApp({ env: {}, context: { githubOwner: 'a', githubRepo: 'b', githubApp: 'false', lambdaAssetDir } }), /brokerUrl/);
     // GitHub Actions' own variable is enough for the repository.
     const built = buildApp({ env: { GITHUB_REPOSITORY: 'octo/repo' }, context: { brokerUrl: 'https://b.example.com', lambdaAssetDir } });
     assert.ok(built.oidc);

@@ -4,9 +4,10 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { Template } from 'aws-cdk-lib/assertions';
 import { buildApp, type SsmApp } from '../lib/app';
-import type { LambdaBin } from '../lib/lambda-assets';
+import type { LambdaBin, LambdaLayer } from '../lib/lambda-assets';
 
-export const BINS: LambdaBin[] = ['ssm-crypto', 'ssm-rotation', 'ssm-integrity'];
+export const BINS: LambdaBin[] = ['ssm-crypto', 'ssm-rotation', 'ssm-integrity', 'ssm-app'];
+export const LAYERS: LambdaLayer[] = ['lambda-adapter'];
 
 /**
  * The smallest valid zip archive: an end-of-central-directory record and no entries, with the
@@ -19,12 +20,16 @@ function emptyZip(comment: string): Buffer {
   return Buffer.concat([eocd, Buffer.from(comment)]);
 }
 
-/** A temporary asset directory holding `<bin>/bootstrap.zip` for the given binaries. */
-export function fixtureAssetDir(bins: LambdaBin[] = BINS): string {
+/** A temporary asset directory holding `<bin>/bootstrap.zip` and `<layer>/layer.zip`. */
+export function fixtureAssetDir(bins: LambdaBin[] = BINS, layers: LambdaLayer[] = LAYERS): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ssm-cdk-assets-'));
   for (const bin of bins) {
     fs.mkdirSync(path.join(dir, bin));
     fs.writeFileSync(path.join(dir, bin, 'bootstrap.zip'), emptyZip(bin));
+  }
+  for (const layer of layers) {
+    fs.mkdirSync(path.join(dir, layer));
+    fs.writeFileSync(path.join(dir, layer, 'layer.zip'), emptyZip(layer));
   }
   return dir;
 }

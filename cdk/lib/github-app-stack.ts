@@ -1,0 +1,205 @@
+/**
+ * `SsmGitHubApp`: the GitHub App (`ssm-app`: webhook receiver and token broker) on Lambda.
+ *
+ * - The function runs `ssm-app` as a plain web server (`bootstrap` in its zip) behind the AWS
+ *   Lambda Web Adapter, an external extension from a layer (`/opt/extensions/lambda-adapter`,
+ *   built from its crates.io crate by `scripts/build-app-lambda.sh`). The adapter waits until
+ *   `GET /healthz` answers, then turns each Function URL event into an HTTP request to
+ *   127.0.0.1:8080 and the response back into the event's answer. Both zips are CDK file assets,
+ *   so the deploy Action publishes them like the other functions' code.
+ * - A Function URL (HTTPS, AuthType NONE): the App authenticates every request itself, webhooks by
+ *   their HMAC signature and token requests by a signed `sts:GetCallerIdentity`.
+ * - Two secrets, the App's private key and its webhook secret, that only this function's role may
+ *   read (its policy grants it; each secret's resource policy denies every other principal). Their
+ *   values never pass through the template: GitHub makes the key at registration.
+ * - A log group with retention and alarms on errors, throttles and 5xx answers.
+ */
+import { Aws, CfnOutput, Duration, Fn, RemovalPolicy, Stack, type StackProps, Validations } from 'aws-cdk-lib';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
+import type { Construct } from 'constructs';
+import type { SsmConfig } from './config';
+import { lambdaCode, layerCode } from './lambda-assets';
+
+/** The Web Adapter release the layer holds; `scripts/build-app-lambda.sh` pins the same one. */
+export const LWA_VERSION = '0.9.1';
+/** Where ssm-app listens inside the execution environment; the adapter forwards there. */
+export const APP_PORT = 8080;
+/** Longest token request: a GitHub call with its retries (ssm-app's defaults) fits well inside. */
+export const APP_TIMEOUT = Duration.seconds(30);
+
+export interface GitHubAppStackProps extends StackProps {
+  readonly config: SsmConfig;
+  /** The audience token requests must be bound to (the integrity Lambda signs the same one). */
+  readonly audience: string;
+}
+
+export class GitHubAppStack extends Stack {
+  readonly appFunction: lambda.Function;
+  readonly functionUrl: lambda.FunctionUrl;
+  readonly privateKeySecret: secretsmanager.Secret;
+  readonly webhookSecret: secretsmanager.Secret;
+  readonly alarms: cloudwatch.Alarm[];
+  /** The broker's base URL, `https://<id>.lambda-url.<region>.on.aws` (no trailing slash). */
+  readonly brokerUrl: string;
+
+  constructor(scope: Construct, id: string, props: GitHubAppStackProps) {
+    super(scope, id, props);
+    const { config } = props;
+
+    const logGroup = new logs.LogGroup(this, 'AppLogs', {
+      retention: config.logRetentionDays as logs.RetentionDays,
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+    const role = new iam.Role(this, 'AppRole', {
+      assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
+      description: 'Serverless SSM GitHub App (execution role)',
+    });
+    role.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        sid: 'WriteOwnLogs',
+        actions: ['logs:CreateLogStream', 'logs:PutLogEvents'],
+        resources: [logGroup.logGroupArn],
+      }),
+    );
+
+    this.privateKeySecret = this.appSecret(
+      'PrivateKey',
+      'GitHub App private key (PEM), stored by `ssm-app setup` or the operator after registration; readable by the App function only',
+      role,
+    );
+    this.webhookSecret = this.appSecret(
+      'WebhookSecret',
+      'GitHub App webhook secret(s), comma-separated during a rotation; readable by the App function only',
+      role,
+    );
+    role.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        sid: 'ReadAppSecrets',
+        actions: ['secretsmanager:GetSecretValue'],
+        resources: [this.privateKeySecret.secretArn, this.webhookSecret.secretArn],
+      }),
+    );
+
+    const adapter = new lambda.LayerVersion(this, 'WebAdapterLayer', {
+      description: `AWS Lambda Web Adapter ${LWA_VERSION} (crate lambda_web_adapter, built from crates.io)`,
+      code: layerCode(config.lambdaAssetDir, 'lambda-adapter'),
+      compatibleRuntimes: [lambda.Runtime.PROVIDED_AL2023],
+      compatibleArchitectures: [lambda.Architecture.X86_64],
+      removalPolicy: RemovalPolicy.DESTROY,
+    });
+
+    const environment: Record<string, string> = {
+      // The Web Adapter: where the App listens, and when it is ready.
+      AWS_LWA_PORT: String(APP_PORT),
+      AWS_LWA_READINESS_CHECK_PATH: '/healthz',
+      SSM_APP_LISTEN: `127.0.0.1:${APP_PORT}`,
+      // The App: secrets by id (never by value), its audience and policy.
+      GITHUB_APP_PRIVATE_KEY_SECRET_ID: this.privateKeySecret.secretArn,
+      GITHUB_WEBHOOK_SECRET_ID: this.webhookSecret.secretArn,
+      GITHUB_API_URL: config.githubApiUrl,
+      SSM_BROKER_AUDIENCE: props.audience,
+      SSM_BROKER_POLICY: config.brokerPolicy,
+      SSM_LOG_FORMAT: 'json',
+    };
+    if (config.githubAppId !== undefined) environment.GITHUB_APP_ID = config.githubAppId;
+
+    this.appFunction = new lambda.Function(this, 'AppFunction', {
+      description: 'Serverless SSM GitHub App: webhooks and installation-token broker (ssm-app behind the Web Adapter)',
+      runtime: lambda.Runtime.PROVIDED_AL2023,
+      // The adapter layer is built for x86_64 only.
+      architecture: lambda.Architecture.X86_64,
+      handler: 'bootstrap',
+      code: lambdaCode(config.lambdaAssetDir, 'ssm-app'),
+      layers: [adapter],
+      memorySize: 256,
+      timeout: APP_TIMEOUT,
+      role,
+      logGroup,
+      loggingFormat: lambda.LoggingFormat.JSON,
+      applicationLogLevelV2: lambda.ApplicationLogLevel.INFO,
+      systemLogLevelV2: lambda.SystemLogLevel.WARN,
+      environment,
+    });
+
+    this.functionUrl = this.appFunction.addFunctionUrl({
+      // GitHub's webhooks and the broker's callers cannot sign for Lambda: the App authenticates
+      // every request itself (HMAC-SHA256 webhooks, SigV4-signed STS identities).
+      authType: lambda.FunctionUrlAuthType.NONE,
+      invokeMode: lambda.InvokeMode.BUFFERED,
+    });
+    // The URL ends in '/'; the broker URL is the origin: https:// + its host.
+    this.brokerUrl = `https://${Fn.select(2, Fn.split('/', this.functionUrl.url))}`;
+
+    this.alarms = [
+      this.alarm('ErrorsAlarm', 'The GitHub App function failed (init or invocation errors)', this.appFunction.metricErrors()),
+      this.alarm('ThrottlesAlarm', 'The GitHub App function was throttled', this.appFunction.metricThrottles()),
+      this.alarm(
+        'ServerErrorsAlarm',
+        'The GitHub App answered 5xx (GitHub or STS unreachable, or the App not ready)',
+        this.appFunction.metric('Url5xxCount'),
+      ),
+    ];
+
+    new CfnOutput(this, 'BrokerUrl', {
+      value: this.brokerUrl,
+      description: 'The token broker base URL (HTTPS): SsmServerless passes it to the integrity Lambda',
+    });
+    new CfnOutput(this, 'WebhookUrl', {
+      value: `${this.brokerUrl}/webhooks`,
+      description: "The GitHub App's webhook URL (registration)",
+    });
+    new CfnOutput(this, 'PrivateKeySecretArn', { value: this.privateKeySecret.secretArn });
+    new CfnOutput(this, 'WebhookSecretArn', { value: this.webhookSecret.secretArn });
+    new CfnOutput(this, 'AppFunctionName', { value: this.appFunction.functionName });
+  }
+
+  /**
+   * A secret only `reader` may read: created with a random placeholder (CloudFormation cannot create
+   * a secret without a value; the key comes from GitHub), retained, and with a resource policy that
+   * denies GetSecretValue to every other principal, administrators included.
+   */
+  private appSecret(id: string, description: string, reader: iam.Role): secretsmanager.Secret {
+    const secret = new secretsmanager.Secret(this, id, {
+      description,
+      generateSecretString: { passwordLength: 64, excludePunctuation: true },
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+    secret.addToResourcePolicy(
+      new iam.PolicyStatement({
+        sid: 'OnlyTheAppReads',
+        effect: iam.Effect.DENY,
+        principals: [new iam.AnyPrincipal()],
+        actions: ['secretsmanager:GetSecretValue'],
+        resources: ['*'],
+        conditions: { ArnNotEquals: { 'aws:PrincipalArn': reader.roleArn } },
+      }),
+    );
+    Validations.of(secret).acknowledge({
+      id: 'AwsSolutions-SMG4',
+      reason:
+        'GitHub creates App private keys and webhook secrets (GitHub has no API to create an App key), so ' +
+        'Secrets Manager cannot rotate them; they are rotated in the App settings and stored here.',
+    });
+    return secret;
+  }
+
+  private alarm(id: string, description: string, metric: cloudwatch.Metric): cloudwatch.Alarm {
+    return new cloudwatch.Alarm(this, id, {
+      alarmDescription: description,
+      metric: metric.with({ period: Duration.minutes(5), statistic: 'Sum' }),
+      threshold: 0,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+      evaluationPeriods: 1,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    });
+  }
+}
+
+/** The audience of a hosted broker: unique to the account, region and stack. */
+export function defaultAudience(appStackName: string): string {
+  return `ssm-broker:${Aws.ACCOUNT_ID}:${Aws.REGION}:${appStackName}`;
+}

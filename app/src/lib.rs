@@ -3,7 +3,8 @@
 //! `POST /v1/tokens` trades a caller's SigV4-signed `sts:GetCallerIdentity` request for a GitHub
 //! installation token scoped to one repository and the permissions the policy allows;
 //! `POST /webhooks` receives the App's webhooks. The decisions live in `ssm_core::broker` and
-//! `ssm_core::webhook`; this crate does the I/O around them.
+//! `ssm_core::webhook`; this crate does the I/O around them and converts GitHub's payloads
+//! (octocrab's types) into ours at the edge.
 
 pub mod cache;
 pub mod config;
@@ -14,6 +15,7 @@ pub mod routes;
 pub mod startup;
 pub mod sts;
 pub mod telemetry;
+pub mod webhook_event;
 
 pub use config::{Opts, Settings};
 pub use startup::Application;

@@ -1,11 +1,10 @@
 //! GitHub webhook signature verification and our own webhook event enum.
 //!
-//! [`verify_signature`] runs on the raw body before anything parses it; [`WebhookEvent::parse`]
-//! then converts GitHub's payload into the few events the App acts on. Anything else is
-//! [`WebhookEvent::Ignored`] (answered 200, as GitHub expects).
+//! [`verify_signature`] runs on the raw body before anything parses it; the App then converts
+//! GitHub's payload (octocrab's webhook types, at its edge) into the few events it acts on.
+//! Anything else is [`WebhookEvent::Ignored`] (answered 200, as GitHub expects).
 
 use hmac::{Hmac, KeyInit, Mac};
-use serde::Deserialize;
 use sha2::Sha256;
 
 /// Header carrying `sha256=<hex HMAC of the body>`.
@@ -96,135 +95,6 @@ pub enum WebhookEvent {
     },
 }
 
-/// Why a signed payload could not be understood (400).
-#[derive(Debug, thiserror::Error)]
-#[error("{event} payload does not have the expected shape: {source}")]
-pub struct EventError {
-    pub event: String,
-    #[source]
-    pub source: serde_json::Error,
-}
-
-#[derive(Deserialize)]
-struct Repo {
-    full_name: String,
-}
-
-#[derive(Deserialize)]
-struct Installation {
-    id: u64,
-}
-
-#[derive(Deserialize)]
-struct PingPayload {
-    hook_id: Option<u64>,
-}
-
-#[derive(Deserialize)]
-struct InstallationPayload {
-    action: String,
-    installation: Installation,
-    #[serde(default)]
-    repositories: Option<Vec<Repo>>,
-}
-
-#[derive(Deserialize)]
-struct InstallationReposPayload {
-    action: String,
-    installation: Installation,
-    #[serde(default)]
-    repositories_added: Vec<Repo>,
-    #[serde(default)]
-    repositories_removed: Vec<Repo>,
-}
-
-#[derive(Deserialize)]
-struct DispatchPayload {
-    #[serde(alias = "action")]
-    branch_or_action: Option<String>,
-    event_type: Option<String>,
-    repository: Repo,
-    installation: Option<Installation>,
-}
-
-#[derive(Deserialize)]
-struct WorkflowRunPayload {
-    action: String,
-    repository: Repo,
-    workflow_run: WorkflowRun,
-}
-
-#[derive(Deserialize)]
-struct WorkflowRun {
-    id: u64,
-    #[serde(default)]
-    name: Option<String>,
-    event: String,
-    status: String,
-    conclusion: Option<String>,
-}
-
-fn names(repos: Vec<Repo>) -> Vec<String> {
-    repos.into_iter().map(|r| r.full_name).collect()
-}
-
-impl WebhookEvent {
-    /// Converts a (verified) payload of event `event` into our enum.
-    pub fn parse(event: &str, body: &[u8]) -> Result<Self, EventError> {
-        let err = |source| EventError {
-            event: event.to_owned(),
-            source,
-        };
-        Ok(match event {
-            "ping" => {
-                let p: PingPayload = serde_json::from_slice(body).map_err(err)?;
-                Self::Ping { hook_id: p.hook_id }
-            }
-            "installation" => {
-                let p: InstallationPayload = serde_json::from_slice(body).map_err(err)?;
-                Self::Installation {
-                    action: p.action,
-                    installation_id: p.installation.id,
-                    repositories: names(p.repositories.unwrap_or_default()),
-                }
-            }
-            "installation_repositories" => {
-                let p: InstallationReposPayload = serde_json::from_slice(body).map_err(err)?;
-                Self::InstallationRepositories {
-                    action: p.action,
-                    installation_id: p.installation.id,
-                    added: names(p.repositories_added),
-                    removed: names(p.repositories_removed),
-                }
-            }
-            "repository_dispatch" => {
-                let p: DispatchPayload = serde_json::from_slice(body).map_err(err)?;
-                Self::RepositoryDispatch {
-                    // GitHub puts the event type in `action` (and `event_type` in some docs).
-                    event_type: p.event_type.or(p.branch_or_action).unwrap_or_default(),
-                    repository: p.repository.full_name,
-                    installation_id: p.installation.map(|i| i.id),
-                }
-            }
-            "workflow_run" => {
-                let p: WorkflowRunPayload = serde_json::from_slice(body).map_err(err)?;
-                Self::WorkflowRun {
-                    action: p.action,
-                    repository: p.repository.full_name,
-                    run_id: p.workflow_run.id,
-                    name: p.workflow_run.name.unwrap_or_default(),
-                    event: p.workflow_run.event,
-                    status: p.workflow_run.status,
-                    conclusion: p.workflow_run.conclusion,
-                }
-            }
-            other => Self::Ignored {
-                event: other.to_owned(),
-            },
-        })
-    }
-}
-
 /// Computes `sha256=<hex>` for `body` (for tests and for clients that sign deliveries).
 pub fn sign(secret: &[u8], body: &[u8]) -> String {
     match Hmac::<Sha256>::new_from_slice(secret) {
@@ -309,75 +179,5 @@ mod tests {
                 "{bad}"
             );
         }
-    }
-
-    fn fixture(name: &str) -> Vec<u8> {
-        let path = format!(
-            "{}/../testkit/fixtures/webhooks/{name}.json",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
-    }
-
-    #[test]
-    fn parses_fixtures() {
-        assert_eq!(
-            WebhookEvent::parse("ping", &fixture("ping")).expect("ping"),
-            WebhookEvent::Ping { hook_id: Some(30) }
-        );
-        assert_eq!(
-            WebhookEvent::parse("installation", &fixture("installation")).expect("installation"),
-            WebhookEvent::Installation {
-                action: "created".into(),
-                installation_id: 2,
-                repositories: vec!["octo-org/infra".into()],
-            }
-        );
-        assert_eq!(
-            WebhookEvent::parse(
-                "installation_repositories",
-                &fixture("installation_repositories")
-            )
-            .expect("installation_repositories"),
-            WebhookEvent::InstallationRepositories {
-                action: "added".into(),
-                installation_id: 2,
-                added: vec!["octo-org/web".into()],
-                removed: vec![],
-            }
-        );
-        assert_eq!(
-            WebhookEvent::parse("repository_dispatch", &fixture("repository_dispatch"))
-                .expect("repository_dispatch"),
-            WebhookEvent::RepositoryDispatch {
-                event_type: "ssm-drift".into(),
-                repository: "octo-org/infra".into(),
-                installation_id: Some(2),
-            }
-        );
-        assert_eq!(
-            WebhookEvent::parse("workflow_run", &fixture("workflow_run")).expect("workflow_run"),
-            WebhookEvent::WorkflowRun {
-                action: "completed".into(),
-                repository: "octo-org/infra".into(),
-                run_id: 30433642,
-                name: "reconcile".into(),
-                event: "repository_dispatch".into(),
-                status: "completed".into(),
-                conclusion: Some("success".into()),
-            }
-        );
-        assert_eq!(
-            WebhookEvent::parse("star", b"{}").expect("ignored"),
-            WebhookEvent::Ignored {
-                event: "star".into()
-            }
-        );
-    }
-
-    #[test]
-    fn wrong_shape_is_an_error_not_a_panic() {
-        assert!(WebhookEvent::parse("installation", b"{\"action\": 1}").is_err());
-        assert!(WebhookEvent::parse("workflow_run", b"not json").is_err());
     }
 }

@@ -1,5 +1,5 @@
 //! `POST /webhooks`: signature first (constant time, over the raw body), then dedupe on
-//! `X-GitHub-Delivery`, then our own event enum.
+//! `X-GitHub-Delivery`, then our own event enum (converted from octocrab's payload types).
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use secrecy::ExposeSecret;
@@ -11,6 +11,7 @@ use ssm_core::webhook::{
 use crate::error::ApiError;
 use crate::metrics::inc;
 use crate::startup::{AppState, WEBHOOK_BODY_LIMIT};
+use crate::webhook_event;
 
 pub async fn receive(
     state: web::Data<AppState>,
@@ -61,7 +62,7 @@ async fn accept(
     }
     let event_name = header(req, EVENT_HEADER).unwrap_or_default();
     let event =
-        WebhookEvent::parse(event_name, &body).map_err(|e| ApiError::Malformed(e.to_string()))?;
+        webhook_event::parse(event_name, &body).map_err(|e| ApiError::Malformed(e.to_string()))?;
     apply(state, &delivery, event);
     if !delivery.is_empty() {
         state.deliveries.record(&delivery);

@@ -14,9 +14,12 @@
 //! ```
 //!
 //! `{"keys": []}` is an uninitialised keyring (the stack creates the secret so, and the first
-//! rotation adds version 1). The original sample's `{"aes_key": "..."}` parses as a keyring
-//! holding only that legacy key. Rotation appends a version and promotes it; nothing is removed
-//! except by an explicit [`Keyring::trim`].
+//! rotation adds version 1); it is the only document without key versions that parses, apart
+//! from the original sample's `{"aes_key": "..."}`, a keyring holding only that legacy key.
+//! Anything else without keys (`{}`, `[]`, `null`, an empty list with a `primary_version` or
+//! `min_decryption_version`) is refused, so a damaged secret can never pass for an empty one
+//! and have a second, different version 1 minted over it. Rotation appends a version and
+//! promotes it; nothing is removed except by an explicit [`Keyring::trim`].
 
 use std::collections::BTreeMap;
 
@@ -68,6 +71,39 @@ pub enum KeyringError {
     BadLegacyKey(String),
     #[error("key versions are exhausted")]
     VersionsExhausted,
+    #[error(
+        "keyring has no key versions and is not the uninitialised form {{\"keys\": []}} \
+         (nor a legacy {{\"aes_key\": …}} secret)"
+    )]
+    NotUninitialised,
+}
+
+/// Why a keyring is not a valid successor of another: the next AWSCURRENT must be exactly the
+/// current keyring plus one new primary version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SuccessorError {
+    #[error("the new keyring has no primary version")]
+    NoPrimary,
+    #[error("the new primary version {primary} is not newer than the current version {latest}")]
+    NotNewer {
+        primary: KeyVersion,
+        latest: KeyVersion,
+    },
+    #[error("key version {0} of the current keyring is missing from the new one")]
+    Lost(KeyVersion),
+    #[error("key version {0} differs between the current and the new keyring")]
+    Changed(KeyVersion),
+    #[error(
+        "the new keyring adds key version {0} besides its primary (a trimmed or unknown version)"
+    )]
+    Unexpected(KeyVersion),
+    #[error("min_decryption_version differs: {current} in the current keyring, {new} in the new")]
+    MinDecryptionChanged {
+        current: KeyVersion,
+        new: KeyVersion,
+    },
+    #[error("the legacy key differs between the current and the new keyring")]
+    LegacyChanged,
 }
 
 /// Encrypting needs a primary key.
@@ -144,10 +180,30 @@ impl Keyring {
 
     /// Parses and validates the secret's JSON.
     pub fn from_json(text: &str) -> Result<Self, KeyringError> {
+        // serde's derived struct visitor also takes a JSON array (fields by position): `[]`
+        // and `[null]` would otherwise parse as an empty keyring.
+        if !text
+            .trim_start_matches([' ', '\t', '\n', '\r'])
+            .starts_with('{')
+        {
+            return Err(KeyringError::Malformed(
+                "the keyring is not a JSON object".into(),
+            ));
+        }
         let doc: Document =
             serde_json::from_str(text).map_err(|e| KeyringError::Malformed(scrub(&e)))?;
+        let doc_keys = match (&doc.keys, &doc.aes_key) {
+            (Some(keys), _) if !keys.is_empty() => keys.as_slice(),
+            // The two documented forms without key versions, and nothing else.
+            (Some(_), _) | (None, Some(_))
+                if doc.primary_version.is_none() && doc.min_decryption_version.is_none() =>
+            {
+                &[]
+            }
+            _ => return Err(KeyringError::NotUninitialised),
+        };
         let mut keys = BTreeMap::new();
-        for key in &doc.keys {
+        for key in doc_keys {
             let mut bytes = Zeroizing::new(
                 STANDARD
                     .decode(key.material.0.as_bytes())
@@ -195,16 +251,18 @@ impl Keyring {
     pub fn to_json(&self) -> Zeroizing<String> {
         let doc = Document {
             primary_version: self.primary,
-            min_decryption_version: Some(self.min_decryption),
-            keys: self
-                .keys
-                .iter()
-                .map(|(version, entry)| KeyDoc {
-                    version: *version,
-                    created_at: entry.created_at,
-                    material: SecretText(STANDARD.encode(entry.material.expose())),
-                })
-                .collect(),
+            // Without keys the policy is moot, and the uninitialised form has none.
+            min_decryption_version: (!self.keys.is_empty()).then_some(self.min_decryption),
+            keys: Some(
+                self.keys
+                    .iter()
+                    .map(|(version, entry)| KeyDoc {
+                        version: *version,
+                        created_at: entry.created_at,
+                        material: SecretText(STANDARD.encode(entry.material.expose())),
+                    })
+                    .collect(),
+            ),
             legacy_aes_key: self
                 .legacy
                 .as_ref()
@@ -383,6 +441,43 @@ impl Keyring {
         Some(envelope::seal(&entry.material, version, plaintext, context))
     }
 
+    /// Checks that `next` is this keyring plus exactly one new version, its primary: every
+    /// version kept with the same material, no trimmed version back, the same
+    /// `min_decryption_version` and legacy key. What rotation may promote to AWSCURRENT.
+    /// Returns the new primary version.
+    pub fn check_successor(&self, next: &Keyring) -> Result<KeyVersion, SuccessorError> {
+        let primary = next.primary.ok_or(SuccessorError::NoPrimary)?;
+        if let Some(latest) = self.latest()
+            && primary <= latest
+        {
+            return Err(SuccessorError::NotNewer { primary, latest });
+        }
+        for (version, entry) in &self.keys {
+            match next.keys.get(version) {
+                None => return Err(SuccessorError::Lost(*version)),
+                Some(other) if other != entry => return Err(SuccessorError::Changed(*version)),
+                Some(_) => {}
+            }
+        }
+        if let Some(extra) = next
+            .keys
+            .keys()
+            .find(|v| **v != primary && !self.keys.contains_key(v))
+        {
+            return Err(SuccessorError::Unexpected(*extra));
+        }
+        if next.min_decryption != self.min_decryption {
+            return Err(SuccessorError::MinDecryptionChanged {
+                current: self.min_decryption,
+                new: next.min_decryption,
+            });
+        }
+        if next.legacy != self.legacy {
+            return Err(SuccessorError::LegacyChanged);
+        }
+        Ok(primary)
+    }
+
     fn primary_entry(&self) -> Option<(KeyVersion, &KeyEntry)> {
         let version = self.primary?;
         self.keys.get(&version).map(|entry| (version, entry))
@@ -433,8 +528,9 @@ struct Document {
     primary_version: Option<KeyVersion>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     min_decryption_version: Option<KeyVersion>,
+    /// Absent only in the original sample's `{"aes_key": …}`.
     #[serde(default)]
-    keys: Vec<KeyDoc>,
+    keys: Option<Vec<KeyDoc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     legacy_aes_key: Option<SecretText>,
     /// The original sample's secret shape.
@@ -473,6 +569,135 @@ mod tests {
         let ring = Keyring::from_json(r#"{"keys": []}"#).unwrap();
         assert!(!ring.is_initialised());
         assert_eq!(ring.encrypt(b"x", b""), Err(SealError::NoPrimary));
+    }
+
+    #[test]
+    fn only_the_documented_forms_without_keys_parse() {
+        let material = STANDARD.encode([7u8; 32]);
+        for doc in [
+            "[]",
+            "[null]",
+            "  [null, null, []]",
+            "{}",
+            "null",
+            r#"{"keys": null}"#,
+            r#"{"keys": [], "primary_version": 1}"#,
+            r#"{"keys": [], "min_decryption_version": 3}"#,
+            r#"{"min_decryption_version": 1}"#,
+            r#"{"legacy_aes_key": "0123456789abcdef0123456789abcdef"}"#,
+        ] {
+            let err = Keyring::from_json(doc).expect_err(doc).to_string();
+            assert!(!err.contains("0123456789abcdef"), "{err}");
+        }
+        // What the refusal says quotes nothing of the document.
+        let sequence = format!(r#"[1, "{material}"]"#);
+        let err = Keyring::from_json(&sequence).unwrap_err().to_string();
+        assert!(
+            err.contains("not a JSON object") && !err.contains(&material),
+            "{err}"
+        );
+        // The accepted ones.
+        for doc in [
+            r#"{"keys": []}"#,
+            "\n {\"keys\":[]}\n",
+            r#"{"aes_key": "0123456789abcdef0123456789abcdef"}"#,
+            r#"{"keys": [], "legacy_aes_key": "0123456789abcdef0123456789abcdef"}"#,
+        ] {
+            let ring = Keyring::from_json(doc).expect(doc);
+            assert!(!ring.is_initialised());
+        }
+        // An empty keyring serializes to the documented form and back.
+        let empty = Keyring::empty();
+        assert_eq!(Keyring::from_json(&empty.to_json()).unwrap(), empty);
+    }
+
+    #[test]
+    fn a_successor_is_the_current_keyring_plus_one_primary() {
+        let mut current = Keyring::generate(now()).unwrap();
+        current.rotate(now()).unwrap();
+        let mut next = current.clone();
+        assert_eq!(next.rotate(now()), Ok(v(3)));
+        assert_eq!(current.check_successor(&next), Ok(v(3)));
+        assert_eq!(
+            Keyring::empty().check_successor(&Keyring::generate(now()).unwrap()),
+            Ok(v(1))
+        );
+
+        // A stale successor: built before an operator's rotation added a different version 3.
+        let mut operator = current.clone();
+        operator.rotate(now()).unwrap();
+        assert_eq!(
+            operator.check_successor(&next),
+            Err(SuccessorError::NotNewer {
+                primary: v(3),
+                latest: v(3)
+            })
+        );
+        assert_eq!(
+            current.check_successor(&current),
+            Err(SuccessorError::NotNewer {
+                primary: v(2),
+                latest: v(2)
+            })
+        );
+        assert_eq!(
+            current.check_successor(&Keyring::empty()),
+            Err(SuccessorError::NoPrimary)
+        );
+
+        // Built before the operator retired version 1, or before a trim.
+        let mut retired = current.clone();
+        retired.set_min_decryption_version(v(2)).unwrap();
+        assert_eq!(
+            retired.check_successor(&next),
+            Err(SuccessorError::MinDecryptionChanged {
+                current: v(2),
+                new: v(1)
+            })
+        );
+        let mut trimmed = retired.clone();
+        trimmed.trim();
+        let mut from_trimmed = retired.clone();
+        from_trimmed.rotate(now()).unwrap();
+        assert_eq!(
+            trimmed.check_successor(&from_trimmed),
+            Err(SuccessorError::Unexpected(v(1)))
+        );
+
+        // A lost or replaced version.
+        let mut lost = next.clone();
+        lost.keys.remove(&v(1));
+        assert_eq!(
+            current.check_successor(&lost),
+            Err(SuccessorError::Lost(v(1)))
+        );
+        let mut replaced = Keyring::generate(now()).unwrap();
+        replaced.rotate(now()).unwrap();
+        replaced.rotate(now()).unwrap();
+        assert_eq!(
+            current.check_successor(&replaced),
+            Err(SuccessorError::Changed(v(1)))
+        );
+
+        // Two new versions at once.
+        let mut two = next.clone();
+        two.rotate(now()).unwrap();
+        assert_eq!(
+            current.check_successor(&two),
+            Err(SuccessorError::Unexpected(v(3)))
+        );
+
+        // The legacy key must survive unchanged.
+        let legacy =
+            Keyring::from_json(r#"{"aes_key": "0123456789abcdef0123456789abcdef"}"#).unwrap();
+        let mut from_legacy = legacy.clone();
+        from_legacy.rotate(now()).unwrap();
+        assert_eq!(legacy.check_successor(&from_legacy), Ok(v(1)));
+        from_legacy.remove_legacy_key();
+        assert_eq!(
+            legacy.check_successor(&from_legacy),
+            Err(SuccessorError::LegacyChanged)
+        );
     }
 
     #[test]

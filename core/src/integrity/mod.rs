@@ -2,14 +2,18 @@
 //!
 //! - [`cloudtrail`]: typed EventBridge/CloudTrail records and the caller identity.
 //! - [`classify()`]: one event against the stack's resources and the ignore policy.
+//! - [`refresh`]: when a miss justifies re-reading the stack's resources, bounded.
 //! - [`sweep`]: which drift-detection rows and code checks are findings.
 //! - [`template`]: where the template says each function's code is.
 //! - [`payload`]: the single `repository_dispatch` per batch or sweep.
+//! - [`configuration`]: refusals only an operator can fix, and their CloudWatch metric.
 
 pub use crate::arn;
 pub mod classify;
 pub mod cloudtrail;
+pub mod configuration;
 pub mod payload;
+pub mod refresh;
 pub mod resources;
 pub mod sweep;
 pub mod template;
@@ -17,7 +21,9 @@ pub mod template;
 pub use arn::{Arn, ArnError, RoleArn};
 pub use classify::{Classification, Drift, IgnorePolicy, Ignored, classify};
 pub use cloudtrail::{Caller, CloudTrailEvent, ParseError};
+pub use configuration::{ConfigurationError, configuration_error_metric};
 pub use payload::{DriftSource, EVENT_TYPE, Finding, build_dispatch};
+pub use refresh::{ListAge, Refresh, RefreshPolicy};
 pub use resources::{ResourceKind, StackResource, StackResources};
 pub use sweep::{CodeCheck, DriftStatus, sweep_findings};
 pub use template::{CodeLocation, TemplateContext, lambda_code_locations};

@@ -5,6 +5,7 @@
 #![expect(clippy::unwrap_used, reason = "benchmark setup")]
 
 use std::hint::black_box;
+use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_cloudformation::operation::describe_stacks::DescribeStacksOutput;
@@ -13,9 +14,12 @@ use aws_sdk_cloudformation::types::{Stack, StackResourceSummary};
 use aws_smithy_mocks::{RuleMode, mock, mock_client};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use serde_json::{Value, json};
-use ssm_core::integrity::{CloudTrailEvent, IgnorePolicy, StackResource, StackResources, classify};
+use ssm_core::integrity::{
+    CloudTrailEvent, IgnorePolicy, RefreshPolicy, StackResource, StackResources, classify,
+};
 use ssm_integrity::Handler;
 use ssm_integrity::dispatch::{DispatchError, Notify};
+use ssm_integrity::metrics::StdoutMetrics;
 use ssm_integrity::stack::StackSource;
 use ssm_integrity::sweep::Sweeper;
 
@@ -126,12 +130,16 @@ fn batch_latency(c: &mut Criterion) {
     });
     let cfn = mock_client!(aws_sdk_cloudformation, RuleMode::MatchAny, [&ds, &lr]);
     let handler = Handler {
-        // Long TTL and min-age: the stack is read once (as in a warm Lambda), never per batch.
+        // Long TTL and floor: the stack is read once (as in a warm Lambda), never per batch.
         stack: StackSource::new(
             cfn.clone(),
             "Ssm",
             Duration::from_secs(3600),
-            Duration::from_secs(3600),
+            RefreshPolicy {
+                stale_after: Duration::from_secs(3600),
+                min_interval: Duration::from_secs(3600),
+                ..RefreshPolicy::default()
+            },
         ),
         sweeper: Sweeper::new(
             cfn,
@@ -141,6 +149,7 @@ fn batch_latency(c: &mut Criterion) {
         ),
         policy: policy(),
         notifier: Discard,
+        metrics: Arc::new(StdoutMetrics),
     };
     let events = fixtures();
     // Ten events: eight that drift and two that are ignored, as a real burst would mix them.

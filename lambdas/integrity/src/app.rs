@@ -1,21 +1,24 @@
 //! Builds the handler from configuration: one factory per external client.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use aws_config::{BehaviorVersion, SdkConfig};
 use ssm_broker_client::{BrokerClient, BrokerClientConfig};
+use ssm_core::integrity::RefreshPolicy;
 
 use crate::broker::BrokerTokenSource;
 use crate::config::Config;
 use crate::dispatch::{GitHubDispatcher, RetryPolicy, github_http_client};
 use crate::handler::Handler;
+use crate::metrics::StdoutMetrics;
 use crate::stack::StackSource;
 use crate::sweep::Sweeper;
 
-/// How long the stack's resource list is reused, and how soon a miss may refresh it.
+/// How long the stack's resource list is reused; misses re-read it as `RefreshPolicy::default()`
+/// bounds it (at most one read per 10 s).
 const STACK_TTL: Duration = Duration::from_secs(300);
-const STACK_MIN_AGE: Duration = Duration::from_secs(30);
 
 /// The handler the Lambda runs.
 pub type IntegrityHandler = Handler<GitHubDispatcher<BrokerTokenSource>>;
@@ -52,7 +55,7 @@ pub async fn build(config: &Config, aws: &SdkConfig) -> anyhow::Result<Integrity
         aws_sdk_cloudformation::Client::new(aws),
         &config.stack_name,
         STACK_TTL,
-        STACK_MIN_AGE,
+        RefreshPolicy::default(),
     );
     let sweeper = Sweeper::new(
         aws_sdk_cloudformation::Client::new(aws),
@@ -72,6 +75,7 @@ pub async fn build(config: &Config, aws: &SdkConfig) -> anyhow::Result<Integrity
         sweeper,
         policy,
         notifier,
+        metrics: Arc::new(StdoutMetrics),
     })
 }
 

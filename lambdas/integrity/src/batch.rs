@@ -1,9 +1,10 @@
 //! Classifying an SQS batch: pure, so the handler's decision can be tested and benchmarked
 //! without AWS or GitHub.
 
+use chrono::{DateTime, Utc};
 use ssm_core::integrity::{
-    Classification, CloudTrailEvent, Finding, IgnorePolicy, Ignored, ParseError, StackResources,
-    classify,
+    Classification, CloudTrailEvent, Finding, IgnorePolicy, Ignored, ParseError, RefreshPolicy,
+    StackResources, classify,
 };
 
 use crate::input::Message;
@@ -20,12 +21,15 @@ impl Classified {
         matches!(self.outcome, Ok((_, Classification::Drift(_))))
     }
 
-    /// Outside the stack as we knew it: worth one look at a fresher resource list.
-    pub fn is_outside_stack(&self) -> bool {
-        matches!(
-            self.outcome,
-            Ok((_, Classification::Ignored(Ignored::OutsideStack { .. })))
-        )
+    /// Outside the stack as we knew it: the `eventTime`, which decides whether a fresher
+    /// resource list is worth a look.
+    pub fn outside_stack_at(&self) -> Option<DateTime<Utc>> {
+        match &self.outcome {
+            Ok((event, Classification::Ignored(Ignored::OutsideStack { .. }))) => {
+                Some(event.detail.event_time)
+            }
+            _ => None,
+        }
     }
 }
 
@@ -44,6 +48,23 @@ pub fn classify_batch(
                 (event, classification)
             }),
         })
+        .collect()
+}
+
+/// The messages called outside the stack whose change may postdate the list read at `read_at`:
+/// the ones to redeliver when the list cannot be re-read yet.
+pub fn postdating(
+    classified: &[Classified],
+    policy: &RefreshPolicy,
+    read_at: DateTime<Utc>,
+) -> Vec<String> {
+    classified
+        .iter()
+        .filter(|c| {
+            c.outside_stack_at()
+                .is_some_and(|at| policy.postdates(at, read_at))
+        })
+        .map(|c| c.message_id.clone())
         .collect()
 }
 

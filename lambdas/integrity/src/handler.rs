@@ -1,13 +1,19 @@
 //! The Lambda handler: SQS batches of CloudTrail events and scheduled sweeps, one dispatch each.
 
+use std::sync::Arc;
+
+use chrono::Utc;
 use serde::Serialize;
 use serde_json::{Value, json};
-use ssm_core::integrity::{Classification, DriftSource, IgnorePolicy, build_dispatch};
+use ssm_core::integrity::{
+    Classification, DriftSource, IgnorePolicy, build_dispatch, configuration_error_metric,
+};
 
-use crate::batch::{Classified, classify_batch, findings};
-use crate::dispatch::Notify;
+use crate::batch::{Classified, classify_batch, findings, postdating};
+use crate::dispatch::{DispatchError, Notify};
 use crate::input::{Input, Message};
-use crate::stack::StackSource;
+use crate::metrics::{MetricSink, configuration_error};
+use crate::stack::{Reread, StackSource};
 use crate::sweep::Sweeper;
 
 /// `{"batchItemFailures": [{"itemIdentifier": "…"}]}`: the messages SQS must redeliver.
@@ -57,6 +63,8 @@ pub struct Handler<N> {
     pub sweeper: Sweeper,
     pub policy: IgnorePolicy,
     pub notifier: N,
+    /// Where the configuration-error metric goes (stdout in Lambda).
+    pub metrics: Arc<dyn MetricSink>,
 }
 
 impl<N: Notify> Handler<N> {
@@ -85,30 +93,70 @@ impl<N: Notify> Handler<N> {
             }
         };
         let mut classified = classify_batch(messages, &stack.index, &self.policy);
-        if classified.iter().any(Classified::is_outside_stack) {
-            match self.stack.refresh_if_older().await {
-                Ok(Some(fresh)) => {
+        let misses: Vec<_> = classified
+            .iter()
+            .filter_map(Classified::outside_stack_at)
+            .collect();
+        let mut deferred = Vec::new();
+        if !misses.is_empty() {
+            let policy = self.stack.refresh_policy();
+            match self.stack.reread_for(&misses).await {
+                Ok(Reread::Fresh(fresh)) => {
                     classified = classify_batch(messages, &fresh.index, &self.policy)
                 }
-                Ok(None) => {}
-                Err(e) => tracing::warn!(
-                    error = format!("{e:#}"),
-                    "refreshing the stack failed; using the cached one"
-                ),
+                Ok(Reread::Kept) => {}
+                Ok(Reread::Deferred) => {
+                    deferred = postdating(&classified, policy, stack.read_at);
+                }
+                Err(e) => {
+                    deferred = postdating(&classified, policy, stack.read_at);
+                    tracing::warn!(
+                        error = format!("{e:#}"),
+                        deferred = deferred.len(),
+                        "re-reading the stack failed; events that may postdate the cached list will be redelivered"
+                    );
+                }
             }
         }
-        log_outcomes(&classified);
+        log_outcomes(&classified, &deferred);
         let (findings, drift_ids) = findings(&classified);
         let Some(body) = build_dispatch(self.stack.stack_name(), DriftSource::Event, &findings)
         else {
-            return BatchResponse::default();
+            return BatchResponse::failing(deferred);
         };
         match self.notifier.notify(&body).await {
-            Ok(()) => BatchResponse::default(),
+            Ok(()) => BatchResponse::failing(deferred),
             Err(e) => {
-                tracing::error!(error = %e, redelivered = drift_ids.len(), "dispatch failed; SQS will redeliver the drift messages");
-                BatchResponse::failing(drift_ids)
+                self.dispatch_failed(&e, drift_ids.len());
+                BatchResponse::failing(drift_ids.into_iter().chain(deferred))
             }
+        }
+    }
+
+    /// Logs a failed dispatch; a refusal only configuration can fix also counts in the
+    /// `ConfigurationError` metric, which the stack alarms on. The drift is kept either way (SQS
+    /// redelivers it, then its DLQ holds it for a redrive once the configuration is fixed).
+    fn dispatch_failed(&self, e: &DispatchError, redelivered: usize) {
+        match configuration_error(e) {
+            Some(cause) => {
+                self.metrics.emit(&configuration_error_metric(
+                    self.stack.stack_name(),
+                    &cause,
+                    Utc::now(),
+                ));
+                tracing::error!(
+                    configuration_error = %cause,
+                    remedy = cause.remedy(),
+                    error = %e,
+                    redelivered,
+                    "dispatch refused: a configuration error; the drift is kept for redelivery until it is fixed"
+                );
+            }
+            None => tracing::error!(
+                error = %e,
+                redelivered,
+                "dispatch failed; the drift is kept for redelivery"
+            ),
         }
     }
 
@@ -129,10 +177,10 @@ impl<N: Notify> Handler<N> {
             &report.findings,
         ) {
             Some(body) => {
-                self.notifier
-                    .notify(&body)
-                    .await
-                    .map_err(|e| HandlerError::Sweep(e.into()))?;
+                if let Err(e) = self.notifier.notify(&body).await {
+                    self.dispatch_failed(&e, 0);
+                    return Err(HandlerError::Sweep(e.into()));
+                }
                 true
             }
             None => false,
@@ -153,9 +201,19 @@ impl<N: Notify> Handler<N> {
     }
 }
 
-fn log_outcomes(classified: &[Classified]) {
+fn log_outcomes(classified: &[Classified], deferred: &[String]) {
     for c in classified {
         match &c.outcome {
+            Ok((event, Classification::Ignored(reason))) if deferred.contains(&c.message_id) => {
+                tracing::info!(
+                    message_id = %c.message_id,
+                    event_id = %event.detail.event_id,
+                    event_time = %event.detail.event_time,
+                    call = %event.detail.event_name,
+                    %reason,
+                    "event may postdate the cached resource list, which cannot be re-read yet; redelivered"
+                )
+            }
             Err(e) => {
                 tracing::warn!(message_id = %c.message_id, error = %e, "unparseable message skipped")
             }

@@ -13,6 +13,7 @@ pub mod config;
 pub mod dispatch;
 pub mod handler;
 pub mod input;
+pub mod metrics;
 pub mod stack;
 pub mod sweep;
 

@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use aws_sdk_cloudformation::Client as CloudFormation;
-use ssm_core::integrity::{Arn, StackResource, StackResources};
+use chrono::{DateTime, Utc};
+use ssm_core::integrity::{Arn, ListAge, Refresh, RefreshPolicy, StackResource, StackResources};
 use tokio::sync::Mutex;
 
 /// What the Lambda knows about its stack.
@@ -18,17 +19,39 @@ pub struct Stack {
     pub rows: Vec<StackResource>,
     /// The same resources indexed for classification.
     pub index: StackResources,
+    /// When the read began: a change after this may concern a resource the list lacks.
+    pub read_at: DateTime<Utc>,
 }
 
-/// Reads a stack and caches it for `ttl`; a miss may force a refresh once `min_age` has passed, so
-/// a resource created by the latest deploy is found without a refresh per event.
+/// The outcome of [`StackSource::reread_for`].
+#[derive(Debug)]
+pub enum Reread {
+    /// A fresh list: classify the misses again; that answer is final.
+    Fresh(Arc<Stack>),
+    /// The cached list stands: "outside the stack" is final.
+    Kept,
+    /// Some misses may postdate the cached list, but the last read is younger than the floor:
+    /// they must be redelivered, not decided.
+    Deferred,
+}
+
+#[derive(Debug, Default)]
+struct Cache {
+    stack: Option<(Instant, Arc<Stack>)>,
+    /// The last read, successful or not: the floor of [`RefreshPolicy`] counts from it.
+    last_read: Option<Instant>,
+}
+
+/// Reads a stack and caches it for `ttl`; events the cached list calls outside the stack may
+/// force a re-read, as [`RefreshPolicy`] bounds it, so a resource created by the latest deploy is
+/// found without a read per event.
 #[derive(Debug)]
 pub struct StackSource {
     cfn: CloudFormation,
     stack_name: String,
     ttl: Duration,
-    min_age: Duration,
-    cache: Mutex<Option<(Instant, Arc<Stack>)>>,
+    refresh: RefreshPolicy,
+    cache: Mutex<Cache>,
 }
 
 impl StackSource {
@@ -36,14 +59,14 @@ impl StackSource {
         cfn: CloudFormation,
         stack_name: impl Into<String>,
         ttl: Duration,
-        min_age: Duration,
+        refresh: RefreshPolicy,
     ) -> StackSource {
         StackSource {
             cfn,
             stack_name: stack_name.into(),
             ttl,
-            min_age,
-            cache: Mutex::new(None),
+            refresh,
+            cache: Mutex::new(Cache::default()),
         }
     }
 
@@ -51,34 +74,47 @@ impl StackSource {
         &self.stack_name
     }
 
+    pub fn refresh_policy(&self) -> &RefreshPolicy {
+        &self.refresh
+    }
+
     /// The cached stack, or a fresh one when the cache is older than the TTL.
     pub async fn get(&self) -> anyhow::Result<Arc<Stack>> {
         let mut cache = self.cache.lock().await;
-        if let Some((at, stack)) = cache.as_ref()
+        if let Some((at, stack)) = cache.stack.as_ref()
             && at.elapsed() < self.ttl
         {
             return Ok(stack.clone());
         }
-        let stack = Arc::new(self.load().await?);
-        *cache = Some((Instant::now(), stack.clone()));
-        Ok(stack)
+        self.read(&mut cache).await
     }
 
-    /// A fresh stack if the cached one is older than `min_age`; `None` when it is too recent.
-    pub async fn refresh_if_older(&self) -> anyhow::Result<Option<Arc<Stack>>> {
+    /// Decides under the cache's lock whether misses at these `eventTime`s justify a re-read, and
+    /// does it if so.
+    pub async fn reread_for(&self, misses: &[DateTime<Utc>]) -> anyhow::Result<Reread> {
         let mut cache = self.cache.lock().await;
-        if cache
-            .as_ref()
-            .is_some_and(|(at, _)| at.elapsed() < self.min_age)
-        {
-            return Ok(None);
+        let decision = match (cache.stack.as_ref(), cache.last_read) {
+            (Some((_, stack)), Some(last)) => self.refresh.decide(
+                ListAge {
+                    read_at: stack.read_at,
+                    age: last.elapsed(),
+                },
+                misses.iter().copied(),
+            ),
+            _ => Refresh::Reread,
+        };
+        match decision {
+            Refresh::Keep => Ok(Reread::Kept),
+            Refresh::Defer => Ok(Reread::Deferred),
+            Refresh::Reread => self.read(&mut cache).await.map(Reread::Fresh),
         }
-        let stack = Arc::new(self.load().await?);
-        *cache = Some((Instant::now(), stack.clone()));
-        Ok(Some(stack))
     }
 
-    async fn load(&self) -> anyhow::Result<Stack> {
+    /// Reads the stack into `cache`; a failed read still counts for the floor.
+    async fn read(&self, cache: &mut Cache) -> anyhow::Result<Arc<Stack>> {
+        let started = Instant::now();
+        cache.last_read = Some(started);
+        let read_at = Utc::now();
         let described = self
             .cfn
             .describe_stacks()
@@ -126,11 +162,14 @@ impl StackSource {
             rows.iter().cloned(),
         );
         tracing::info!(stack = %self.stack_name, resources = rows.len(), "loaded stack resources");
-        Ok(Stack {
+        let stack = Arc::new(Stack {
             stack_id,
             parameters,
             rows,
             index,
-        })
+            read_at,
+        });
+        cache.stack = Some((started, stack.clone()));
+        Ok(stack)
     }
 }

@@ -10,6 +10,7 @@
 
 mod common;
 
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
@@ -20,6 +21,7 @@ use ssm_broker_client::{BrokerClient, BrokerClientConfig};
 use ssm_core::broker::Policy;
 use ssm_integrity::app::IntegrityHandler;
 use ssm_integrity::broker::dispatch_permissions;
+use ssm_integrity::metrics::MetricSink;
 use ssm_integrity::{Config, RetryPolicy};
 use ssm_testkit::github::{GitHubEmulator, TEST_APP_PRIVATE_KEY_PEM, TEST_APP_PUBLIC_KEY_PEM};
 
@@ -150,6 +152,11 @@ async fn spawn_broker(github: &GitHubEmulator, moto: &str) -> String {
 
 /// The world, or `None` (skipped) without moto.
 async fn world(test: &str) -> Option<World> {
+    world_with(test, AUDIENCE).await
+}
+
+/// The world with the Lambda configured for `audience` (the broker expects [`AUDIENCE`]).
+async fn world_with(test: &str, audience: &str) -> Option<World> {
     let moto = ssm_testkit::moto_endpoint(test)?;
     logs();
     let github = GitHubEmulator::start(APP_ID, TEST_APP_PUBLIC_KEY_PEM).await;
@@ -176,7 +183,7 @@ async fn world(test: &str) -> Option<World> {
         "--broker-url",
         &broker_url,
         "--broker-audience",
-        AUDIENCE,
+        audience,
         "--ignored-role-arns",
         &deploy_role,
         "--github-api-url",
@@ -361,11 +368,50 @@ async fn persistent_github_failure_returns_every_item_for_redelivery() {
     assert!(w.github.dispatches().is_empty());
 }
 
+/// Keeps the EMF documents the handler writes (stdout in Lambda).
+#[derive(Debug, Default)]
+struct Metrics(Mutex<Vec<Value>>);
+
+impl MetricSink for Metrics {
+    fn emit(&self, document: &Value) {
+        self.0.lock().unwrap().push(document.clone());
+    }
+}
+
+impl Metrics {
+    fn codes(&self) -> Vec<String> {
+        let documents = self.0.lock().unwrap();
+        documents
+            .iter()
+            .map(|d| d["Code"].as_str().unwrap().to_owned())
+            .collect()
+    }
+}
+
 #[tokio::test]
-async fn a_repository_the_app_is_not_installed_on_fails_without_retrying_forever() {
-    let Some(w) = world("a_repository_the_app_is_not_installed_on").await else {
+async fn a_wrong_broker_audience_is_an_alarmable_configuration_error() {
+    let Some(mut w) = world_with("a_wrong_broker_audience", "ssm-broker.someone-else").await else {
         return;
     };
+    let metrics = Arc::new(Metrics::default());
+    w.handler.metrics = metrics.clone();
+    let response = w.handler.handle(w.batch(&BURST[..2])).await.unwrap();
+    assert_eq!(failures(&response), ["msg-0", "msg-1"], "nothing is lost");
+    assert_eq!(metrics.codes(), ["identity_rejected"]);
+    assert!(w.github.dispatches().is_empty());
+    assert!(
+        logs().contains("SSM_BROKER_AUDIENCE"),
+        "the log line says what to fix"
+    );
+}
+
+#[tokio::test]
+async fn a_repository_the_app_is_not_installed_on_fails_without_retrying_forever() {
+    let Some(mut w) = world("a_repository_the_app_is_not_installed_on").await else {
+        return;
+    };
+    let metrics = Arc::new(Metrics::default());
+    w.handler.metrics = metrics.clone();
     // The broker refuses with 404 (not installed) → not retryable → the items go back to SQS.
     w.github
         .fail_next("GET", "/repos/acme/infra/installation", 404, 100);
@@ -373,4 +419,5 @@ async fn a_repository_the_app_is_not_installed_on_fails_without_retrying_forever
     let response = w.handler.handle(w.batch(&BURST[..2])).await.unwrap();
     assert_eq!(failures(&response), ["msg-0", "msg-1"]);
     assert!(started.elapsed() < Duration::from_secs(20));
+    assert_eq!(metrics.codes(), ["not_installed"], "alarmable at once");
 }

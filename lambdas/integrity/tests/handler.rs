@@ -8,9 +8,9 @@
 
 mod common;
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use aws_sdk_cloudformation::operation::describe_stack_drift_detection_status::DescribeStackDriftDetectionStatusOutput;
 use aws_sdk_cloudformation::operation::describe_stack_resource_drifts::DescribeStackResourceDriftsOutput;
@@ -32,34 +32,57 @@ use base64::Engine;
 use common::*;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use ssm_core::integrity::StackResource;
+use ssm_broker_client::BrokerClientError;
+use ssm_core::integrity::{RefreshPolicy, StackResource};
 use ssm_integrity::dispatch::{DispatchError, Notify};
+use ssm_integrity::metrics::MetricSink;
 use ssm_integrity::stack::StackSource;
 use ssm_integrity::sweep::Sweeper;
-use ssm_integrity::{Handler, HandlerError};
+use ssm_integrity::{Handler, HandlerError, TokenError};
 
 const STACK_ID: &str =
     "arn:aws:cloudformation:us-east-1:111122223333:stack/Ssm/0a1b2c3d-0000-1111-2222-333344445555";
 const ZIP: &[u8] = b"PK\x03\x04 the deployed asset zip";
 
-/// Records dispatch bodies; fails the first `fail` calls.
+/// Records dispatch bodies; fails the first `fail` calls with `error` (default: retries
+/// exhausted on 502s).
 #[derive(Debug, Default)]
 struct Recorder {
     bodies: Mutex<Vec<Value>>,
     calls: AtomicUsize,
     fail: usize,
+    error: Option<fn() -> DispatchError>,
 }
 
 impl Notify for Recorder {
     async fn notify(&self, body: &Value) -> Result<(), DispatchError> {
         if self.calls.fetch_add(1, Ordering::SeqCst) < self.fail {
-            return Err(DispatchError::Exhausted {
-                attempts: 5,
-                last: "502 from GitHub".into(),
-            });
+            return Err(self.error.map_or_else(
+                || DispatchError::Exhausted {
+                    attempts: 5,
+                    last: "502 from GitHub".into(),
+                },
+                |error| error(),
+            ));
         }
         self.bodies.lock().unwrap().push(body.clone());
         Ok(())
+    }
+}
+
+/// Keeps the EMF documents the handler writes.
+#[derive(Debug, Default)]
+struct Metrics(Mutex<Vec<Value>>);
+
+impl MetricSink for Metrics {
+    fn emit(&self, document: &Value) {
+        self.0.lock().unwrap().push(document.clone());
+    }
+}
+
+impl Metrics {
+    fn documents(&self) -> Vec<Value> {
+        self.0.lock().unwrap().clone()
     }
 }
 
@@ -92,12 +115,41 @@ fn handler_with(
     let s3 = mock_client!(aws_sdk_s3, RuleMode::MatchAny, s3_rules);
     let mut sweeper = Sweeper::new(cfn.clone(), lambda, s3, Duration::from_millis(200));
     sweeper.poll_interval = Duration::from_millis(20);
+    // No floor and no minimum age: every miss re-reads (tests of the bounds set their own).
+    let eager = RefreshPolicy {
+        stale_after: Duration::ZERO,
+        min_interval: Duration::ZERO,
+        ..RefreshPolicy::default()
+    };
     Handler {
-        stack: StackSource::new(cfn, "Ssm", Duration::from_secs(300), Duration::ZERO),
+        stack: StackSource::new(cfn, "Ssm", Duration::from_secs(300), eager),
         sweeper,
         policy: policy(),
         notifier,
+        metrics: Arc::new(Metrics::default()),
     }
+}
+
+/// The same handler with its own stack-refresh bounds and a metric sink the test can read.
+fn bounded(
+    cfn_rules: &[&Rule],
+    refresh: RefreshPolicy,
+    notifier: Recorder,
+) -> (Handler<Recorder>, Arc<Metrics>) {
+    let mut handler = handler_with(cfn_rules, &[], &[], notifier);
+    let cfn = mock_client!(aws_sdk_cloudformation, RuleMode::MatchAny, cfn_rules);
+    handler.stack = StackSource::new(cfn, "Ssm", Duration::from_secs(300), refresh);
+    let metrics = Arc::new(Metrics::default());
+    handler.metrics = metrics.clone();
+    (handler, metrics)
+}
+
+/// A fixture whose CloudTrail `eventTime` (and EventBridge `time`) is `at`.
+fn at(fixture: &str, at: chrono::DateTime<chrono::Utc>) -> String {
+    cloudtrail(fixture).replace(
+        "2024-05-01T12:00:00Z",
+        &at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    )
 }
 
 fn sqs(messages: &[(&str, String)]) -> Value {
@@ -453,4 +505,247 @@ async fn clean_sweep_sends_nothing() {
     let (result, bodies) = sweep(&mocks, Recorder::default()).await;
     assert_eq!(result.unwrap()["dispatched"], false);
     assert!(bodies.is_empty());
+}
+
+// ---- Issue 10.8: a resource added after the list was read -------------------------------------
+
+fn without_functions() -> Vec<StackResource> {
+    stack_rows()
+        .into_iter()
+        .filter(|r| r.resource_type != "AWS::Lambda::Function")
+        .collect()
+}
+
+/// The production bounds, but a floor short enough for a test to wait out.
+fn short_floor(min_interval: Duration) -> RefreshPolicy {
+    RefreshPolicy {
+        min_interval,
+        ..RefreshPolicy::default()
+    }
+}
+
+#[tokio::test]
+async fn a_change_to_a_resource_added_after_the_list_was_read_is_drift() {
+    let ds = describe_stacks();
+    let lr = mock!(aws_sdk_cloudformation::Client::list_stack_resources)
+        .sequence()
+        .output(|| summaries(&without_functions()))
+        .output(|| summaries(&stack_rows()))
+        .build();
+    let policy = short_floor(Duration::from_millis(50));
+    assert_eq!(
+        policy.stale_after,
+        Duration::from_secs(30),
+        "the list stays younger than the old 30 s minimum age throughout"
+    );
+    let (handler, _) = bounded(&[&ds, &lr], policy, Recorder::default());
+    // A batch reads the list; then a deploy adds the function and someone changes it.
+    let first = handler
+        .handle(sqs(&[("m1", cloudtrail("iam-put-role-policy"))]))
+        .await
+        .unwrap();
+    assert_eq!(failures(&first), Vec::<String>::new());
+    tokio::time::sleep(Duration::from_millis(80)).await;
+    let change = at("lambda-update-function-code", chrono::Utc::now());
+    let response = handler.handle(sqs(&[("m2", change)])).await.unwrap();
+    assert_eq!(failures(&response), Vec::<String>::new());
+    assert_eq!(
+        lr.num_calls(),
+        2,
+        "the event postdates the list: one re-read"
+    );
+    let bodies = handler.notifier.bodies.lock().unwrap().clone();
+    assert_eq!(
+        bodies.len(),
+        2,
+        "the change is drift, not 'outside the stack'"
+    );
+    assert!(
+        bodies[1]["client_payload"]["resources"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("CryptoFn")
+    );
+}
+
+#[tokio::test]
+async fn an_event_that_may_postdate_a_list_too_recent_to_reread_is_redelivered_not_dropped() {
+    let ds = describe_stacks();
+    let lr = list_resources(without_functions());
+    let (handler, _) = bounded(
+        &[&ds, &lr],
+        short_floor(Duration::from_secs(3600)),
+        Recorder::default(),
+    );
+    let response = handler
+        .handle(sqs(&[
+            ("new", at("lambda-update-function-code", chrono::Utc::now())),
+            ("old", cloudtrail("lambda-other-stack")),
+        ]))
+        .await
+        .unwrap();
+    assert_eq!(
+        failures(&response),
+        ["new"],
+        "decided on redelivery, once the list may be re-read; the 2024 event is final"
+    );
+    assert_eq!(lr.num_calls(), 1);
+    assert_eq!(handler.notifier.calls.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn forged_future_events_cannot_flood_cloudformation() {
+    let forged = || {
+        at(
+            "lambda-other-stack",
+            "2999-01-01T00:00:00Z".parse().unwrap(),
+        )
+    };
+    let floor = Duration::from_millis(100);
+    let ds = describe_stacks();
+    let lr = list_resources(stack_rows());
+    let (handler, _) = bounded(&[&ds, &lr], short_floor(floor), Recorder::default());
+    let started = Instant::now();
+    let mut deferred = 0;
+    for i in 0..40 {
+        let id = format!("f{i}");
+        let response = handler
+            .handle(sqs(&[(id.as_str(), forged())]))
+            .await
+            .unwrap();
+        deferred += failures(&response).len();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let elapsed = started.elapsed();
+    let bound = 1 + usize::try_from(elapsed.as_millis() / floor.as_millis()).unwrap();
+    let reads = lr.num_calls();
+    assert!(
+        (2..=bound).contains(&reads),
+        "{reads} reads in {elapsed:?}: at most one per {floor:?}"
+    );
+    assert_eq!(
+        deferred,
+        40 + 1 - reads,
+        "each batch either re-read (then final) or was deferred"
+    );
+    assert_eq!(handler.notifier.calls.load(Ordering::SeqCst), 0);
+
+    // Without the floor, the same stream would read the stack for every batch.
+    let lr = list_resources(stack_rows());
+    let (unbounded, _) = bounded(
+        &[&ds, &lr],
+        short_floor(Duration::ZERO),
+        Recorder::default(),
+    );
+    for i in 0..10 {
+        let id = format!("f{i}");
+        unbounded
+            .handle(sqs(&[(id.as_str(), forged())]))
+            .await
+            .unwrap();
+    }
+    assert_eq!(lr.num_calls(), 11);
+}
+
+// ---- Issue 10.7: configuration errors are alarmable --------------------------------------------
+
+fn broker_refusal() -> DispatchError {
+    DispatchError::Token(TokenError {
+        retryable: false,
+        source: Box::new(BrokerClientError::Status {
+            status: 403,
+            code: "repository_not_allowed".into(),
+            message: "the policy does not allow this role on acme/infra".into(),
+        }),
+    })
+}
+
+#[tokio::test]
+async fn a_broker_refusal_counts_as_a_configuration_error_and_the_drift_is_kept() {
+    let (ds, lr) = (describe_stacks(), list_resources(stack_rows()));
+    let (handler, metrics) = bounded(
+        &[&ds, &lr],
+        RefreshPolicy::default(),
+        Recorder {
+            fail: usize::MAX,
+            error: Some(broker_refusal),
+            ..Default::default()
+        },
+    );
+    let response = handler
+        .handle(sqs(&[
+            ("m1", cloudtrail("lambda-update-function-code")),
+            ("m2", cloudtrail("lambda-deploy-role")),
+        ]))
+        .await
+        .unwrap();
+    assert_eq!(
+        failures(&response),
+        ["m1"],
+        "redelivered, then kept by the DLQ for a redrive after the fix"
+    );
+    let documents = metrics.documents();
+    assert_eq!(documents.len(), 1, "one metric per refused dispatch");
+    let doc = &documents[0];
+    let directive = &doc["_aws"]["CloudWatchMetrics"][0];
+    assert_eq!(directive["Namespace"], "ServerlessSSM/Integrity");
+    assert_eq!(directive["Metrics"][0]["Name"], "ConfigurationError");
+    assert_eq!(directive["Dimensions"][0], json!(["Stack"]));
+    assert_eq!(doc["Stack"], "Ssm");
+    assert_eq!(doc["Code"], "repository_not_allowed");
+    assert_eq!(doc["ConfigurationError"], 1);
+    assert!(
+        doc["remedy"]
+            .as_str()
+            .unwrap()
+            .contains("SSM_GITHUB_REPOSITORY")
+    );
+}
+
+#[tokio::test]
+async fn outages_are_not_counted_as_configuration_errors() {
+    let (ds, lr) = (describe_stacks(), list_resources(stack_rows()));
+    let (handler, metrics) = bounded(
+        &[&ds, &lr],
+        RefreshPolicy::default(),
+        Recorder {
+            fail: usize::MAX,
+            ..Default::default()
+        },
+    );
+    let response = handler
+        .handle(sqs(&[("m1", cloudtrail("lambda-update-function-code"))]))
+        .await
+        .unwrap();
+    assert_eq!(failures(&response), ["m1"]);
+    assert!(metrics.documents().is_empty());
+}
+
+#[tokio::test]
+async fn a_refused_sweep_dispatch_counts_as_a_configuration_error() {
+    let mocks = sweep_mocks(StackDriftDetectionStatus::DetectionComplete, zip_sha256());
+    let cfn_rules: Vec<&Rule> = mocks.rules.iter().collect();
+    let mut handler = handler_with(
+        &cfn_rules,
+        &[&mocks.lambda],
+        &[&mocks.s3],
+        Recorder {
+            fail: 1,
+            error: Some(|| DispatchError::Rejected {
+                status: 404,
+                message: "Not Found".into(),
+            }),
+            ..Default::default()
+        },
+    );
+    let metrics = Arc::new(Metrics::default());
+    handler.metrics = metrics.clone();
+    let scheduled = json!({"version": "0", "id": "sweep-1", "detail-type": "Scheduled Event", "source": "aws.events",
+        "account": "111122223333", "time": "2024-05-01T12:00:00Z", "region": "us-east-1",
+        "resources": ["arn:aws:events:us-east-1:111122223333:rule/Ssm-SweepSchedule"], "detail": {}});
+    let result = handler.handle(scheduled).await;
+    assert!(matches!(result, Err(HandlerError::Sweep(_))));
+    let documents = metrics.documents();
+    assert_eq!(documents.len(), 1);
+    assert_eq!(documents[0]["Code"], "github_404");
 }

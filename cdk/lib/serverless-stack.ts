@@ -7,7 +7,7 @@
  *   JSON access logs.
  * - Integrity Lambda, fed by an SQS queue (batching window, DLQ, alarm on DLQ depth) that an
  *   EventBridge rule fills with out-of-band CloudTrail calls, and invoked by a scheduled rule for
- *   the drift sweep.
+ *   the drift sweep; an alarm on its configuration-error metric.
  * - Every function has its own role that can do only what the function does, and its own log
  *   group with retention.
  */
@@ -55,6 +55,8 @@ export const EMPTY_KEYRING = '{"keys": []}';
 
 /** The crypto Lambda's timeout: well under the HTTP API's 30 s integration limit. */
 export const CRYPTO_TIMEOUT = Duration.seconds(10);
+/** Namespace of the integrity Lambda's EMF metrics (`ssm_core::integrity::configuration`). */
+export const INTEGRITY_METRIC_NAMESPACE = 'ServerlessSSM/Integrity';
 /** The integrity Lambda's timeout: a drift sweep polls DetectStackDrift to completion. */
 export const INTEGRITY_TIMEOUT = Duration.minutes(5);
 
@@ -75,6 +77,7 @@ export class ServerlessStack extends Stack {
   readonly integrityQueue: sqs.Queue;
   readonly deadLetterQueue: sqs.Queue;
   readonly deadLetterAlarm: cloudwatch.Alarm;
+  readonly configurationAlarm: cloudwatch.Alarm;
   private readonly integritySource: SqsEventSource;
 
   private readonly config: SsmConfig;
@@ -214,6 +217,24 @@ export class ServerlessStack extends Stack {
       }),
       threshold: 0,
       comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+      evaluationPeriods: 1,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    });
+    // The integrity function writes one EMF line per dispatch the broker or GitHub refuses for a
+    // configuration error; this fires within minutes, long before the DLQ alarm would.
+    this.configurationAlarm = new cloudwatch.Alarm(this, 'IntegrityConfigurationAlarm', {
+      alarmDescription:
+        'The token broker or GitHub refused a drift dispatch for a configuration error (the function log names ' +
+        'the cause and the fix); the drift is kept and reaches the DLQ for a redrive once fixed',
+      metric: new cloudwatch.Metric({
+        namespace: INTEGRITY_METRIC_NAMESPACE,
+        metricName: 'ConfigurationError',
+        dimensionsMap: { Stack: this.stackName },
+        period: Duration.minutes(5),
+        statistic: 'Sum',
+      }),
+      threshold: 1,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
       evaluationPeriods: 1,
       treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
     });
@@ -433,7 +454,7 @@ export class ServerlessStack extends Stack {
         new iam.PolicyStatement({
           sid: 'ThisStacksAlarm',
           actions: ['cloudwatch:DescribeAlarms', 'cloudwatch:ListTagsForResource'],
-          resources: [this.deadLetterAlarm.alarmArn],
+          resources: [this.deadLetterAlarm.alarmArn, this.configurationAlarm.alarmArn],
         }),
         new iam.PolicyStatement({
           sid: 'ThisStacksApi',

@@ -159,7 +159,14 @@ describe('SsmServerless', () => {
     const esm = statements.find((s) => s.Sid === 'ThisStacksEventSourceMapping');
     assert.ok(JSON.stringify(esm?.Resource).includes(JSON.stringify({ Ref: esmId })));
     const alarm = statements.find((s) => s.Sid === 'ThisStacksAlarm');
-    assert.deepEqual(alarm?.Resource, { 'Fn::GetAtt': [logicalIdOf(t, 'AWS::CloudWatch::Alarm'), 'Arn'] });
+    const alarmIds = Object.entries(resources)
+      .filter(([, r]) => r.Type === 'AWS::CloudWatch::Alarm')
+      .map(([id]) => id);
+    assert.equal(alarmIds.length, 2);
+    assert.deepEqual(
+      alarm?.Resource,
+      alarmIds.map((id) => ({ 'Fn::GetAtt': [id, 'Arn'] })),
+    );
     // Secret metadata for drift detection, never its value.
     const all = statements.flatMap((s) => asArray<string>(s.Action));
     assert.ok(!all.includes('secretsmanager:GetSecretValue'));
@@ -214,6 +221,20 @@ describe('SsmServerless', () => {
       Threshold: 0,
       ComparisonOperator: 'GreaterThanThreshold',
     });
+  });
+
+  it('alarms on the first configuration error the integrity function counts', () => {
+    // The EMF line of ssm_core::integrity::configuration: namespace, metric, the [Stack] set.
+    const id = logicalIdOf(t, 'AWS::CloudWatch::Alarm', (p) => p.MetricName === 'ConfigurationError');
+    const p = resources[id].Properties;
+    assert.equal(p.Namespace, 'ServerlessSSM/Integrity');
+    assert.deepEqual(p.Dimensions, [{ Name: 'Stack', Value: resources[integrityId].Properties.Environment.Variables.SSM_STACK_NAME }]);
+    assert.equal(p.Statistic, 'Sum');
+    assert.equal(p.Period, 300);
+    assert.equal(p.EvaluationPeriods, 1);
+    assert.equal(p.Threshold, 1);
+    assert.equal(p.ComparisonOperator, 'GreaterThanOrEqualToThreshold');
+    assert.equal(p.TreatMissingData, 'notBreaching');
   });
 
   it('sweeps for drift on the default schedule; a sweep that keeps failing reaches the DLQ', () => {

@@ -4,8 +4,9 @@
 source "$(dirname "$0")/../lib.sh"
 cd "$SSM_ROOT"
 
-# Settings for CI's synth: any syntactically valid repository and broker will do for the checks.
-ctx=(-c githubOwner=serverless-ssm-ci -c githubRepo=serverless-ssm -c brokerUrl=https://broker.example.com)
+# Settings for CI's synth: any syntactically valid repository will do for the checks. No brokerUrl:
+# SsmServerless's broker is SsmGitHubApp's Function URL (the variant with the trail names one instead).
+ctx=(-c githubOwner=serverless-ssm-ci -c githubRepo=serverless-ssm)
 
 log "cdk: tsc --noEmit"
 (cd cdk && ./node_modules/.bin/tsc --noEmit)
@@ -16,7 +17,7 @@ log "cdk: node --test"
 bash scripts/synth.sh "${ctx[@]}"
 # The optional trail adds resources of its own; lint that variant too.
 trail_out="$SSM_ROOT/build/cdk-trail.out"
-SSM_CDK_OUT="$trail_out" bash scripts/synth.sh "${ctx[@]}" -c createTrail=true
+SSM_CDK_OUT="$trail_out" bash scripts/synth.sh "${ctx[@]}" -c createTrail=true -c brokerUrl=https://broker.example.com
 
 log "cfn-lint"
 # W3005 (DependsOn already enforced by a Ref/GetAtt) is ignored: aws-cdk-lib's lambda.Function adds

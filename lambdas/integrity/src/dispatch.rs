@@ -1,11 +1,13 @@
-//! `POST /repos/{owner}/{repo}/dispatches` with a broker-issued installation token, retried with
-//! bounded, jittered backoff. The token never appears in logs or errors.
+//! `POST /repos/{owner}/{repo}/dispatches` with a broker-issued installation token, sent through
+//! octocrab and retried with bounded, jittered backoff. The token never appears in logs or errors.
 
 use std::error::Error as StdError;
 use std::future::Future;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use http_body_util::BodyExt;
+use octocrab::Octocrab;
 use reqwest::StatusCode;
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 use secrecy::{ExposeSecret, SecretString};
@@ -116,20 +118,23 @@ pub fn decide(status: StatusCode, headers: &HeaderMap) -> Outcome {
     }
 }
 
-/// One HTTP client for GitHub, base URL and timeout from configuration.
-pub fn github_http_client(timeout: Duration) -> reqwest::Result<reqwest::Client> {
-    reqwest::Client::builder()
+/// The GitHub client: octocrab over a `reqwest` client (timeout from configuration, no redirects,
+/// the workspace's rustls stack). Requests carry their own installation token, so the client
+/// holds none.
+pub fn github_http_client(timeout: Duration) -> anyhow::Result<Octocrab> {
+    let http = reqwest::Client::builder()
         .timeout(timeout)
         .connect_timeout(timeout)
         .user_agent(concat!("ssm-integrity/", env!("CARGO_PKG_VERSION")))
         .redirect(reqwest::redirect::Policy::none())
-        .build()
+        .build()?;
+    Ok(Octocrab::builder().build_with_reqwest(http)?)
 }
 
 /// Sends dispatches to one repository.
 #[derive(Debug)]
 pub struct GitHubDispatcher<T> {
-    http: reqwest::Client,
+    github: Octocrab,
     url: String,
     tokens: T,
     retry: RetryPolicy,
@@ -141,7 +146,7 @@ const TOKEN_MARGIN: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
 
 impl<T: TokenSource> GitHubDispatcher<T> {
     pub fn new(
-        http: reqwest::Client,
+        github: Octocrab,
         api_url: &str,
         repository: &str,
         tokens: T,
@@ -152,7 +157,7 @@ impl<T: TokenSource> GitHubDispatcher<T> {
             api_url.trim_end_matches('/')
         );
         GitHubDispatcher {
-            http,
+            github,
             url,
             tokens,
             retry,
@@ -199,19 +204,29 @@ impl<T: TokenSource> GitHubDispatcher<T> {
             }
             Err(e) => return Attempt::Fatal(DispatchError::Token(e)),
         };
-        let sent = self
-            .http
-            .post(&self.url)
-            .header(reqwest::header::ACCEPT, "application/vnd.github+json")
-            .header("X-GitHub-Api-Version", "2022-11-28")
-            .bearer_auth(token.expose_secret())
-            .json(body)
-            .send()
-            .await;
+        // The URL is absolute (github.com or GHES), so octocrab sends it as is; the token is
+        // this request's own header, marked sensitive.
+        let sent = match bearer(token.expose_secret()) {
+            Some(auth) => {
+                let request = http::Request::post(&self.url)
+                    .header(http::header::ACCEPT, "application/vnd.github+json")
+                    .header(http::header::AUTHORIZATION, auth);
+                match self.github.build_request(request, Some(body)) {
+                    Ok(request) => self.github.execute(request).await,
+                    Err(e) => Err(e),
+                }
+            }
+            None => {
+                return Attempt::Fatal(DispatchError::Rejected {
+                    status: 0,
+                    message: "the installation token is not a valid header value".into(),
+                });
+            }
+        };
         let response = match sent {
             Ok(response) => response,
             Err(e) => {
-                let reason = format!("transport: {}", e.without_url());
+                let reason = format!("transport: {}", transport_error(&e));
                 return Attempt::Retry {
                     after: None,
                     reason,
@@ -233,7 +248,10 @@ impl<T: TokenSource> GitHubDispatcher<T> {
                 reason: format!("GitHub answered {status}"),
             },
             Outcome::Fail => {
-                let message = response.text().await.unwrap_or_default();
+                let message = match response.into_body().collect().await {
+                    Ok(body) => String::from_utf8_lossy(&body.to_bytes()).into_owned(),
+                    Err(_) => String::new(),
+                };
                 Attempt::Fatal(DispatchError::Rejected {
                     status: status.as_u16(),
                     message: message.chars().take(500).collect(),
@@ -241,6 +259,31 @@ impl<T: TokenSource> GitHubDispatcher<T> {
             }
         }
     }
+}
+
+/// `Bearer <token>` as a sensitive header value.
+fn bearer(token: &str) -> Option<http::HeaderValue> {
+    let mut value = http::HeaderValue::from_str(&format!("Bearer {token}")).ok()?;
+    value.set_sensitive(true);
+    Some(value)
+}
+
+/// A transport failure in words, without the URL.
+fn transport_error(e: &octocrab::Error) -> String {
+    let mut source: Option<&(dyn StdError + 'static)> = Some(e);
+    while let Some(err) = source {
+        if let Some(r) = err.downcast_ref::<reqwest::Error>() {
+            return if r.is_timeout() {
+                "timed out".into()
+            } else if r.is_connect() {
+                "could not connect".into()
+            } else {
+                "request failed".into()
+            };
+        }
+        source = err.source();
+    }
+    "request failed".into()
 }
 
 /// The result of one attempt.

@@ -194,12 +194,10 @@ impl Keyring {
             serde_json::from_str(text).map_err(|e| KeyringError::Malformed(scrub(&e)))?;
         let doc_keys = match (&doc.keys, &doc.aes_key) {
             (Some(keys), _) if !keys.is_empty() => keys.as_slice(),
+            // A primary among no keys: refused below as an unknown primary.
+            _ if doc.primary_version.is_some() => &[],
             // The two documented forms without key versions, and nothing else.
-            (Some(_), _) | (None, Some(_))
-                if doc.primary_version.is_none() && doc.min_decryption_version.is_none() =>
-            {
-                &[]
-            }
+            (Some(_), _) | (None, Some(_)) if doc.min_decryption_version.is_none() => &[],
             _ => return Err(KeyringError::NotUninitialised),
         };
         let mut keys = BTreeMap::new();

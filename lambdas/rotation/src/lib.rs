@@ -6,9 +6,19 @@
 //! - `createSecret`: read the AWSCURRENT keyring, append a fresh 256-bit key version, make it
 //!   primary, put the result as AWSPENDING under the token (nothing if already there).
 //! - `setSecret`: nothing downstream holds the key; logged.
-//! - `testSecret`: the AWSPENDING keyring parses, its primary round-trips, and every version the
-//!   AWSCURRENT keyring could decrypt still decrypts a probe sealed by the current keyring.
-//! - `finishSecret`: move AWSCURRENT to the token's version and clear AWSPENDING.
+//! - `testSecret`: the AWSPENDING keyring is a successor of the AWSCURRENT one (every version
+//!   kept with its material, one new primary, same policy and legacy key), its primary
+//!   round-trips, and every version the AWSCURRENT keyring could decrypt still decrypts.
+//! - `finishSecret`: the same checks again, against AWSCURRENT as it is *now*, then move
+//!   AWSCURRENT to the token's version (only from the version just checked) and clear
+//!   AWSPENDING.
+//!
+//! A pending version with no value yet (`finishSecret` before `createSecret`) is refused and
+//! left for `createSecret`. A pending keyring that is no longer a successor of AWSCURRENT (an
+//! operator rotated, retired or trimmed after `createSecret`) can never be promoted, and a
+//! version's value cannot change: `createSecret` and `finishSecret` refuse it, take the
+//! AWSPENDING label off it so the next rotation can start, and leave AWSCURRENT alone. The next
+//! rotation (a new token) builds its pending keyring from AWSCURRENT again.
 //!
 //! Every step is idempotent, and every step first makes the checks AWS's rotation templates
 //! make. Older versions stay in the keyring: rotation never removes a key.
@@ -20,6 +30,7 @@ use std::collections::HashMap;
 use aws_sdk_secretsmanager::Client;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
+use ssm_core::envelope::KeyVersion;
 use ssm_core::keyring::{Keyring, KeyringError, OpenError};
 use ssm_keystore::aws_error_message;
 
@@ -50,9 +61,12 @@ pub enum Step {
     Finish,
 }
 
-/// Why a step failed. The message is what Secrets Manager records for the failed rotation.
+/// Why a step failed. The message is what Secrets Manager records for the failed rotation;
+/// [`RotationError::error_type`] is the Lambda `errorType`.
 #[derive(Debug, thiserror::Error)]
 pub enum RotationError {
+    #[error("secret {0} was not found")]
+    SecretNotFound(String),
     #[error("secret {0} does not have rotation enabled")]
     RotationDisabled(String),
     #[error("secret version {token} is not a version of secret {secret_id}")]
@@ -67,8 +81,23 @@ pub enum RotationError {
     },
     #[error("secret {0} has no AWSCURRENT version")]
     NoCurrent(String),
-    #[error("pending keyring failed its test: {0}")]
-    TestFailed(String),
+    #[error(
+        "secret version {token} of {secret_id} has no value: createSecret has not run for it; \
+         AWSCURRENT is unchanged"
+    )]
+    PendingEmpty { secret_id: String, token: String },
+    #[error(
+        "the pending keyring {token} of secret {secret_id} is not a valid successor of its \
+         AWSCURRENT keyring: {reason}; AWSCURRENT is unchanged{}",
+        if *released { "; AWSPENDING was taken off this version so the next rotation rebuilds it" } else { "" }
+    )]
+    InvariantViolated {
+        secret_id: String,
+        token: String,
+        reason: String,
+        /// Whether the AWSPENDING label was removed from the version.
+        released: bool,
+    },
     #[error("Secrets Manager {operation} on {secret_id}: {message}")]
     Aws {
         operation: &'static str,
@@ -77,6 +106,33 @@ pub enum RotationError {
     },
     #[error(transparent)]
     Rotate(#[from] ssm_core::keyring::RotateError),
+}
+
+impl RotationError {
+    /// The Lambda `errorType` Secrets Manager records: one per failure class.
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            RotationError::SecretNotFound(_) => "SecretNotFound",
+            RotationError::RotationDisabled(_) => "RotationNotEnabled",
+            RotationError::UnknownVersion { .. } => "VersionNotFound",
+            RotationError::NotPending { .. } => "VersionNotPending",
+            RotationError::Malformed { .. } => "MalformedKeyring",
+            RotationError::NoCurrent(_) => "NoCurrentVersion",
+            RotationError::PendingEmpty { .. } => "PendingVersionEmpty",
+            RotationError::InvariantViolated { .. } => "RotationInvariantViolated",
+            RotationError::Aws { .. } => "SecretsManagerError",
+            RotationError::Rotate(_) => "KeyGenerationFailed",
+        }
+    }
+}
+
+impl From<RotationError> for lambda_runtime::Diagnostic {
+    fn from(error: RotationError) -> Self {
+        lambda_runtime::Diagnostic {
+            error_type: error.error_type().to_owned(),
+            error_message: error.to_string(),
+        }
+    }
 }
 
 /// What a step did.
@@ -112,13 +168,22 @@ impl Versions {
             .get(version)
             .is_some_and(|s| s.iter().any(|x| x == stage))
     }
+}
 
-    fn holding(&self, stage: &str) -> Option<&str> {
-        self.stages
-            .iter()
-            .find(|(_, s)| s.iter().any(|x| x == stage))
-            .map(|(v, _)| v.as_str())
-    }
+/// The AWSCURRENT keyring and the version that holds it.
+struct Current {
+    ring: Keyring,
+    version_id: Option<String>,
+}
+
+/// What the token's pending version holds, judged against AWSCURRENT.
+enum Pending {
+    /// No value yet: `createSecret` has not run for this token.
+    Empty,
+    /// A successor of AWSCURRENT; the versions probed.
+    Valid(Vec<KeyVersion>),
+    /// Not a successor of AWSCURRENT, and since a version's value never changes, never will be.
+    Invalid(String),
 }
 
 impl Rotator {
@@ -170,7 +235,7 @@ impl Rotator {
                 Outcome::NothingToSet
             }
             Step::Test => self.test(secret_id, token).await?,
-            Step::Finish => self.finish(secret_id, token, &versions).await?,
+            Step::Finish => self.finish(secret_id, token).await?,
         };
         tracing::info!(?outcome, "rotation step done");
         Ok(outcome)
@@ -183,7 +248,12 @@ impl Rotator {
             .secret_id(secret_id)
             .send()
             .await
-            .map_err(|e| aws("DescribeSecret", secret_id, &e))?;
+            .map_err(|e| match e.as_service_error() {
+                Some(s) if s.is_resource_not_found_exception() => {
+                    RotationError::SecretNotFound(secret_id.to_owned())
+                }
+                _ => aws("DescribeSecret", secret_id, &e),
+            })?;
         if described.rotation_enabled != Some(true) {
             return Err(RotationError::RotationDisabled(secret_id.to_owned()));
         }
@@ -198,10 +268,14 @@ impl Rotator {
         token: &str,
         now: DateTime<Utc>,
     ) -> Result<Outcome, RotationError> {
-        let mut ring = self.current(secret_id).await?;
-        if self.pending_text(secret_id, token).await?.is_some() {
-            tracing::info!("createSecret: the pending version already exists");
-            return Ok(Outcome::PendingExists);
+        let Current { mut ring, .. } = self.current(secret_id).await?;
+        match self.pending(secret_id, token, &ring).await? {
+            Pending::Valid(_) => {
+                tracing::info!("createSecret: the pending version already exists");
+                return Ok(Outcome::PendingExists);
+            }
+            Pending::Invalid(reason) => return Err(self.release(secret_id, token, reason).await),
+            Pending::Empty => {}
         }
         let version = ring.rotate(now)?;
         self.client
@@ -225,28 +299,40 @@ impl Rotator {
 
     async fn test(&self, secret_id: &str, token: &str) -> Result<Outcome, RotationError> {
         let current = self.current(secret_id).await?;
-        let text = self
-            .pending_text(secret_id, token)
-            .await?
-            .ok_or_else(|| RotationError::TestFailed("the pending version has no value".into()))?;
-        let pending = Keyring::from_json(&text).map_err(|source| RotationError::Malformed {
-            secret_id: secret_id.to_owned(),
-            stage: AWSPENDING,
-            source,
-        })?;
-        let probed = check_pending(&current, &pending).map_err(RotationError::TestFailed)?;
-        Ok(Outcome::Tested {
-            versions: probed.iter().map(|v| v.get()).collect(),
-        })
+        match self.pending(secret_id, token, &current.ring).await? {
+            Pending::Valid(probed) => Ok(Outcome::Tested {
+                versions: probed.iter().map(|v| v.get()).collect(),
+            }),
+            Pending::Empty => Err(RotationError::PendingEmpty {
+                secret_id: secret_id.to_owned(),
+                token: token.to_owned(),
+            }),
+            // Reported only: a retried createSecret or finishSecret releases it.
+            Pending::Invalid(reason) => Err(RotationError::InvariantViolated {
+                secret_id: secret_id.to_owned(),
+                token: token.to_owned(),
+                reason,
+                released: false,
+            }),
+        }
     }
 
-    async fn finish(
-        &self,
-        secret_id: &str,
-        token: &str,
-        versions: &Versions,
-    ) -> Result<Outcome, RotationError> {
-        let from = versions.holding(AWSCURRENT).map(str::to_owned);
+    /// Re-checks the pending keyring against AWSCURRENT as it is now (an operator may have
+    /// changed it since `testSecret`), then moves AWSCURRENT from exactly the version checked:
+    /// Secrets Manager refuses the move if AWSCURRENT has moved meanwhile.
+    async fn finish(&self, secret_id: &str, token: &str) -> Result<Outcome, RotationError> {
+        let current = self.current(secret_id).await?;
+        match self.pending(secret_id, token, &current.ring).await? {
+            Pending::Valid(_) => {}
+            Pending::Empty => {
+                return Err(RotationError::PendingEmpty {
+                    secret_id: secret_id.to_owned(),
+                    token: token.to_owned(),
+                });
+            }
+            Pending::Invalid(reason) => return Err(self.release(secret_id, token, reason).await),
+        }
+        let from = current.version_id;
         self.client
             .update_secret_version_stage()
             .secret_id(secret_id)
@@ -258,6 +344,22 @@ impl Rotator {
             .map_err(|e| aws("UpdateSecretVersionStage", secret_id, &e))?;
         self.clear_pending(secret_id, token).await?;
         Ok(Outcome::Finished { from })
+    }
+
+    /// Takes AWSPENDING off a pending version that can never be promoted, so that the next
+    /// RotateSecret (which Secrets Manager refuses while AWSPENDING sits on a version other than
+    /// AWSCURRENT) starts afresh. Returns the error to report.
+    async fn release(&self, secret_id: &str, token: &str, reason: String) -> RotationError {
+        tracing::warn!(%reason, "the pending keyring is not a successor of AWSCURRENT; releasing it");
+        if let Err(error) = self.clear_pending(secret_id, token).await {
+            return error;
+        }
+        RotationError::InvariantViolated {
+            secret_id: secret_id.to_owned(),
+            token: token.to_owned(),
+            reason,
+            released: true,
+        }
     }
 
     async fn clear_pending(&self, secret_id: &str, token: &str) -> Result<(), RotationError> {
@@ -272,33 +374,41 @@ impl Rotator {
         Ok(())
     }
 
-    async fn current(&self, secret_id: &str) -> Result<Keyring, RotationError> {
-        let text =
-            ssm_keystore::read_secret_string(&self.client, secret_id, None, Some(AWSCURRENT))
-                .await
-                .map_err(|e| match e {
-                    ssm_keystore::LoadError::NotAString(_) => {
-                        RotationError::NoCurrent(secret_id.to_owned())
-                    }
-                    other => RotationError::Aws {
-                        operation: "GetSecretValue",
-                        secret_id: secret_id.to_owned(),
-                        message: other.to_string(),
-                    },
-                })?;
-        Keyring::from_json(&text).map_err(|source| RotationError::Malformed {
+    async fn current(&self, secret_id: &str) -> Result<Current, RotationError> {
+        let out = self
+            .client
+            .get_secret_value()
+            .secret_id(secret_id)
+            .version_stage(AWSCURRENT)
+            .send()
+            .await
+            .map_err(|e| match e.as_service_error() {
+                Some(s) if s.is_resource_not_found_exception() => {
+                    RotationError::NoCurrent(secret_id.to_owned())
+                }
+                _ => aws("GetSecretValue", secret_id, &e),
+            })?;
+        let text = out
+            .secret_string
+            .ok_or_else(|| RotationError::NoCurrent(secret_id.to_owned()))?;
+        let ring = Keyring::from_json(&text).map_err(|source| RotationError::Malformed {
             secret_id: secret_id.to_owned(),
             stage: AWSCURRENT,
             source,
+        })?;
+        Ok(Current {
+            ring,
+            version_id: out.version_id,
         })
     }
 
-    /// The pending version's value, or `None` while it is still the empty stub.
-    async fn pending_text(
+    /// The token's pending version, judged against the `current` keyring.
+    async fn pending(
         &self,
         secret_id: &str,
         token: &str,
-    ) -> Result<Option<String>, RotationError> {
+        current: &Keyring,
+    ) -> Result<Pending, RotationError> {
         let result = self
             .client
             .get_secret_value()
@@ -307,35 +417,38 @@ impl Rotator {
             .version_stage(AWSPENDING)
             .send()
             .await;
-        match result {
-            Ok(out) => Ok(out.secret_string),
+        let text = match result {
+            Ok(out) => match out.secret_string {
+                Some(text) => text,
+                None => return Ok(Pending::Empty),
+            },
             Err(e)
                 if e.as_service_error()
                     .is_some_and(|s| s.is_resource_not_found_exception()) =>
             {
-                Ok(None)
+                return Ok(Pending::Empty);
             }
-            Err(e) => Err(aws("GetSecretValue", secret_id, &e)),
-        }
+            Err(e) => return Err(aws("GetSecretValue", secret_id, &e)),
+        };
+        Ok(match Keyring::from_json(&text) {
+            Ok(pending) => match check_pending(current, &pending) {
+                Ok(probed) => Pending::Valid(probed),
+                Err(reason) => Pending::Invalid(reason),
+            },
+            Err(e) => Pending::Invalid(format!("it does not hold a valid keyring: {e}")),
+        })
     }
 }
 
-/// The pure part of `testSecret`: the pending keyring must have a primary newer than every
-/// current version, round-trip with it, and decrypt a probe from every version the current
-/// keyring could decrypt. Returns the versions probed.
-pub fn check_pending(
-    current: &Keyring,
-    pending: &Keyring,
-) -> Result<Vec<ssm_core::envelope::KeyVersion>, String> {
+/// The pure part of `testSecret` and `finishSecret`: the pending keyring must be a successor of
+/// the current one ([`Keyring::check_successor`]), its primary must round-trip, and it must
+/// decrypt a probe from every version the current keyring could decrypt. Returns the versions
+/// probed.
+pub fn check_pending(current: &Keyring, pending: &Keyring) -> Result<Vec<KeyVersion>, String> {
     const PROBE: &[u8] = b"ssm-rotation-probe";
-    let primary = pending
-        .primary()
-        .ok_or("the pending keyring has no primary version")?;
-    if current.latest().is_some_and(|latest| primary <= latest) {
-        return Err(format!(
-            "the pending primary version {primary} is not newer than the current keyring's versions"
-        ));
-    }
+    let primary = current
+        .check_successor(pending)
+        .map_err(|e| e.to_string())?;
     let sealed = pending
         .encrypt(PROBE, b"rotation-test")
         .map_err(|e| format!("the pending primary cannot encrypt: {e}"))?;
@@ -346,9 +459,6 @@ pub fn check_pending(
                 "the pending primary version {primary} does not round-trip"
             ));
         }
-    }
-    if pending.min_decryption_version() > current.min_decryption_version() {
-        return Err("the pending keyring raised min_decryption_version".into());
     }
     let mut probed = vec![primary];
     for version in current.versions() {
@@ -369,9 +479,6 @@ pub fn check_pending(
             }
             Err(e) => return Err(format!("version {version} no longer decrypts: {e}")),
         }
-    }
-    if current.has_legacy_key() && !pending.has_legacy_key() {
-        return Err("the pending keyring lost the legacy key".into());
     }
     Ok(probed)
 }
@@ -434,20 +541,75 @@ mod tests {
         let mut replaced = Keyring::generate(now()).unwrap();
         replaced.rotate(now()).unwrap();
         let err = check_pending(&current, &replaced).unwrap_err();
-        assert!(err.contains("version 1 no longer decrypts"), "{err}");
+        assert!(err.contains("key version 1 differs"), "{err}");
         // No new version.
         let err = check_pending(&current, &current).unwrap_err();
         assert!(err.contains("not newer"), "{err}");
-        // Raised min_decryption_version.
+        // Raised (or lowered) min_decryption_version.
         let mut raised = current.clone();
         raised.rotate(now()).unwrap();
         raised
-            .set_min_decryption_version(ssm_core::envelope::KeyVersion::new(2).unwrap())
+            .set_min_decryption_version(KeyVersion::new(2).unwrap())
             .unwrap();
-        assert!(
-            check_pending(&current, &raised)
-                .unwrap_err()
-                .contains("raised")
-        );
+        let err = check_pending(&current, &raised).unwrap_err();
+        assert!(err.contains("min_decryption_version differs"), "{err}");
+    }
+
+    #[test]
+    fn every_failure_class_has_its_own_lambda_error_type() {
+        let s = || "s".to_owned();
+        let t = || "t".to_owned();
+        let errors = [
+            RotationError::SecretNotFound(s()),
+            RotationError::RotationDisabled(s()),
+            RotationError::UnknownVersion {
+                secret_id: s(),
+                token: t(),
+            },
+            RotationError::NotPending {
+                secret_id: s(),
+                token: t(),
+            },
+            RotationError::Malformed {
+                secret_id: s(),
+                stage: AWSCURRENT,
+                source: KeyringError::NotUninitialised,
+            },
+            RotationError::NoCurrent(s()),
+            RotationError::PendingEmpty {
+                secret_id: s(),
+                token: t(),
+            },
+            RotationError::InvariantViolated {
+                secret_id: s(),
+                token: t(),
+                reason: "r".into(),
+                released: true,
+            },
+            RotationError::Aws {
+                operation: "GetSecretValue",
+                secret_id: s(),
+                message: "m".into(),
+            },
+            RotationError::Rotate(ssm_core::keyring::RotateError::Keyring(
+                KeyringError::VersionsExhausted,
+            )),
+        ];
+        let mut types = std::collections::BTreeSet::new();
+        for error in errors {
+            let message = error.to_string();
+            let diagnostic = lambda_runtime::Diagnostic::from(error);
+            assert_eq!(diagnostic.error_message, message);
+            assert!(
+                diagnostic
+                    .error_type
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric()),
+                "{}",
+                diagnostic.error_type
+            );
+            assert!(types.insert(diagnostic.error_type), "error types repeat");
+        }
+        assert!(types.contains("RotationInvariantViolated") && types.contains("SecretNotFound"));
     }
 }

@@ -327,10 +327,7 @@ async fn three_rotations_lose_nothing_and_the_crypto_service_follows() {
     let out = ssm_rotation::keyring_cli::run(
         ssm_rotation::keyring_cli::Command::SetMinDecryptionVersion {
             version: 2,
-            target: ssm_rotation::keyring_cli::Target {
-                file: None,
-                secret_id: Some(secret.clone()),
-            },
+            target: ssm_rotation::keyring_cli::TargetArgs::secret(secret.clone()),
         },
         async || env.client.clone(),
     )
@@ -393,7 +390,7 @@ async fn failed_test_step_leaves_awscurrent_alone() {
         .await
         .unwrap_err()
         .to_string();
-    assert!(err.contains("version 1 no longer decrypts"), "{err}");
+    assert!(err.contains("key version 1 differs"), "{err}");
     assert_eq!(env.current(&secret).await, original, "AWSCURRENT untouched");
     assert_eq!(labels(&env.stages(&secret).await, &token), ["AWSPENDING"]);
 }
@@ -436,4 +433,307 @@ async fn malformed_or_misused_secrets_fail_clearly() {
     env.rotate(&good).await;
     let err = env.step(&good, &first, Step::Create).await.unwrap_err();
     assert!(matches!(err, RotationError::NotPending { .. }), "{err}");
+}
+
+fn error_type(error: RotationError) -> String {
+    lambda_runtime::Diagnostic::from(error).error_type
+}
+
+/// The version holding `label`, if any.
+fn holding(stages: &HashMap<String, Vec<String>>, label: &str) -> Option<String> {
+    stages
+        .iter()
+        .find(|(_, l)| l.iter().any(|x| x == label))
+        .map(|(v, _)| v.clone())
+}
+
+#[tokio::test]
+async fn finish_without_create_leaves_awscurrent_and_create_recovers() {
+    let Some(env) = env("rotation::finish_without_create").await else {
+        return;
+    };
+    let original = Keyring::generate(chrono::Utc::now()).expect("keyring");
+    let secret = env.secret(&original.to_json()).await;
+    let token = env.start(&secret).await;
+    let before = env.stages(&secret).await;
+    for step in [Step::Finish, Step::Test] {
+        let err = env.step(&secret, &token, step).await.unwrap_err();
+        assert!(
+            err.to_string().contains("createSecret has not run"),
+            "{err}"
+        );
+        assert_eq!(error_type(err), "PendingVersionEmpty");
+        assert_eq!(env.current(&secret).await, original, "AWSCURRENT untouched");
+        assert_eq!(env.stages(&secret).await, before, "no label moved");
+    }
+    // The empty version keeps AWSPENDING, so the retried rotation completes under the token.
+    for step in [Step::Create, Step::Set, Step::Test, Step::Finish] {
+        env.step(&secret, &token, step).await.expect("step");
+    }
+    let ring = env.current(&secret).await;
+    assert_eq!(ring.primary().map(|v| v.get()), Some(2));
+    assert_eq!(original.check_successor(&ring).map(|v| v.get()), Ok(2));
+}
+
+#[tokio::test]
+async fn operator_rotation_before_finish_is_refused_and_the_next_rotation_keeps_every_key() {
+    let Some(env) = env("rotation::stale_pending").await else {
+        return;
+    };
+    let secret = env.secret(r#"{"keys": []}"#).await;
+    env.rotate(&secret).await;
+    let stale = env.start(&secret).await;
+    for step in [Step::Create, Step::Set, Step::Test] {
+        env.step(&secret, &stale, step).await.expect("step");
+    }
+    // Between testSecret and finishSecret an operator adds version 2 by hand, and data is
+    // encrypted under it at once.
+    let out = ssm_rotation::keyring_cli::run(
+        ssm_rotation::keyring_cli::Command::Rotate {
+            target: ssm_rotation::keyring_cli::TargetArgs::secret(secret.clone()),
+        },
+        async || env.client.clone(),
+    )
+    .await
+    .expect("operator rotate");
+    assert!(out.contains("version 2 is now primary"), "{out}");
+    let operators = env.current(&secret).await;
+    let sealed = operators
+        .encrypt(b"under the operator's v2", b"")
+        .expect("seal");
+    let operator_version = holding(&env.stages(&secret).await, "AWSCURRENT").expect("current");
+
+    // finishSecret re-checks against AWSCURRENT as it is now: the pending keyring's version 2
+    // is another key, so it refuses, leaves AWSCURRENT alone and releases the stale version.
+    let err = env.step(&secret, &stale, Step::Finish).await.unwrap_err();
+    let message = err.to_string();
+    assert!(
+        message.contains("not newer than the current version 2"),
+        "{message}"
+    );
+    assert_eq!(error_type(err), "RotationInvariantViolated");
+    let stages = env.stages(&secret).await;
+    assert_eq!(
+        holding(&stages, "AWSCURRENT"),
+        Some(operator_version.clone())
+    );
+    assert_eq!(
+        env.current(&secret).await,
+        operators,
+        "AWSCURRENT untouched"
+    );
+    assert_eq!(
+        holding(&stages, "AWSPENDING"),
+        None,
+        "stale pending released"
+    );
+    // Secrets Manager's retry under the same token now fails cleanly instead of promoting.
+    let err = env.step(&secret, &stale, Step::Create).await.unwrap_err();
+    assert_eq!(error_type(err), "VersionNotPending");
+
+    // The next rotation (a new token) builds on the operator's keyring and keeps every key.
+    env.rotate(&secret).await;
+    let ring = env.current(&secret).await;
+    assert_eq!(
+        ring.versions().map(|v| v.get()).collect::<Vec<_>>(),
+        [1, 2, 3]
+    );
+    assert_eq!(operators.check_successor(&ring).map(|v| v.get()), Ok(3));
+    assert_eq!(
+        ring.decrypt(&sealed.ciphertext, b"")
+            .expect("operator's v2 still decrypts")
+            .0
+            .expose(),
+        b"under the operator's v2"
+    );
+}
+
+#[tokio::test]
+async fn create_releases_a_stale_pending_left_under_the_same_token() {
+    let Some(env) = env("rotation::stale_create").await else {
+        return;
+    };
+    let secret = env.secret(r#"{"keys": []}"#).await;
+    env.rotate(&secret).await;
+    let stale = env.start(&secret).await;
+    env.step(&secret, &stale, Step::Create)
+        .await
+        .expect("create");
+    // An operator retires version 1 meanwhile: the pending keyring would bring it back.
+    ssm_rotation::keyring_cli::run(
+        ssm_rotation::keyring_cli::Command::Rotate {
+            target: ssm_rotation::keyring_cli::TargetArgs::secret(secret.clone()),
+        },
+        async || env.client.clone(),
+    )
+    .await
+    .expect("rotate");
+    ssm_rotation::keyring_cli::run(
+        ssm_rotation::keyring_cli::Command::SetMinDecryptionVersion {
+            version: 2,
+            target: ssm_rotation::keyring_cli::TargetArgs::secret(secret.clone()),
+        },
+        async || env.client.clone(),
+    )
+    .await
+    .expect("retire");
+    let current = env.current(&secret).await;
+    // testSecret reports without changing anything; a retried createSecret releases.
+    let err = env.step(&secret, &stale, Step::Test).await.unwrap_err();
+    assert_eq!(error_type(err), "RotationInvariantViolated");
+    assert_eq!(
+        holding(&env.stages(&secret).await, "AWSPENDING"),
+        Some(stale.clone())
+    );
+    let err = env.step(&secret, &stale, Step::Create).await.unwrap_err();
+    assert!(
+        err.to_string().contains("AWSPENDING was taken off"),
+        "{err}"
+    );
+    assert_eq!(error_type(err), "RotationInvariantViolated");
+    assert_eq!(holding(&env.stages(&secret).await, "AWSPENDING"), None);
+    assert_eq!(env.current(&secret).await, current);
+    env.rotate(&secret).await;
+    let ring = env.current(&secret).await;
+    assert_eq!(ring.min_decryption_version().get(), 2, "retirement kept");
+    assert_eq!(current.check_successor(&ring).map(|v| v.get()), Ok(3));
+}
+
+#[tokio::test]
+async fn rotation_errors_carry_their_class_as_error_type() {
+    let Some(env) = env("rotation::error_types").await else {
+        return;
+    };
+    let missing = env
+        .step("no-such-secret", "t", Step::Create)
+        .await
+        .unwrap_err();
+    assert_eq!(error_type(missing), "SecretNotFound");
+    let plain = env.secret(r#"{"keys": []}"#).await;
+    let err = env.step(&plain, "t", Step::Create).await.unwrap_err();
+    assert_eq!(error_type(err), "RotationNotEnabled");
+}
+
+async fn keyring_cli(env: &Env, command: ssm_rotation::keyring_cli::Command) -> String {
+    ssm_rotation::keyring_cli::run(command, async || env.client.clone())
+        .await
+        .expect("ssm-keyring")
+}
+
+fn on(secret: &str) -> ssm_rotation::keyring_cli::TargetArgs {
+    ssm_rotation::keyring_cli::TargetArgs::secret(secret)
+}
+
+#[tokio::test]
+async fn trim_leaves_no_labelled_version_holding_a_destroyed_key() {
+    use ssm_rotation::keyring_cli::Command;
+    let Some(env) = env("rotation::trim_labels").await else {
+        return;
+    };
+    let secret = env.secret(r#"{"keys": []}"#).await;
+    env.rotate(&secret).await;
+    for _ in 0..2 {
+        keyring_cli(
+            &env,
+            Command::Rotate {
+                target: on(&secret),
+            },
+        )
+        .await;
+    }
+    keyring_cli(
+        &env,
+        Command::SetMinDecryptionVersion {
+            version: 3,
+            target: on(&secret),
+        },
+    )
+    .await;
+    let out = keyring_cli(
+        &env,
+        Command::Trim {
+            confirm_destroy_below: Some(3),
+            target: on(&secret),
+        },
+    )
+    .await;
+    assert!(out.contains("removed key version(s) 1, 2"), "{out}");
+    assert!(out.contains("took label AWSPREVIOUS off"), "{out}");
+
+    let mut holders = Vec::new();
+    for (version, labels) in env.stages(&secret).await {
+        let text = env.value(&secret, &version).await.expect("value");
+        let ring = Keyring::from_json(&text).expect("keyring");
+        if ring.versions().any(|v| v.get() < 3) {
+            assert!(
+                labels.is_empty(),
+                "{version} {labels:?} holds a trimmed key"
+            );
+            holders.push(version);
+        }
+    }
+    let listed = env
+        .client
+        .list_secret_version_ids()
+        .secret_id(&secret)
+        .include_deprecated(true)
+        .send()
+        .await
+        .expect("list")
+        .versions
+        .unwrap_or_default();
+    for entry in listed {
+        let id = entry.version_id.expect("id");
+        let Some(text) = env.value(&secret, &id).await else {
+            continue;
+        };
+        if Keyring::from_json(&text).is_ok_and(|r| r.versions().any(|v| v.get() < 3)) {
+            assert!(entry.version_stages.unwrap_or_default().is_empty(), "{id}");
+            assert!(out.contains(&id), "the report names {id}: {out}");
+        }
+    }
+    assert!(
+        out.contains("until Secrets Manager deletes deprecated versions"),
+        "{out}"
+    );
+    let ring = env.current(&secret).await;
+    assert_eq!(ring.versions().map(|v| v.get()).collect::<Vec<_>>(), [3]);
+    // Rotation goes on from the trimmed keyring.
+    env.rotate(&secret).await;
+    assert_eq!(
+        env.current(&secret).await.primary().map(|v| v.get()),
+        Some(4)
+    );
+}
+
+#[tokio::test]
+async fn setting_min_decryption_version_to_its_value_writes_nothing() {
+    use ssm_rotation::keyring_cli::Command;
+    let Some(env) = env("rotation::set_min_noop").await else {
+        return;
+    };
+    let secret = env.secret(r#"{"keys": []}"#).await;
+    env.rotate(&secret).await;
+    keyring_cli(
+        &env,
+        Command::Rotate {
+            target: on(&secret),
+        },
+    )
+    .await;
+    let before = env.stages(&secret).await;
+    let out = keyring_cli(
+        &env,
+        Command::SetMinDecryptionVersion {
+            version: 1,
+            target: on(&secret),
+        },
+    )
+    .await;
+    assert!(out.contains("already 1; nothing changed"), "{out}");
+    assert_eq!(
+        env.stages(&secret).await,
+        before,
+        "no version written, AWSPREVIOUS kept"
+    );
 }

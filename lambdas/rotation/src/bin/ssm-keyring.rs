@@ -9,6 +9,7 @@ use ssm_rotation::keyring_cli::{Command, run};
 #[derive(Debug, Parser)]
 #[command(
     name = "ssm-keyring",
+    version,
     about = "Manage the Serverless SSM keyring (file or Secrets Manager secret)"
 )]
 struct Args {

@@ -54,6 +54,41 @@ impl Service {
             Ok(response) => response,
             Err(error) => api::Response::error(&error),
         };
+        self.finish(started, method, path, body.len(), caller, response)
+    }
+
+    /// Answers a request a front end refused before the service could read it (for example a
+    /// body that is not valid base64), with the same access log line as every other request.
+    pub fn reject(
+        &self,
+        method: &str,
+        path: &str,
+        request_bytes: usize,
+        caller: Option<&str>,
+        error: ApiError,
+    ) -> HttpResponse {
+        let response = api::Response::error(&error);
+        self.finish(
+            Instant::now(),
+            method,
+            path,
+            request_bytes,
+            caller,
+            response,
+        )
+    }
+
+    /// Logs the access line (caller, route, status, versions, sizes; never data) and renders
+    /// the body.
+    fn finish(
+        &self,
+        started: Instant,
+        method: &str,
+        path: &str,
+        request_bytes: usize,
+        caller: Option<&str>,
+        response: api::Response,
+    ) -> HttpResponse {
         let summary = &response.summary;
         let versions: Vec<u32> = summary.key_versions.iter().map(|v| v.get()).collect();
         tracing::info!(
@@ -68,7 +103,7 @@ impl Service {
             bytes_out = summary.bytes_out,
             key_versions = ?versions,
             legacy_items = summary.legacy_items,
-            request_bytes = body.len(),
+            request_bytes,
             elapsed_us = started.elapsed().as_micros() as u64,
             "request"
         );

@@ -5,13 +5,14 @@ mod common;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
+use ssm_crypto::lambda::{HttpApiEvent, HttpApiResponse};
 
-fn event(method: &str, path: &str, body: &str) -> lambda_http::Request {
+fn event(method: &str, path: &str, body: &str) -> HttpApiEvent {
     let text = include_str!("fixtures/apigw-v2-encrypt.json")
         .replace("\"POST\"", &format!("\"{method}\""))
         .replace("/v1/encrypt", path)
         .replace("__BODY__", &body.replace('\\', "\\\\").replace('"', "\\\""));
-    lambda_http::request::from_str(&text).expect("valid API Gateway v2 event")
+    serde_json::from_str(&text).expect("valid API Gateway v2 event")
 }
 
 async fn call(
@@ -21,17 +22,26 @@ async fn call(
     body: &str,
 ) -> (u16, Value, Option<String>) {
     let response = ssm_crypto::lambda::handle(&t.service, event(method, path, body)).await;
-    let status = response.status().as_u16();
-    let allow = response
-        .headers()
-        .get("allow")
-        .map(|v| v.to_str().expect("ascii header").to_owned());
-    assert_eq!(response.headers()["content-type"], "application/json");
-    let lambda_http::Body::Text(text) = response.body() else {
-        return (status, Value::Null, allow);
-    };
-    let body: Value = serde_json::from_str(text).expect("JSON body");
-    (status, body, allow)
+    check_wire_shape(&response);
+    let status = response.status_code;
+    assert_eq!(response.headers.content_type, "application/json");
+    assert_eq!(response.headers.cache_control, "no-store");
+    let body: Value = serde_json::from_str(&response.body).expect("JSON body");
+    (status, body, response.headers.allow.map(str::to_owned))
+}
+
+/// What lambda_runtime sends back to API Gateway: the payload 2.0 response fields.
+fn check_wire_shape(response: &HttpApiResponse) {
+    let wire = serde_json::to_value(response).expect("serializable");
+    assert_eq!(wire["statusCode"], response.status_code);
+    assert_eq!(wire["isBase64Encoded"], false);
+    assert_eq!(wire["headers"]["content-type"], "application/json");
+    assert_eq!(wire["headers"]["cache-control"], "no-store");
+    assert_eq!(
+        wire["headers"].get("allow").and_then(Value::as_str),
+        response.headers.allow
+    );
+    assert!(wire["body"].is_string());
 }
 
 #[tokio::test]
@@ -124,4 +134,45 @@ async fn access_log_names_the_iam_caller() {
         "{text}"
     );
     assert!(text.contains("/v1/keys"), "{text}");
+}
+
+#[tokio::test]
+async fn base64_encoded_bodies_are_decoded_and_bad_base64_is_a_400() {
+    let t = common::service();
+    let plain = json!({"plaintext": STANDARD.encode(b"binary body")}).to_string();
+    let mut encoded = event("POST", "/v1/encrypt", "");
+    encoded.body = Some(STANDARD.encode(plain.as_bytes()));
+    encoded.is_base64_encoded = true;
+    let response = ssm_crypto::lambda::handle(&t.service, encoded).await;
+    assert_eq!(response.status_code, 200, "{}", response.body);
+
+    let mut broken = event("POST", "/v1/encrypt", "");
+    broken.body = Some("not base64 at all!".to_owned());
+    broken.is_base64_encoded = true;
+    let response = ssm_crypto::lambda::handle(&t.service, broken).await;
+    assert_eq!(response.status_code, 400);
+    let body: Value = serde_json::from_str(&response.body).expect("JSON body");
+    assert_eq!(body["error"]["code"], "invalid_request");
+}
+
+#[tokio::test]
+async fn events_without_body_or_authorizer_are_handled() {
+    let t = common::service();
+    let event: HttpApiEvent = serde_json::from_value(json!({
+        "version": "2.0",
+        "rawPath": "/v1/keys",
+        "requestContext": {"http": {"method": "GET", "path": "/v1/keys"}}
+    }))
+    .expect("minimal event");
+    assert_eq!(event.caller_arn(), None);
+    let response = ssm_crypto::lambda::handle(&t.service, event).await;
+    assert_eq!(response.status_code, 200, "{}", response.body);
+    // Unknown fields anywhere in the event are skipped, as API Gateway adds fields over time.
+    let event: HttpApiEvent = serde_json::from_value(json!({
+        "rawPath": "/version", "cookies": ["a=b"], "newField": {"x": 1},
+        "requestContext": {"http": {"method": "GET", "newer": true}, "authorizer": {"jwt": {}}}
+    }))
+    .expect("event with extra fields");
+    let response = ssm_crypto::lambda::handle(&t.service, event).await;
+    assert_eq!(response.status_code, 200, "{}", response.body);
 }

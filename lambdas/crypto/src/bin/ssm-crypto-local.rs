@@ -17,6 +17,7 @@ use ssm_keystore::{KeySource, KeyringCache};
 #[derive(Debug, Parser)]
 #[command(
     name = "ssm-crypto-local",
+    version,
     about = "Serve the Serverless SSM Crypto API locally"
 )]
 struct Args {

@@ -9,14 +9,18 @@ use ssm_crypto::{Service, lambda, telemetry};
 use ssm_keystore::KeyringCache;
 
 #[derive(Debug, Parser)]
-#[command(name = "ssm-crypto", about = "Serverless SSM Crypto API Lambda")]
+#[command(
+    name = "ssm-crypto",
+    version,
+    about = "Serverless SSM Crypto API Lambda"
+)]
 struct Args {
     #[command(flatten)]
     service: ServiceArgs,
 }
 
 #[tokio::main]
-async fn main() -> Result<(), lambda_http::Error> {
+async fn main() -> Result<(), lambda_runtime::Error> {
     telemetry::init();
     let args = Args::parse();
     let source = args
@@ -31,9 +35,11 @@ async fn main() -> Result<(), lambda_http::Error> {
         tracing::warn!(%error, "keyring not loaded during init");
     }
     let service = Arc::new(Service::new(cache, args.service.limits()));
-    lambda_http::run(lambda_http::service_fn(move |request| {
-        let service = service.clone();
-        async move { Ok::<_, Infallible>(lambda::handle(&service, request).await) }
-    }))
+    lambda_runtime::run(lambda_runtime::service_fn(
+        move |event: lambda_runtime::LambdaEvent<lambda::HttpApiEvent>| {
+            let service = service.clone();
+            async move { Ok::<_, Infallible>(lambda::handle(&service, event.payload).await) }
+        },
+    ))
     .await
 }

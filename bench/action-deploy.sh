@@ -1,18 +1,25 @@
 #!/usr/bin/env bash
-# Benchmark: a no-change deploy of the same cloud assembly against moto, ssm-action (release build)
-# vs `aws cloudformation deploy` (awscli from the venv), measured in the same run: median wall time
-# and peak RSS over N runs each, and their ratio. Also prints the release binary's size (the image
-# cannot be built without a docker engine; the binary is what the distroless image adds).
+# Benchmark: a no-change deploy of the same cloud assembly against moto, ssm-action (built as the
+# image builds it: the `action` profile) vs `aws cloudformation deploy` (awscli from the venv),
+# measured in the same run: median wall time and peak RSS over N runs each, and their ratio. Also
+# prints the binary's size (the image cannot be built without a docker engine; the binary is what
+# the distroless image adds).
 #   bash bench/action-deploy.sh [RUNS]   (default 5)
+# SSM_ACTION_BIN=path measures that binary instead of building one (e.g. a release or debug build,
+# to compare; the figures of record are the `action` profile's).
 source "$(dirname "$0")/../scripts/lib.sh"
 cd "$SSM_ROOT"
 trap stop_all EXIT
 runs="${1:-5}"
+[[ -x /usr/bin/time ]] || die "needs GNU time for peak RSS (apt-get install time)"
 
 bash scripts/setup.sh
-log "cargo build --release -p ssm-action"
-cargo build --release --locked -p ssm-action
-bin="$CARGO_TARGET_DIR/release/ssm-action"
+bin="${SSM_ACTION_BIN:-}"
+if [[ -z "$bin" ]]; then
+  log "cargo build --profile action -p ssm-action"
+  cargo build --profile action --locked -p ssm-action
+  bin="$CARGO_TARGET_DIR/action/ssm-action"
+fi
 start_moto
 
 work="$(mktemp -d)"
@@ -64,28 +71,30 @@ log "first deploy (creates the stack)"
 "${action_env[@]}" "$bin" >/dev/null
 
 # measure NAME CMD...: runs CMD $runs times; prints "NAME median_ms peak_kb".
+# The peak is GNU time's %M: the max RSS of CMD alone, from wait4 on a child forked by a process of
+# 1 MB. Not the RUSAGE_CHILDREN of a Python parent: a child exec'd from a vfork (how subprocess
+# starts it) inherits its parent's high-water mark, so every figure would be at least Python's own
+# 11-14 MB.
 measure() {
   local name="$1"; shift
   python3 - "$runs" "$name" "$@" <<'PY'
-import resource, statistics, subprocess, sys, time
+import os, statistics, subprocess, sys, tempfile, time
 runs, name, cmd = int(sys.argv[1]), sys.argv[2], sys.argv[3:]
 walls, peaks = [], []
-for _ in range(runs):
-    t = time.perf_counter()
-    # A fresh interpreter per run, so RUSAGE_CHILDREN's max RSS is this command's own peak.
-    out = subprocess.run([sys.executable, "-c",
-        "import resource,subprocess,sys; r=subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE);"
-        "sys.stderr.write(r.stderr.decode()[-2000:] if r.returncode else '');"
-        "print(r.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)", *cmd],
-        capture_output=True, text=True)
-    walls.append((time.perf_counter() - t) * 1000)
-    code, peak = out.stdout.split()
-    # moto answers an unchanged template with CreateChangeSet's ValidationError form of "no
-    # changes", which `aws cloudformation deploy` does not treat as empty (AWS itself returns a
-    # FAILED change set, which it does): that is still a completed no-change deploy.
-    if code != "0" and "No updates are to be performed" not in out.stderr:
-        sys.exit(f"{name} failed: {out.stderr}")
-    peaks.append(int(peak))
+with tempfile.TemporaryDirectory() as tmp:
+    report = os.path.join(tmp, "maxrss")
+    for _ in range(runs):
+        t = time.perf_counter()
+        out = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", report, *cmd],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        walls.append((time.perf_counter() - t) * 1000)
+        # moto answers an unchanged template with CreateChangeSet's ValidationError form of "no
+        # changes", which `aws cloudformation deploy` does not treat as empty (AWS itself returns
+        # a FAILED change set, which it does): that is still a completed no-change deploy.
+        if out.returncode != 0 and "No updates are to be performed" not in out.stderr:
+            sys.exit(f"{name} failed: {out.stderr[-2000:]}")
+        # The last line: with a non-zero exit, time writes "Command exited with..." first.
+        peaks.append(int(open(report).read().split()[-1]))
 print(name, round(statistics.median(walls)), max(peaks))
 PY
 }
@@ -101,4 +110,4 @@ printf '\n%-28s %12s %14s\n' "no-change deploy (moto)" "median wall" "peak RSS"
 printf '%-28s %9d ms %11d KiB\n' "ssm-action" "$a_ms" "$a_kb"
 printf '%-28s %9d ms %11d KiB\n' "aws cloudformation deploy" "$c_ms" "$c_kb"
 python3 -c "import sys; a,b,c,d=map(int,sys.argv[1:]); print(f'ratio (aws-cli / ssm-action): wall {b/a:.2f}x, peak memory {d/c:.2f}x')" "$a_ms" "$c_ms" "$a_kb" "$c_kb"
-printf 'ssm-action release binary: %d bytes (%.1f MiB)\n' "$size" "$(python3 -c "print($size/1048576)")"
+printf 'ssm-action binary: %d bytes (%.1f MiB)\n' "$size" "$(python3 -c "print($size/1048576)")"

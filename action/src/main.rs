@@ -17,7 +17,9 @@ fn environment() -> BTreeMap<String, String> {
         .collect()
 }
 
-#[tokio::main]
+// One thread: the run is a sequence of AWS calls, so worker threads (one per CPU, each with its
+// own stack and malloc arena) would only add memory.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(

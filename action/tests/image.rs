@@ -1,7 +1,12 @@
 //! The Dockerfile as GitHub and the release workflow use it, checked without a Docker engine:
 //! parsed into stages, the Action's stage (the last one, which `image: Dockerfile` builds) runs as
 //! root on distroless with the binary as its exec-form entrypoint, the App's stays non-root, and
-//! every build stage's `cargo build` names a workspace package and binary that exist.
+//! every build stage's `cargo build` names a workspace package, binary and profile that exist.
+#![expect(
+    clippy::unwrap_used,
+    clippy::panic,
+    reason = "a test of a fixed file: fail loudly"
+)]
 
 use std::path::{Path, PathBuf};
 
@@ -238,6 +243,7 @@ fn workspace_bins() -> (Vec<(String, Vec<String>)>, Option<String>) {
 fn build_stages_build_workspace_binaries_that_the_images_run() {
     let (args, stages) = dockerfile();
     let (packages, rust_version) = workspace_bins();
+    let profiles = std::fs::read_to_string(root().join("Cargo.toml")).unwrap();
     let toolchain = args
         .iter()
         .find(|(k, _)| k == "RUST_VERSION")
@@ -252,26 +258,36 @@ fn build_stages_build_workspace_binaries_that_the_images_run() {
         let runs: Vec<&str> = stage(&stages, build).all("RUN").collect();
         assert_eq!(runs.len(), 1, "{build}: {runs:?}");
         let words: Vec<&str> = runs[0].split_whitespace().collect();
-        let package = words
-            .windows(2)
-            .find(|w| w[0] == "-p")
-            .map(|w| w[1])
-            .unwrap_or_else(|| panic!("{build} builds no `-p <package>`: {}", runs[0]));
+        let flag = |name: &str| words.windows(2).find(|w| w[0] == name).map(|w| w[1]);
+        let package =
+            flag("-p").unwrap_or_else(|| panic!("{build} builds no `-p <package>`: {}", runs[0]));
         assert!(
-            runs[0].starts_with("cargo build --release --locked "),
+            runs[0].starts_with("cargo build ") && words.contains(&"--locked"),
             "{build}: {}",
             runs[0]
         );
+        // `--release` builds into target/release, `--profile <name>` into target/<name>.
+        let out_dir = match flag("--profile") {
+            Some(profile) => {
+                assert!(
+                    profiles.contains(&format!("[profile.{profile}]")),
+                    "{build} uses a profile the workspace does not define: {profile}"
+                );
+                profile
+            }
+            None if words.contains(&"--release") => "release",
+            None => panic!("{build} builds without optimisation: {}", runs[0]),
+        };
         let bins = &packages
             .iter()
             .find(|(name, _)| name == package)
             .unwrap_or_else(|| panic!("{build} builds {package}, not a workspace package"))
             .1;
-        // `install -D -m 0755 target/release/<bin> /out/<bin>`, then the image copies /out/<bin>.
+        // `install -D -m 0755 target/<dir>/<bin> /out/<bin>`, then the image copies /out/<bin>.
         let built = words
             .iter()
-            .find_map(|w| w.strip_prefix("target/release/"))
-            .unwrap_or_else(|| panic!("{build} installs nothing from target/release"));
+            .find_map(|w| w.strip_prefix(&format!("target/{out_dir}/")))
+            .unwrap_or_else(|| panic!("{build} installs nothing from target/{out_dir}"));
         assert!(
             bins.iter().any(|b| b == built),
             "{package} has no binary {built}: {bins:?}"

@@ -22,6 +22,12 @@ impl fmt::Debug for Redacted {
     }
 }
 
+impl From<String> for Redacted {
+    fn from(s: String) -> Self {
+        Self(s)
+    }
+}
+
 impl FromStr for Redacted {
     type Err = std::convert::Infallible;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
@@ -43,9 +49,25 @@ pub struct Opts {
     /// Address to listen on.
     #[arg(long, env = "SSM_APP_LISTEN", default_value = "0.0.0.0:8080")]
     pub listen: SocketAddr,
-    /// The App's id or client id (the JWT's `iss`).
-    #[arg(long, env = "GITHUB_APP_ID")]
+    /// The App's id or client id (the JWT's `iss`); may instead come from the private key secret.
+    #[arg(long, env = "GITHUB_APP_ID", default_value = "")]
     pub app_id: String,
+    /// Secrets Manager secret holding the App's private key: the PEM itself, or JSON
+    /// `{"app_id": ..., "pem": "..."}` as `ssm-app setup` writes it. Read once at startup.
+    #[arg(
+        long,
+        env = "GITHUB_APP_PRIVATE_KEY_SECRET_ID",
+        conflicts_with_all = ["private_key", "private_key_file"]
+    )]
+    pub private_key_secret_id: Option<String>,
+    /// Secrets Manager secret holding the webhook secret: a string, or a JSON list of strings
+    /// (every one is accepted, for rotation). Read once at startup.
+    #[arg(
+        long,
+        env = "GITHUB_WEBHOOK_SECRET_ID",
+        conflicts_with = "webhook_secrets"
+    )]
+    pub webhook_secret_id: Option<String>,
     /// File holding the App's private key (PEM).
     #[arg(
         long,
@@ -143,7 +165,9 @@ impl Settings {
             (Some(Redacted(pem)), _) => pem.clone(),
             (None, Some(path)) => std::fs::read_to_string(path)
                 .with_context(|| format!("reading the App private key {}", path.display()))?,
-            (None, None) => bail!("set GITHUB_APP_PRIVATE_KEY_FILE or GITHUB_APP_PRIVATE_KEY"),
+            (None, None) => bail!(
+                "set GITHUB_APP_PRIVATE_KEY_SECRET_ID, GITHUB_APP_PRIVATE_KEY_FILE or GITHUB_APP_PRIVATE_KEY"
+            ),
         };
         let policy = match (&opts.policy, &opts.policy_file) {
             (Some(json), _) => Policy::from_json(json).context("loading SSM_BROKER_POLICY")?,
@@ -162,8 +186,11 @@ impl Settings {
     pub fn new(opts: Opts, pem: &str, policy: Policy) -> anyhow::Result<Self> {
         let key = EncodingKey::from_rsa_pem(pem.as_bytes())
             .context("the App private key is not an RSA PEM key")?;
-        if opts.app_id.is_empty() || opts.audience.is_empty() {
-            bail!("the App id and the broker audience must not be empty");
+        if opts.app_id.is_empty() {
+            bail!("set GITHUB_APP_ID (or app_id in the private key secret)");
+        }
+        if opts.audience.is_empty() {
+            bail!("the broker audience must not be empty");
         }
         if opts.sts_endpoint.query().is_some() {
             bail!("the STS endpoint must not have a query");

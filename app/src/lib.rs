@@ -12,6 +12,7 @@ pub mod error;
 pub mod github;
 pub mod metrics;
 pub mod routes;
+pub mod secrets;
 pub mod startup;
 pub mod sts;
 pub mod telemetry;

@@ -2,13 +2,15 @@
 
 use anyhow::Context;
 use clap::Parser;
-use ssm_app::{Application, Opts, Settings, telemetry};
+use ssm_app::{Application, Opts, secrets, telemetry};
 
 #[actix_web::main]
 async fn main() -> anyhow::Result<()> {
     let opts = Opts::parse();
     telemetry::init(opts.log_format);
-    let settings = Settings::load(opts).context("loading configuration")?;
+    let settings = secrets::load_settings(opts)
+        .await
+        .context("loading configuration")?;
     let app = Application::build(settings).context("starting the server")?;
     app.run_until_stopped().await.context("server failed")
 }

@@ -59,6 +59,8 @@ pub async fn spawn_app_with(test: &str, tweak: impl FnOnce(&mut Opts)) -> Option
     let mut opts = Opts {
         listen: "127.0.0.1:0".parse().expect("addr"),
         app_id: APP_ID.to_string(),
+        private_key_secret_id: None,
+        webhook_secret_id: None,
         private_key_file: None,
         private_key: None,
         webhook_secrets: vec![

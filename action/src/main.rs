@@ -21,6 +21,11 @@ fn environment() -> BTreeMap<String, String> {
 // own stack and malloc arena) would only add memory.
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
+    if std::env::args().skip(1).eq(["--version"]) {
+        let line = format!("ssm-action {}\n", env!("CARGO_PKG_VERSION"));
+        let _ = std::io::Write::write_all(&mut std::io::stdout(), line.as_bytes());
+        return ExitCode::SUCCESS;
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("SSM_ACTION_LOG").unwrap_or_else(|_| {

@@ -9,6 +9,7 @@ use ssm_core::integrity::{ArnError, IgnorePolicy};
 #[derive(Debug, Clone, Parser)]
 #[command(
     name = "ssm-integrity",
+    version,
     about = "Integrity Lambda: out-of-band change detection"
 )]
 pub struct Config {

@@ -3,7 +3,7 @@
 # SanitizerCoverage passes; AFL++'s runtime built with gcc, no clang or nightly needed).
 #
 #   bash bench/fuzz.sh [SECONDS-PER-TARGET] [TARGET...]      # default 60 s, every target
-#   SSM_FUZZ_MERGE=1 bash bench/fuzz.sh 600 envelope         # then fold new coverage into fuzz/corpus
+#   SSM_FUZZ_MERGE=1 bash bench/fuzz.sh 600 envelope         # then add new coverage to fuzz/corpus
 #
 # Each target starts from fuzz/corpus/<target>/ and writes build/fuzz/<target>/. Prints executions
 # and exec/s per target; exits non-zero if any target crashed (a failed property is a crash), with
@@ -21,7 +21,8 @@ AFL_RS_VERSION=0.18.2 # cargo-afl and the afl crate (fuzz/Cargo.toml) must be th
 tools="$HOME/.cache/serverless-ssm/tools"
 export PATH="$tools/bin:$PATH"
 export XDG_DATA_HOME="$tools/share"
-if [[ "$(cargo afl --version 2>/dev/null)" != "cargo-afl $AFL_RS_VERSION "* ]]; then
+read -r _ installed _ < <(cargo afl --version 2>/dev/null) || true
+if [[ "${installed:-}" != "$AFL_RS_VERSION" ]]; then
   log "installing cargo-afl $AFL_RS_VERSION (builds AFL++ once)"
   CARGO_TARGET_DIR="$CARGO_TARGET_DIR/cargo-afl-install" \
     cargo install --locked --quiet cargo-afl --version "$AFL_RS_VERSION" --root "$tools"
@@ -85,9 +86,10 @@ for target in "${targets[@]}"; do
   if [[ "${SSM_FUZZ_MERGE:-}" == 1 ]]; then
     # Keep the smallest set of inputs that covers what the queue covers, seeds included.
     rm -rf "$out/cmin"
-    "$afl/afl-cmin" -i "$out/default/queue" -o "$out/cmin" -T 1 -- "$bin" "$target" >"$out/cmin.log" 2>&1 &&
+    # (afl-cmin.bash: the Python afl-cmin records no coverage from afl.rs's persistent loop here.)
+    "$afl/afl-cmin.bash" -i "$out/default/queue" -o "$out/cmin" -- "$bin" "$target" >"$out/cmin.log" 2>&1 &&
       for f in "$out"/cmin/*; do
-        cp "$f" "fuzz/corpus/$target/queue-$(sha256sum "$f" | cut -c1-16)"
+        cp "$f" "fuzz/corpus/$target/cmin-$(sha256sum "$f" | cut -c1-16)"
       done
   fi
 done

@@ -1,19 +1,23 @@
 //! The broker's identity checks: `check_identity` never panics, and whatever it forwards to STS
-//! is a POST of exactly `GetCallerIdentity` to the configured endpoint, for this broker's
-//! audience, signed over the audience and a fresh `X-Amz-Date`, carrying only signed headers
-//! (plus `Authorization`) and nothing the HTTP client sets itself. Header names are
-//! case-insensitive: upper-casing them changes nothing. ARN and STS-response parsing never
-//! panic, and a principal's ARN parses back to the same principal.
+//! is a POST of exactly `GetCallerIdentity` to one of the accepted endpoints (the one the caller
+//! named), for this broker's audience, signed over the audience, `Host` and a fresh
+//! `X-Amz-Date`, carrying only signed headers (plus `Authorization`) and nothing the HTTP client
+//! sets itself. The caller's `Authorization` had exactly one `Credential`, `SignedHeaders` and
+//! `Signature`, and the forwarded one is rebuilt from them. Header names are case-insensitive:
+//! upper-casing them changes nothing. ARN and STS-response parsing never panic, and a
+//! principal's ARN parses back to the same principal.
 //!
 //! Input, one field per line: method, URL, body, then `Name: value` headers.
 
 use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
 use ssm_core::broker::{
-    AUDIENCE_HEADER, GET_CALLER_IDENTITY_BODY, IdentityExpectations, MAX_IDENTITY_AGE, Principal,
-    SignedIdentityRequest, check_identity, parse_caller_identity,
+    AUDIENCE_HEADER, GET_CALLER_IDENTITY_BODY, IdentityExpectations, IdentityHeaders,
+    MAX_IDENTITY_AGE, Principal, SigV4Authorization, SignedIdentityRequest, StsEndpoints,
+    check_identity, parse_caller_identity,
 };
 
-const STS: &str = "https://sts.amazonaws.com/";
+/// Accepted: the global endpoint and eu-west-1's.
+const REGIONS: [&str; 1] = ["eu-west-1"];
 const AUDIENCE: &str = "ssm-broker.example";
 
 fn now() -> DateTime<Utc> {
@@ -33,7 +37,7 @@ pub(crate) fn run(data: &[u8]) {
         lines.next().unwrap_or_default(),
         lines.next().unwrap_or_default(),
     );
-    let headers = lines
+    let headers: IdentityHeaders = lines
         .filter_map(|line| line.split_once(':'))
         .map(|(name, value)| (name.to_owned(), value.trim_start().to_owned()))
         .collect();
@@ -43,8 +47,9 @@ pub(crate) fn run(data: &[u8]) {
         headers,
         body: body.to_owned(),
     };
+    let sts = StsEndpoints::global_and_regions(&REGIONS).expect("valid regions");
     let expect = IdentityExpectations {
-        sts_url: STS,
+        sts: &sts,
         audience: AUDIENCE,
         now: now(),
     };
@@ -54,24 +59,54 @@ pub(crate) fn run(data: &[u8]) {
         headers: request
             .headers
             .iter()
-            .map(|(n, v)| (n.to_ascii_uppercase(), v.clone()))
+            .map(|(n, v)| (n.to_ascii_uppercase(), v))
             .collect(),
         ..request.clone()
     };
-    if upper.headers.len() == request.headers.len() {
-        assert_eq!(
-            check_identity(&upper, &expect),
-            result,
-            "header name case changed the outcome"
-        );
-    }
+    assert_eq!(
+        check_identity(&upper, &expect),
+        result,
+        "header name case changed the outcome"
+    );
 
     let Ok(forward) = result else {
         return;
     };
     assert_eq!(request.method, "POST");
     assert!(!request.url.contains(['?', '#']));
-    assert_eq!(request.url.trim_end_matches('/'), STS.trim_end_matches('/'));
+    let endpoint = sts
+        .find(&forward.url)
+        .expect("forwarded to an accepted endpoint");
+    assert_eq!(
+        request.url.trim_end_matches('/'),
+        forward.url.trim_end_matches('/'),
+        "forwarded elsewhere than the endpoint it was signed for"
+    );
+    let sent_auth: Vec<&str> = request
+        .headers
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case("authorization"))
+        .map(|(_, v)| v)
+        .collect();
+    assert_eq!(sent_auth.len(), 1, "Authorization accepted twice");
+    for part in ["Credential=", "SignedHeaders=", "Signature="] {
+        assert_eq!(
+            sent_auth[0].matches(part).count(),
+            1,
+            "{part} accepted other than exactly once"
+        );
+    }
+    let host: Vec<&str> = request
+        .headers
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case("host"))
+        .map(|(_, v)| v)
+        .collect();
+    assert_eq!(host.len(), 1, "Host accepted other than once");
+    assert!(
+        host[0].eq_ignore_ascii_case(endpoint.authority()),
+        "signed for another host"
+    );
     let mut pairs: Vec<&str> = forward.body.split('&').collect();
     pairs.sort_unstable();
     let mut want: Vec<&str> = GET_CALLER_IDENTITY_BODY.split('&').collect();
@@ -86,6 +121,13 @@ pub(crate) fn run(data: &[u8]) {
             .map(|(_, v)| v.as_str())
     };
     let auth = header("authorization").expect("Authorization is forwarded");
+    let rebuilt = SigV4Authorization::parse(auth).expect("the forwarded Authorization parses");
+    assert_eq!(
+        rebuilt.render(),
+        auth,
+        "the forwarded Authorization is rebuilt"
+    );
+    assert!(rebuilt.signed_headers.contains(&"host"), "Host not signed");
     let signed: Vec<&str> = auth
         .split(',')
         .filter_map(|part| part.trim().strip_prefix("SignedHeaders="))

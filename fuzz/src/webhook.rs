@@ -1,18 +1,17 @@
 //! Webhook signatures: `verify_signature` accepts a header only if it is the HMAC-SHA256 of the
 //! body under a configured secret (computed here independently), always accepts that HMAC, alone
-//! or among other secrets, and never for another body or with no secrets. Event parsing never
-//! panics.
+//! or among other secrets, and never for another body or with no secrets.
 //!
-//! Input: `secret\0body\0header\0event`.
+//! Input: `secret\0body\0header`.
 
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
-use ssm_core::webhook::{WebhookEvent, sign, verify_signature};
+use ssm_core::webhook::{sign, verify_signature};
 
 use crate::input::fields;
 
 pub(crate) fn run(data: &[u8]) {
-    let [secret, body, header, event] = fields::<4>(data);
+    let [secret, body, header] = fields::<3>(data);
     let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key length");
     mac.update(body);
     let expected = mac.finalize().into_bytes();
@@ -41,8 +40,4 @@ pub(crate) fn run(data: &[u8]) {
         verify_signature(&[secret], Some(&good), &other_body).is_err(),
         "accepted a signature for another body"
     );
-
-    if let Ok(event) = std::str::from_utf8(event) {
-        let _ = WebhookEvent::parse(event, body);
-    }
 }

@@ -13,6 +13,7 @@ pub mod github;
 pub mod metrics;
 pub mod routes;
 pub mod secrets;
+pub mod setup;
 pub mod startup;
 pub mod sts;
 pub mod telemetry;

@@ -74,6 +74,8 @@ struct State {
     access_token_bodies: Vec<Value>,
     installation_lookups: usize,
     next_repo_id: u64,
+    /// Manifest-flow codes not yet converted → the manifest GitHub was shown.
+    manifest_codes: HashMap<String, Value>,
 }
 
 /// The running emulator; dropping it stops the server.
@@ -112,6 +114,7 @@ impl GitHubEmulator {
             access_token_bodies: Vec::new(),
             installation_lookups: 0,
             next_repo_id: 1_296_269,
+            manifest_codes: HashMap::new(),
         }));
         let listener = TcpListener::bind("127.0.0.1:0")
             .unwrap_or_else(|e| panic!("GitHubEmulator: bind 127.0.0.1:0: {e}"));
@@ -188,6 +191,18 @@ impl GitHubEmulator {
     /// How many `GET /repos/{o}/{r}/installation` requests reached the emulator.
     pub fn installation_lookups(&self) -> usize {
         lock(&self.state).installation_lookups
+    }
+
+    /// What GitHub does when a user confirms an App manifest (`POST /settings/apps/new`): keeps
+    /// the manifest and returns the temporary code it would redirect with. Converting the code
+    /// (`POST /app-manifests/{code}/conversions`, once) yields this emulator's App: its id and the
+    /// test key, so the new credentials work against it.
+    pub fn confirm_manifest(&self, manifest: Value) -> String {
+        let code = uuid::Uuid::new_v4().simple().to_string()[..20].to_owned();
+        lock(&self.state)
+            .manifest_codes
+            .insert(code.clone(), manifest);
+        code
     }
 
     /// Mints an installation token directly (for consumers that test only the dispatch side).
@@ -403,6 +418,9 @@ async fn handle(
             let id: u64 = id.parse().unwrap_or(0);
             access_tokens(&mut st, id, &body)
         }
+        (Method::POST, ["app-manifests", code, "conversions"]) => {
+            manifest_conversion(&mut st, code)
+        }
         (Method::POST, ["repos", owner, repo, "dispatches"]) => {
             dispatch(&mut st, &req, &format!("{owner}/{repo}"), &body)
         }
@@ -526,6 +544,40 @@ fn access_tokens(st: &mut State, id: u64, body: &[u8]) -> HttpResponse {
             "permissions": permissions,
             "repository_selection": "selected",
             "repositories": repo_json,
+        })),
+    )
+}
+
+/// `POST /app-manifests/{code}/conversions`: no authentication, each code converts once.
+fn manifest_conversion(st: &mut State, code: &str) -> HttpResponse {
+    let Some(manifest) = st.manifest_codes.remove(code) else {
+        return error(st, 404, "Not Found");
+    };
+    let name = manifest
+        .get("name")
+        .and_then(Value::as_str)
+        .unwrap_or("app")
+        .to_owned();
+    let slug = name.to_ascii_lowercase().replace(' ', "-");
+    let id = st.app_id;
+    respond(
+        st,
+        StatusCode::CREATED,
+        Some(json!({
+            "id": id,
+            "slug": slug,
+            "node_id": "MDM6QXBwNTk=",
+            "owner": {"login": "octo-org", "id": 6, "type": "Organization"},
+            "name": name,
+            "description": manifest.get("description").cloned().unwrap_or(Value::Null),
+            "external_url": manifest.get("url").cloned().unwrap_or(Value::Null),
+            "html_url": format!("https://github.com/apps/{slug}"),
+            "permissions": manifest.get("default_permissions").cloned().unwrap_or(json!({})),
+            "events": manifest.get("default_events").cloned().unwrap_or(json!([])),
+            "client_id": "Iv1.8a61f9b3a7aba766",
+            "client_secret": format!("emu-client-secret-{}", uuid::Uuid::new_v4().simple()),
+            "webhook_secret": format!("emu-webhook-secret-{}", uuid::Uuid::new_v4().simple()),
+            "pem": TEST_APP_PRIVATE_KEY_PEM,
         })),
     )
 }

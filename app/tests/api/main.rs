@@ -2,5 +2,6 @@
 
 mod helpers;
 mod secrets;
+mod setup;
 mod tokens;
 mod webhooks;

@@ -80,7 +80,7 @@ for target in "${targets[@]}"; do
     failed=1
     for crash in "$out"/default/crashes/id:*; do
       printf '  crash: %s\n  reproduce: %s %s < %q\n' "$crash" "$bin" "$target" "$crash" >&2
-      "$bin" "$target" <"$crash" 2>&1 | grep -m 3 -E 'panicked|assert' >&2 || true
+      RUST_BACKTRACE=0 "$bin" "$target" <"$crash" 2>&1 | grep -A 2 -m 1 panicked >&2 || true
     done
   fi
   if [[ "${SSM_FUZZ_MERGE:-}" == 1 ]]; then

@@ -16,10 +16,13 @@ cargo bench --locked -p ssm-crypto --bench crypto
 log "cold start"
 bash scripts/build-lambdas.sh >/dev/null
 cargo build --release --locked -p ssm-rotation --bin ssm-keyring
+# The floor: a bare lambda_runtime function, same profile as the Lambda zips.
+cargo build --profile lambda-release --locked -p ssm-crypto --example bare-lambda
 start_moto
 python -c 'import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extractall(sys.argv[2])' \
   "$CARGO_TARGET_DIR/lambda/ssm-crypto/bootstrap.zip" "$SSM_ROOT/build/cold-start"
 chmod +x "$SSM_ROOT/build/cold-start/bootstrap"
 python bench/cold_start.py --bootstrap "$SSM_ROOT/build/cold-start/bootstrap" \
   --keyring-cli "$CARGO_TARGET_DIR/release/ssm-keyring" \
+  --floor "$CARGO_TARGET_DIR/lambda-release/examples/bare-lambda" \
   --zip "$CARGO_TARGET_DIR/lambda/ssm-crypto/bootstrap.zip" --spawns "${SPAWNS:-15}"

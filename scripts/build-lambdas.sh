@@ -17,8 +17,9 @@ esac
 
 bins=()
 for bin in "${LAMBDAS[@]}"; do bins+=(--bin "$bin"); done
-log "cargo lambda build --release ${bins[*]}"
-cargo lambda build --release --locked --output-format zip "${arch_flag[@]}" "${bins[@]}"
+# The lambda-release profile (Cargo.toml): size-optimised, fat LTO, crypto crates at full speed.
+log "cargo lambda build --profile lambda-release ${bins[*]}"
+cargo lambda build --profile lambda-release --locked --output-format zip "${arch_flag[@]}" "${bins[@]}"
 
 mkdir -p build/lambda
 printf '%-16s %12s %12s\n' lambda "binary (B)" "zip (B)"

@@ -10,6 +10,8 @@ use ssm_action::clients::RoleClients;
 use ssm_action::runner::{self, Runner};
 use ssm_action::{credentials, run};
 use ssm_core::deploy::ActionInputs;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
 
 fn environment() -> BTreeMap<String, String> {
     std::env::vars_os()
@@ -27,14 +29,15 @@ async fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("SSM_ACTION_LOG").unwrap_or_else(|_| {
-                tracing_subscriber::EnvFilter::new("info,aws_config=warn,aws_smithy_runtime=warn")
-            }),
-        )
+        .with_max_level(tracing::Level::TRACE)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
+        .finish()
+        .with(ssm_telemetry::filter_from_env(
+            "SSM_ACTION_LOG",
+            "info,aws_config=warn,aws_smithy_runtime=warn",
+        ))
         .init();
 
     let env = environment();

@@ -36,7 +36,7 @@ pub fn global() -> &'static LogBuffer {
         let buffer = LogBuffer::default();
         let sink = buffer.clone();
         let _ = tracing_subscriber::fmt()
-            .with_env_filter("trace")
+            .with_max_level(tracing::Level::TRACE)
             .with_ansi(false)
             .with_writer(move || sink.clone())
             .try_init();

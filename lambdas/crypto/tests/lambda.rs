@@ -124,16 +124,27 @@ async fn original_routes_keep_working() {
 
 #[tokio::test]
 async fn access_log_names_the_iam_caller() {
+    // The global capture (not a per-thread one): a callsite first hit on another test's thread
+    // would otherwise cache "no subscriber" and drop this test's line. A caller ARN no other
+    // test uses tells this request's line apart.
+    let logs = ssm_testkit::logs::global();
     let t = common::service();
-    let (logs, _guard) = ssm_testkit::logs::capture_thread();
-    let (status, _, _) = call(&t, "GET", "/v1/keys", "").await;
-    assert_eq!(status, 200);
+    let caller = "arn:aws:sts::123456789012:assumed-role/access-log-test/session";
+    let mut keys = event("GET", "/v1/keys", "");
+    keys.request_context = serde_json::from_value(json!({
+        "http": {"method": "GET"},
+        "authorizer": {"iam": {"userArn": caller}}
+    }))
+    .expect("request context");
+    let response = ssm_crypto::lambda::handle(&t.service, keys).await;
+    assert_eq!(response.status_code, 200);
     let text = logs.text();
-    assert!(
-        text.contains("arn:aws:sts::123456789012:assumed-role/app-role/session"),
-        "{text}"
-    );
-    assert!(text.contains("/v1/keys"), "{text}");
+    let line = text
+        .lines()
+        .find(|line| line.contains(caller))
+        .unwrap_or_else(|| panic!("no access log line names the caller: {text}"));
+    assert!(line.contains("/v1/keys"), "{line}");
+    assert!(line.contains("status=200"), "{line}");
 }
 
 #[tokio::test]

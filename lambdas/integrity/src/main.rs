@@ -8,7 +8,7 @@ use ssm_integrity::Config;
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     // Honours AWS_LAMBDA_LOG_FORMAT=JSON and AWS_LAMBDA_LOG_LEVEL.
-    lambda_runtime::tracing::init_default_subscriber();
+    ssm_telemetry::init_lambda();
     let config = Config::parse();
     let aws = ssm_integrity::app::aws_config().await;
     let handler = ssm_integrity::app::build(&config, &aws).await?;

@@ -11,7 +11,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         let _ = std::io::Write::write_all(&mut std::io::stdout(), line.as_bytes());
         return Ok(());
     }
-    init_tracing();
+    ssm_telemetry::init_lambda();
     let rotator = Rotator::new(ssm_keystore::secrets_client().await);
     lambda_runtime::run(service_fn(|event: LambdaEvent<RotationEvent>| {
         let rotator = rotator.clone();
@@ -25,17 +25,4 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         }
     }))
     .await
-}
-
-fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false);
-    if std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json")) {
-        builder.json().flatten_event(true).without_time().init();
-    } else {
-        builder.compact().init();
-    }
 }

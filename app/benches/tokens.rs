@@ -232,6 +232,7 @@ async fn main() {
         identity: client
             .sign_identity(&creds, SystemTime::now())
             .expect("sign"),
+        rejected_token_sha256: None,
     };
     let mut fresh = Vec::with_capacity(fresh_count);
     for _ in 0..fresh_count {
@@ -240,6 +241,7 @@ async fn main() {
             repository: "acme/infra".into(),
             permissions: permissions.clone(),
             identity: client.sign_identity(&c, SystemTime::now()).expect("sign"),
+            rejected_token_sha256: None,
         });
     }
 

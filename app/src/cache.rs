@@ -52,9 +52,19 @@ pub struct CachedToken {
     pub permissions: BTreeMap<String, String>,
 }
 
+/// What one scope's slot holds.
+#[derive(Debug, Default)]
+pub struct SlotState {
+    /// The token handed out for this scope, until it expires (minus the margin) or a caller
+    /// shows it was rejected.
+    pub token: Option<CachedToken>,
+    /// When a rejected token of this scope was last replaced (the replacement rate limit).
+    pub replaced_at: Option<std::time::Instant>,
+}
+
 /// One slot per scope; the async mutex makes concurrent misses for one scope wait for a single
 /// mint instead of each calling GitHub.
-pub type Slot = Arc<tokio::sync::Mutex<Option<CachedToken>>>;
+pub type Slot = Arc<tokio::sync::Mutex<SlotState>>;
 
 /// Tokens per scope, until `expires_at` minus the refresh margin.
 #[derive(Debug, Default)]

@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use jsonwebtoken::EncodingKey;
 use secrecy::SecretString;
-use ssm_core::broker::Policy;
+use ssm_core::broker::{Policy, StsEndpoints};
 
 /// A flag value that must never be printed (private key PEM, webhook secrets).
 #[derive(Clone)]
@@ -89,13 +89,18 @@ pub struct Opts {
     /// GitHub REST API base URL (GitHub Enterprise Server: `https://HOST/api/v3`).
     #[arg(long, env = "GITHUB_API_URL", default_value = "https://api.github.com")]
     pub github_api_url: url::Url,
-    /// The STS endpoint signed identity requests must name and are forwarded to.
-    #[arg(
-        long,
-        env = "SSM_STS_ENDPOINT",
-        default_value = "https://sts.amazonaws.com/"
-    )]
-    pub sts_endpoint: url::Url,
+    /// The one STS endpoint signed identity requests must name and are forwarded to, replacing
+    /// the allowlist of AWS endpoints (an emulator in tests, an STS VPC endpoint).
+    #[arg(long, env = "SSM_STS_ENDPOINT", conflicts_with = "sts_allowed_regions")]
+    pub sts_endpoint: Option<url::Url>,
+    /// Regions whose STS endpoint (`https://sts.REGION.amazonaws.com/`) callers may sign for,
+    /// comma-separated, besides the global `https://sts.amazonaws.com/`. Default: the region
+    /// the broker runs in (`AWS_REGION`).
+    #[arg(long, env = "SSM_STS_ALLOWED_REGIONS", value_delimiter = ',')]
+    pub sts_allowed_regions: Vec<String>,
+    /// The region the broker runs in (Lambda, ECS and the AWS SDKs set it).
+    #[arg(long, env = "AWS_REGION")]
+    pub aws_region: Option<String>,
     /// This broker's audience: callers sign it in the `x-ssm-broker-audience` header.
     #[arg(long, env = "SSM_BROKER_AUDIENCE")]
     pub audience: String,
@@ -125,6 +130,15 @@ pub struct Opts {
     /// Cached tokens are refreshed this many seconds before they expire.
     #[arg(long, env = "SSM_TOKEN_REFRESH_MARGIN_SECS", default_value_t = 600)]
     pub token_refresh_margin_secs: u64,
+    /// Least time between two replacements of one scope's cached token that callers reported
+    /// rejected by GitHub (`rejected_token_sha256`); sooner is 429, so no caller can force a
+    /// mint storm.
+    #[arg(
+        long,
+        env = "SSM_TOKEN_REPLACE_MIN_INTERVAL_SECS",
+        default_value_t = 30
+    )]
+    pub token_replace_min_interval_secs: u64,
     /// Log format (`json` for log shippers).
     #[arg(long, env = "SSM_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
@@ -148,7 +162,8 @@ pub struct Settings {
     pub app_key: AppKey,
     pub webhook_secrets: Vec<SecretString>,
     pub github_api_url: url::Url,
-    pub sts_endpoint: url::Url,
+    /// The STS endpoints identity requests may be signed for and are forwarded to.
+    pub sts_endpoints: StsEndpoints,
     pub audience: String,
     pub policy: Policy,
     pub github_timeout: Duration,
@@ -156,6 +171,7 @@ pub struct Settings {
     pub github_max_retries: u32,
     pub github_max_backoff: Duration,
     pub token_refresh_margin: Duration,
+    pub token_replace_min_interval: Duration,
 }
 
 impl Settings {
@@ -192,9 +208,7 @@ impl Settings {
         if opts.audience.is_empty() {
             bail!("the broker audience must not be empty");
         }
-        if opts.sts_endpoint.query().is_some() {
-            bail!("the STS endpoint must not have a query");
-        }
+        let sts_endpoints = sts_endpoints(&opts)?;
         let webhook_secrets: Vec<SecretString> = opts
             .webhook_secrets
             .into_iter()
@@ -207,7 +221,7 @@ impl Settings {
             app_key: AppKey(key),
             webhook_secrets,
             github_api_url: opts.github_api_url,
-            sts_endpoint: opts.sts_endpoint,
+            sts_endpoints,
             audience: opts.audience,
             policy,
             github_timeout: Duration::from_secs(opts.github_timeout_secs),
@@ -215,8 +229,29 @@ impl Settings {
             github_max_retries: opts.github_max_retries,
             github_max_backoff: Duration::from_secs(opts.github_max_backoff_secs),
             token_refresh_margin: Duration::from_secs(opts.token_refresh_margin_secs),
+            token_replace_min_interval: Duration::from_secs(opts.token_replace_min_interval_secs),
         })
     }
+}
+
+/// `SSM_STS_ENDPOINT` alone if set; else the global endpoint and those of
+/// `SSM_STS_ALLOWED_REGIONS`, or of the broker's own region when no list is given.
+fn sts_endpoints(opts: &Opts) -> anyhow::Result<StsEndpoints> {
+    if let Some(url) = &opts.sts_endpoint {
+        return StsEndpoints::only(url.as_str()).context("SSM_STS_ENDPOINT");
+    }
+    let listed: Vec<&str> = opts
+        .sts_allowed_regions
+        .iter()
+        .map(|r| r.trim())
+        .filter(|r| !r.is_empty())
+        .collect();
+    if !listed.is_empty() {
+        return StsEndpoints::global_and_regions(&listed).context("SSM_STS_ALLOWED_REGIONS");
+    }
+    let own: Vec<&str> = opts.aws_region.as_deref().into_iter().collect();
+    StsEndpoints::global_and_regions(&own)
+        .context("AWS_REGION (the broker's region, whose STS endpoint is accepted by default)")
 }
 
 #[cfg(test)]
@@ -321,6 +356,69 @@ mod tests {
         std::fs::write(dir.path().join("policy.json"), r#"{"rules": []}"#).expect("write");
         let settings = Settings::load(opts(dir.path())).expect("loads");
         assert!(!format!("{settings:?}").contains("PRIVATE KEY"));
-        assert_eq!(settings.sts_endpoint.as_str(), "https://sts.amazonaws.com/");
+        assert!(
+            settings
+                .sts_endpoints
+                .find(ssm_core::broker::GLOBAL_STS_ENDPOINT)
+                .is_some()
+        );
+    }
+
+    fn parse(extra: &[&str]) -> Opts {
+        Opts::try_parse_from(
+            [
+                "ssm-app",
+                "--app-id=42",
+                "--private-key=unused",
+                "--audience=aud",
+                "--policy-file=/dev/null",
+            ]
+            .iter()
+            .chain(extra),
+        )
+        .expect("parse")
+    }
+
+    #[test]
+    fn sts_endpoints_default_to_global_and_own_region_or_an_allowlist() {
+        let endpoints = |extra: &[&str]| sts_endpoints(&parse(extra));
+        assert_eq!(
+            endpoints(&["--aws-region=eu-west-1"])
+                .expect("default")
+                .describe(),
+            "https://sts.amazonaws.com/, https://sts.eu-west-1.amazonaws.com/"
+        );
+        assert_eq!(
+            endpoints(&[
+                "--aws-region=eu-west-1",
+                "--sts-allowed-regions=us-east-2, ap-south-1"
+            ])
+            .expect("list")
+            .describe(),
+            "https://sts.amazonaws.com/, https://sts.us-east-2.amazonaws.com/, https://sts.ap-south-1.amazonaws.com/"
+        );
+        assert_eq!(
+            endpoints(&["--sts-endpoint=http://127.0.0.1:5000"])
+                .expect("override")
+                .describe(),
+            "http://127.0.0.1:5000/"
+        );
+        let err = endpoints(&["--sts-allowed-regions=evil.example/x"]).expect_err("not a region");
+        assert!(
+            format!("{err:#}").contains("SSM_STS_ALLOWED_REGIONS"),
+            "{err:#}"
+        );
+        assert!(
+            Opts::try_parse_from([
+                "ssm-app",
+                "--app-id=42",
+                "--audience=aud",
+                "--policy-file=/dev/null",
+                "--sts-endpoint=http://127.0.0.1:5000",
+                "--sts-allowed-regions=eu-west-1",
+            ])
+            .is_err(),
+            "an override and an allowlist conflict"
+        );
     }
 }

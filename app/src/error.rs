@@ -2,9 +2,12 @@
 //! for the caller and never include secrets.
 
 use actix_web::http::StatusCode;
+use actix_web::http::header;
 use actix_web::{HttpResponse, ResponseError};
 use ssm_core::broker::{DenyReason, ErrorBody, IdentityError, RequestError};
 use ssm_core::webhook::SignatureError;
+
+use crate::audit;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -22,12 +25,20 @@ pub enum ApiError {
     Denied(#[from] DenyReason),
     #[error("the App is not installed on {0}")]
     NotInstalled(String),
+    #[error(
+        "the token for this scope was replaced less than the minimum interval ago; retry in {retry_after_secs} s"
+    )]
+    ReplaceRateLimited { retry_after_secs: u64 },
     #[error("STS is unavailable: {0}")]
     StsUnavailable(String),
     #[error("GitHub failed: {0}")]
     GitHub(String),
     #[error(transparent)]
     Signature(#[from] SignatureError),
+    #[error("no such route")]
+    NotFound,
+    #[error("method not allowed; allowed: {0}")]
+    MethodNotAllowed(&'static str),
 }
 
 impl ApiError {
@@ -41,9 +52,12 @@ impl ApiError {
             Self::Denied(DenyReason::Repository { .. }) => "repository_not_allowed",
             Self::Denied(DenyReason::Permission { .. }) => "permission_not_allowed",
             Self::NotInstalled(_) => "not_installed",
+            Self::ReplaceRateLimited { .. } => "token_replace_rate_limited",
             Self::StsUnavailable(_) => "sts_unavailable",
             Self::GitHub(_) => "github_error",
             Self::Signature(_) => "bad_signature",
+            Self::NotFound => "not_found",
+            Self::MethodNotAllowed(_) => "method_not_allowed",
         }
     }
 }
@@ -57,29 +71,44 @@ impl ResponseError for ApiError {
                 StatusCode::UNAUTHORIZED
             }
             Self::Denied(_) => StatusCode::FORBIDDEN,
-            Self::NotInstalled(_) => StatusCode::NOT_FOUND,
+            Self::NotInstalled(_) | Self::NotFound => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            Self::ReplaceRateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::StsUnavailable(_) | Self::GitHub(_) => StatusCode::BAD_GATEWAY,
         }
     }
 
     fn error_response(&self) -> HttpResponse {
-        HttpResponse::build(self.status_code()).json(ErrorBody::new(self.code(), self.to_string()))
+        let mut resp = HttpResponse::build(self.status_code());
+        match self {
+            Self::MethodNotAllowed(allow) => {
+                resp.insert_header((header::ALLOW, *allow));
+            }
+            Self::ReplaceRateLimited { retry_after_secs } => {
+                resp.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
+            }
+            _ => {}
+        }
+        resp.json(ErrorBody::new(self.code(), self.to_string()))
     }
 }
 
-/// Turns actix's JSON and payload extractor errors into our 400/413 bodies.
+/// Turns actix's JSON and payload extractor errors into our 400/413 bodies, each an audit line.
 pub fn json_error(
     err: actix_web::error::JsonPayloadError,
-    _req: &actix_web::HttpRequest,
+    req: &actix_web::HttpRequest,
 ) -> actix_web::Error {
     use actix_web::error::JsonPayloadError as E;
-    match err {
+    let api = match err {
         E::OverflowKnownLength { .. } | E::Overflow { .. } => {
-            ApiError::PayloadTooLarge("request body is too large".into()).into()
+            ApiError::PayloadTooLarge("request body is too large".into())
         }
-        E::ContentType => {
-            ApiError::Malformed("Content-Type must be application/json".into()).into()
-        }
-        other => ApiError::Malformed(format!("request body is not valid: {other}")).into(),
+        E::ContentType => ApiError::Malformed("Content-Type must be application/json".into()),
+        other => ApiError::Malformed(format!("request body is not valid: {other}")),
+    };
+    if let Some(state) = req.app_data::<actix_web::web::Data<crate::startup::AppState>>() {
+        crate::metrics::inc(&state.metrics.requests_malformed);
     }
+    audit::refused(req, &api, &audit::Context::default());
+    api.into()
 }

@@ -6,6 +6,7 @@
 //! `ssm_core::webhook`; this crate does the I/O around them and converts GitHub's payloads
 //! (octocrab's types) into ours at the edge.
 
+pub mod audit;
 pub mod cache;
 pub mod config;
 pub mod error;

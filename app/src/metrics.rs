@@ -15,6 +15,8 @@ pub struct Metrics {
     pub tokens_cached: AtomicU64,
     pub tokens_denied: AtomicU64,
     pub identity_rejected: AtomicU64,
+    pub tokens_replaced: AtomicU64,
+    pub requests_malformed: AtomicU64,
     pub webhooks_accepted: AtomicU64,
     pub webhooks_rejected: AtomicU64,
     pub webhooks_duplicate: AtomicU64,
@@ -50,7 +52,7 @@ impl Metrics {
     /// The Prometheus text exposition (version 0.0.4).
     pub fn render(&self) -> String {
         let mut out = String::new();
-        let counters: [(&str, &str, &AtomicU64); 7] = [
+        let counters: [(&str, &str, &AtomicU64); 9] = [
             (
                 "ssm_app_tokens_issued_total",
                 "Installation tokens minted from GitHub.",
@@ -70,6 +72,16 @@ impl Metrics {
                 "ssm_app_identity_rejected_total",
                 "Token requests whose identity was rejected.",
                 &self.identity_rejected,
+            ),
+            (
+                "ssm_app_tokens_replaced_total",
+                "Cached tokens replaced because a caller showed GitHub rejected them.",
+                &self.tokens_replaced,
+            ),
+            (
+                "ssm_app_requests_malformed_total",
+                "Token requests refused as malformed or too large (400, 413).",
+                &self.requests_malformed,
             ),
             (
                 "ssm_app_webhooks_accepted_total",

@@ -15,6 +15,7 @@ use crate::error;
 use crate::github::{GitHubApp, RetryPolicy};
 use crate::metrics::Metrics;
 use crate::routes;
+use crate::routes::fallback::method_not_allowed;
 use crate::sts::Sts;
 
 /// Largest webhook body GitHub sends (25 MB); larger ones get 413.
@@ -29,6 +30,8 @@ pub struct AppState {
     pub policy: Policy,
     pub webhook_secrets: Vec<SecretString>,
     pub token_refresh_margin: chrono::Duration,
+    /// Least time between two replacements of one scope's rejected token.
+    pub token_replace_min_interval: std::time::Duration,
     pub sts: Sts,
     pub github: GitHubApp,
     pub installations: InstallationCache,
@@ -74,7 +77,8 @@ impl Application {
             policy: settings.policy,
             webhook_secrets: settings.webhook_secrets,
             token_refresh_margin: chrono::Duration::from_std(settings.token_refresh_margin)?,
-            sts: Sts::new(settings.sts_endpoint, settings.sts_timeout)?,
+            token_replace_min_interval: settings.token_replace_min_interval,
+            sts: Sts::new(settings.sts_endpoints, settings.sts_timeout)?,
             github,
             installations: InstallationCache::default(),
             tokens: TokenCache::default(),
@@ -90,18 +94,36 @@ impl Application {
                         .limit(TOKEN_BODY_LIMIT)
                         .error_handler(error::json_error),
                 )
-                .route("/healthz", web::get().to(routes::health::healthz))
-                .route("/metrics", web::get().to(routes::health::metrics))
-                .route("/v1/tokens", web::post().to(routes::tokens::issue))
+                .service(
+                    web::resource("/healthz")
+                        .route(web::get().to(routes::health::healthz))
+                        .default_service(web::to(method_not_allowed("GET"))),
+                )
+                .service(
+                    web::resource("/metrics")
+                        .route(web::get().to(routes::health::metrics))
+                        .default_service(web::to(method_not_allowed("GET"))),
+                )
+                .service(
+                    web::resource("/v1/tokens")
+                        .route(web::post().to(routes::tokens::issue))
+                        .default_service(web::to(method_not_allowed("POST"))),
+                )
                 .service(
                     web::resource("/webhooks")
                         .app_data(web::PayloadConfig::new(WEBHOOK_BODY_LIMIT))
-                        .route(web::post().to(routes::webhooks::receive)),
+                        .route(web::post().to(routes::webhooks::receive))
+                        .default_service(web::to(method_not_allowed("POST"))),
                 )
+                .default_service(web::to(routes::fallback::not_found))
         })
         .listen(listener)?
         .run();
-        tracing::info!(port, "ssm-app listening");
+        tracing::info!(
+            port,
+            sts_endpoints = %state.sts.endpoints().describe(),
+            "ssm-app listening"
+        );
         Ok(Self {
             port,
             state,

@@ -1,5 +1,5 @@
-//! Forwards a caller's signed `sts:GetCallerIdentity` request to the configured STS endpoint and
-//! reads the caller's ARN from the answer.
+//! Forwards a caller's checked `sts:GetCallerIdentity` request to the accepted STS endpoint it
+//! was signed for, and reads the caller's ARN from the answer.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -8,7 +8,9 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use sha2::{Digest, Sha256};
-use ssm_core::broker::{ForwardRequest, IdentityError, MAX_IDENTITY_AGE, parse_caller_identity};
+use ssm_core::broker::{
+    ForwardRequest, IdentityError, MAX_IDENTITY_AGE, StsEndpoints, escaped, parse_caller_identity,
+};
 
 use crate::error::ApiError;
 
@@ -19,17 +21,18 @@ const MAX_REMEMBERED: usize = 10_000;
 /// Digest of a forwarded request → (caller ARN, end of its freshness window).
 type Remembered = HashMap<[u8; 32], (String, DateTime<Utc>)>;
 
-/// The STS side of the broker: one HTTP client (redirects off, timeouts) and its endpoint.
+/// The STS side of the broker: one HTTP client (redirects off, timeouts) and the endpoints
+/// identity requests may be signed for.
 #[derive(Debug)]
 pub struct Sts {
     http: reqwest::Client,
-    endpoint: url::Url,
+    endpoints: StsEndpoints,
     remembered: Mutex<Remembered>,
 }
 
 impl Sts {
-    /// The factory: base URL and timeout from configuration.
-    pub fn new(endpoint: url::Url, timeout: Duration) -> anyhow::Result<Self> {
+    /// The factory: accepted endpoints and timeout from configuration.
+    pub fn new(endpoints: StsEndpoints, timeout: Duration) -> anyhow::Result<Self> {
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(timeout)
@@ -37,17 +40,24 @@ impl Sts {
             .build()?;
         Ok(Self {
             http,
-            endpoint,
+            endpoints,
             remembered: Mutex::new(HashMap::new()),
         })
     }
 
-    pub fn endpoint(&self) -> &url::Url {
-        &self.endpoint
+    pub fn endpoints(&self) -> &StsEndpoints {
+        &self.endpoints
     }
 
-    /// Sends the checked request to STS and returns the caller's ARN.
+    /// Sends the checked request to the endpoint it was signed for and returns the caller's ARN.
     pub async fn caller_arn(&self, req: &ForwardRequest) -> Result<String, ApiError> {
+        // `check_identity` only returns accepted endpoints; this keeps it so whatever the caller.
+        let Some(endpoint) = self.endpoints.find(&req.url) else {
+            return Err(ApiError::Identity(IdentityError::Url {
+                expected: self.endpoints.describe(),
+                received: escaped(&req.url, 200),
+            }));
+        };
         let key = digest(req);
         let now = Utc::now();
         if let Some((arn, until)) = self.remembered_lock().get(&key)
@@ -58,7 +68,10 @@ impl Sts {
         let mut headers = HeaderMap::new();
         for (name, value) in &req.headers {
             let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
-                ApiError::Malformed(format!("identity header name {name:?} is invalid"))
+                ApiError::Malformed(format!(
+                    "identity header name {} is invalid",
+                    escaped(name, 64)
+                ))
             })?;
             let value = HeaderValue::from_str(value).map_err(|_| {
                 ApiError::Malformed(format!("identity header {name} has an invalid value"))
@@ -67,7 +80,7 @@ impl Sts {
         }
         let resp = self
             .http
-            .post(self.endpoint.clone())
+            .post(endpoint.url())
             .headers(headers)
             .body(req.body.clone())
             .send()
@@ -88,19 +101,12 @@ impl Sts {
             .await
             .map_err(|e| ApiError::StsUnavailable(e.without_url().to_string()))?;
         let arn = parse_caller_identity(&body).map_err(ApiError::Identity)?;
-        let signed_at = req
-            .headers
-            .iter()
-            .find(|(n, _)| n == "x-amz-date")
-            .and_then(|(_, d)| chrono::NaiveDateTime::parse_from_str(d, "%Y%m%dT%H%M%SZ").ok())
-            .map(|d| d.and_utc())
-            .ok_or(ApiError::Identity(IdentityError::MissingDate))?;
         let mut remembered = self.remembered_lock();
         if remembered.len() >= MAX_REMEMBERED {
             remembered.retain(|_, (_, until)| now < *until);
         }
         if remembered.len() < MAX_REMEMBERED {
-            remembered.insert(key, (arn.clone(), signed_at + MAX_IDENTITY_AGE));
+            remembered.insert(key, (arn.clone(), req.signed_at + MAX_IDENTITY_AGE));
         }
         Ok(arn)
     }
@@ -112,6 +118,8 @@ impl Sts {
 
 fn digest(req: &ForwardRequest) -> [u8; 32] {
     let mut h = Sha256::new();
+    h.update(req.url.as_bytes());
+    h.update([0]);
     for (name, value) in &req.headers {
         h.update(name.as_bytes());
         h.update([0]);

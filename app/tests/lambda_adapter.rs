@@ -492,6 +492,7 @@ async fn app_behind_the_web_adapter_answers_function_url_events() {
             identity: client
                 .sign_identity(creds, SystemTime::now())
                 .expect("sign"),
+            rejected_token_sha256: None,
         };
         let body = serde_json::to_string(&request).expect("request");
         url_event(

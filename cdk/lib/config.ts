@@ -28,6 +28,12 @@ export interface SsmConfig {
   readonly brokerUrl?: string;
   /** Audience the integrity Lambda binds into its signed identity (context `brokerAudience`). */
   readonly brokerAudience?: string;
+  /**
+   * STS endpoint the integrity Lambda signs its broker identity for (context `brokerStsEndpoint`):
+   * `https://sts.amazonaws.com/` or `https://sts.REGION.amazonaws.com/`. Unset, it signs for its
+   * own region's, which a broker in the same region accepts by default.
+   */
+  readonly brokerStsEndpoint?: string;
   /** Host the GitHub App (ssm-app) on Lambda in its own stack (context `githubApp`, default true). */
   readonly githubApp: boolean;
   /** The GitHub App's id or client id, known once it is registered (context `githubAppId`). */
@@ -105,6 +111,8 @@ const ROLE_NAME = /^[\w+=,.@-]{1,64}$/;
 const RETENTION_DAYS = [1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653];
 /** An App id (digits) or client id (`Iv1.…`, `Iv23…`). */
 const APP_ID = /^(\d{1,20}|Iv[\w.]{4,40})$/;
+/** The global or a regional STS endpoint (the hosts the broker accepts, `SSM_STS_ALLOWED_REGIONS`). */
+const STS_ENDPOINT = /^https:\/\/sts(\.[a-z]{2}(-[a-z]+)+-\d{1,2})?\.amazonaws\.com(\.cn)?\/?$/;
 const SCHEDULE = /^(rate\(\d+ (minute|minutes|hour|hours|day|days)\)|cron\([^()]+\))$/;
 
 /** Reads and validates the app's settings from a construct node's context. */
@@ -187,6 +195,7 @@ export function readConfig(node: Node, env: NodeJS.ProcessEnv = process.env): Ss
     }
   }
   const githubAppId = str('githubAppId');
+  const brokerStsEndpoint = str('brokerStsEndpoint');
 
   return {
     githubOwner: matching('githubOwner', owner, GITHUB_NAME),
@@ -197,6 +206,10 @@ export function readConfig(node: Node, env: NodeJS.ProcessEnv = process.env): Ss
     githubApiUrl: url('githubApiUrl', str('githubApiUrl', DEFAULTS.githubApiUrl)!),
     brokerUrl: brokerUrl === undefined ? undefined : url('brokerUrl', brokerUrl),
     brokerAudience: str('brokerAudience', brokerUrl === undefined ? undefined : url('brokerUrl', brokerUrl)),
+    brokerStsEndpoint:
+      brokerStsEndpoint === undefined
+        ? undefined
+        : matching('brokerStsEndpoint', brokerStsEndpoint, STS_ENDPOINT).replace(/\/?$/, '/'),
     githubApp: bool('githubApp', DEFAULTS.githubApp),
     githubAppId: githubAppId === undefined ? undefined : matching('githubAppId', githubAppId, APP_ID),
     brokerPolicy: brokerPolicy(policyJson),

@@ -259,6 +259,8 @@ export class ServerlessStack extends Stack {
         SSM_GITHUB_API_URL: config.githubApiUrl,
         // DetectStackDrift is polled at most this long, leaving a minute of the timeout for the rest.
         SSM_DRIFT_TIMEOUT_SECS: String(INTEGRITY_TIMEOUT.toSeconds() - 60),
+        // Unset: the Lambda signs for its own region's STS endpoint (output IntegrityStsEndpoint).
+        ...(config.brokerStsEndpoint === undefined ? {} : { SSM_STS_ENDPOINT: config.brokerStsEndpoint }),
       },
     });
     this.integritySource = new SqsEventSource(this.integrityQueue, {
@@ -311,6 +313,12 @@ export class ServerlessStack extends Stack {
     new CfnOutput(this, 'IntegrityRoleArn', {
       value: this.integrityFunction.role!.roleArn,
       description: 'The role the token broker policy must allow for this repository (contents: write)',
+    });
+    new CfnOutput(this, 'IntegrityStsEndpoint', {
+      value: config.brokerStsEndpoint ?? `https://sts.${Aws.REGION}.${Aws.URL_SUFFIX}/`,
+      description:
+        'The STS endpoint the integrity Lambda signs its broker identity for: the broker must accept it ' +
+        "(one running in this region does by default; otherwise add this region to the broker's SSM_STS_ALLOWED_REGIONS)",
     });
     new CfnOutput(this, 'CryptoFunctionName', { value: this.cryptoFunction.functionName });
   }

@@ -145,6 +145,9 @@ describe('failures at synth', () => {
     ['githubOwner', 'acme/evil', /githubOwner/],
     ['githubBranch', 'main*', /githubBranch/],
     ['existingOidcProviderArn', 'arn:aws:iam::1:role/x', /OIDC provider ARN/],
+    ['brokerStsEndpoint', 'https://sts.evil.example/', /brokerStsEndpoint/],
+    ['brokerStsEndpoint', 'https://sts.eu-west-1.amazonaws.com.evil.example/', /brokerStsEndpoint/],
+    ['brokerStsEndpoint', 'http://sts.amazonaws.com/', /brokerStsEndpoint/],
   ];
   for (const [key, value, message] of bad) {
     it(`rejects ${key}=${JSON.stringify(value)}`, () => {

@@ -256,6 +256,14 @@ describe('SsmServerless', () => {
     t.resourceCountIs('AWS::CloudTrail::Trail', 0);
   });
 
+  it("outputs the STS endpoint the integrity Lambda signs for: by default its own region's", () => {
+    assert.equal(resources[integrityId].Properties.Environment.Variables.SSM_STS_ENDPOINT, undefined);
+    t.hasOutput('IntegrityStsEndpoint', {
+      Value: { 'Fn::Join': ['', ['https://sts.', { Ref: 'AWS::Region' }, '.', { Ref: 'AWS::URLSuffix' }, '/']] },
+      Description: Match.stringLikeRegexp('SSM_STS_ALLOWED_REGIONS'),
+    });
+  });
+
   it('outputs the API URL, the secret ARN and the queue URLs', () => {
     const outputs = Object.keys(t.toJSON().Outputs);
     for (const o of ['ApiUrl', 'KeyringSecretArn', 'IntegrityQueueUrl', 'IntegrityDeadLetterQueueUrl']) {
@@ -298,5 +306,16 @@ describe('SsmServerless settings', () => {
       },
       BucketEncryption: Match.anyValue(),
     });
+  });
+});
+
+describe('SsmServerless brokerStsEndpoint', () => {
+  const { serverlessTemplate: t } = synth({ brokerStsEndpoint: 'https://sts.amazonaws.com' });
+  it('is what the integrity Lambda signs for, and what the output says', () => {
+    const fn = Object.values(t.findResources('AWS::Lambda::Function')).find((f) =>
+      String(f.Properties.Description).includes('integrity'),
+    );
+    assert.equal(fn?.Properties.Environment.Variables.SSM_STS_ENDPOINT, 'https://sts.amazonaws.com/');
+    t.hasOutput('IntegrityStsEndpoint', { Value: 'https://sts.amazonaws.com/' });
   });
 });

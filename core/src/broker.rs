@@ -6,12 +6,21 @@
 //! headers, body) to the broker, which forwards it to STS and reads the ARN from the answer. The
 //! request is bound to this broker by the [`AUDIENCE_HEADER`], which must be covered by the
 //! signature, and kept fresh by `X-Amz-Date`. Everything here is pure: the App does the I/O.
+//!
+//! What the broker checks is exactly what it forwards: every header name appears once, the
+//! `Authorization` header has exactly one `Credential`, `SignedHeaders` and `Signature`, and the
+//! request sent to STS carries an `Authorization` rebuilt from those three parts and only the
+//! signed headers, to an STS endpoint of the broker's own allowlist.
 
 use std::collections::BTreeMap;
 use std::fmt;
 
 use chrono::{DateTime, Duration, NaiveDateTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::de::{MapAccess, Visitor};
+use serde::ser::SerializeMap;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 
 /// Header naming the broker a signed identity request is meant for; it must be signed.
 pub const AUDIENCE_HEADER: &str = "x-ssm-broker-audience";
@@ -19,9 +28,14 @@ pub const AUDIENCE_HEADER: &str = "x-ssm-broker-audience";
 pub const GET_CALLER_IDENTITY_BODY: &str = "Action=GetCallerIdentity&Version=2011-06-15";
 /// How far `X-Amz-Date` may be from the broker's clock.
 pub const MAX_IDENTITY_AGE: Duration = Duration::minutes(5);
+/// The global STS endpoint (signed for `us-east-1`).
+pub const GLOBAL_STS_ENDPOINT: &str = "https://sts.amazonaws.com/";
+/// Most headers a signed identity request may carry (a SigV4 request has about six).
+pub const MAX_IDENTITY_HEADERS: usize = 32;
 
 /// `POST /v1/tokens` request body.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct TokenRequest {
     /// `owner/name`.
     pub repository: String,
@@ -29,15 +43,147 @@ pub struct TokenRequest {
     pub permissions: BTreeMap<String, String>,
     /// The caller's SigV4-signed `sts:GetCallerIdentity` request.
     pub identity: SignedIdentityRequest,
+    /// Lowercase hex SHA-256 of a token for this scope that GitHub rejected (401): the broker
+    /// drops its cached token for the scope if, and only if, it is that token, and mints another.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rejected_token_sha256: Option<String>,
 }
 
 /// A signed HTTP request, as the caller would have sent it to STS.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SignedIdentityRequest {
     pub method: String,
     pub url: String,
-    pub headers: BTreeMap<String, String>,
+    pub headers: IdentityHeaders,
     pub body: String,
+}
+
+/// The headers of a signed identity request, in the order received. Unlike a map it keeps a
+/// repeated name (in any case, or even byte-identical JSON keys) so that the broker can refuse
+/// it instead of silently checking one copy while STS might read another. On the wire it is a
+/// JSON object.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IdentityHeaders(Vec<(String, String)>);
+
+impl IdentityHeaders {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The value of the first header named exactly `name`.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Sets `name` (exact spelling) to `value`, replacing its first occurrence or appending.
+    pub fn insert(&mut self, name: String, value: String) -> Option<String> {
+        match self.0.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, v)) => Some(std::mem::replace(v, value)),
+            None => {
+                self.0.push((name, value));
+                None
+            }
+        }
+    }
+
+    /// Appends a header even if one of that name exists (how a smuggled duplicate looks).
+    pub fn append(&mut self, name: impl Into<String>, value: impl Into<String>) {
+        self.0.push((name.into(), value.into()));
+    }
+
+    /// Removes every header named exactly `name`, returning the first value.
+    pub fn remove(&mut self, name: &str) -> Option<String> {
+        let first = self.get(name).map(str::to_owned);
+        self.0.retain(|(n, _)| n != name);
+        first
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(n, v)| (n.as_str(), v.as_str()))
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl std::ops::Index<&str> for IdentityHeaders {
+    type Output = str;
+
+    #[expect(
+        clippy::panic,
+        reason = "Index panics on a missing key, as BTreeMap's does"
+    )]
+    fn index(&self, name: &str) -> &str {
+        self.get(name)
+            .unwrap_or_else(|| panic!("no identity header {name:?}"))
+    }
+}
+
+impl<K: Into<String>, V: Into<String>> FromIterator<(K, V)> for IdentityHeaders {
+    fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
+        Self(
+            iter.into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        )
+    }
+}
+
+impl From<BTreeMap<String, String>> for IdentityHeaders {
+    fn from(map: BTreeMap<String, String>) -> Self {
+        map.into_iter().collect()
+    }
+}
+
+impl Serialize for IdentityHeaders {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (name, value) in &self.0 {
+            map.serialize_entry(name, value)?;
+        }
+        map.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for IdentityHeaders {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct HeadersVisitor;
+
+        impl<'de> Visitor<'de> for HeadersVisitor {
+            type Value = IdentityHeaders;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(
+                    f,
+                    "an object of at most {MAX_IDENTITY_HEADERS} string headers"
+                )
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Self::Value, A::Error> {
+                let mut headers = Vec::new();
+                while let Some((name, value)) = access.next_entry::<String, String>()? {
+                    if headers.len() == MAX_IDENTITY_HEADERS {
+                        return Err(serde::de::Error::custom(format!(
+                            "more than {MAX_IDENTITY_HEADERS} identity headers"
+                        )));
+                    }
+                    headers.push((name, value));
+                }
+                Ok(IdentityHeaders(headers))
+            }
+        }
+
+        deserializer.deserialize_map(HeadersVisitor)
+    }
 }
 
 /// `POST /v1/tokens` success body (201).
@@ -71,6 +217,47 @@ impl fmt::Debug for InstallationToken {
     }
 }
 
+/// The SHA-256 of an installation token: how a caller names a token GitHub rejected without
+/// sending the token itself ([`TokenRequest::rejected_token_sha256`]).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct TokenDigest([u8; 32]);
+
+impl TokenDigest {
+    /// The digest of `token`.
+    pub fn of(token: &str) -> Self {
+        Self(Sha256::digest(token.as_bytes()).into())
+    }
+
+    /// Parses the wire form: exactly 64 lowercase hex digits.
+    pub fn parse_hex(hex_digest: &str) -> Result<Self, RequestError> {
+        let well_formed = hex_digest.len() == 64
+            && hex_digest
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        let mut out = [0u8; 32];
+        if !well_formed || hex::decode_to_slice(hex_digest, &mut out).is_err() {
+            return Err(RequestError::RejectedTokenDigest);
+        }
+        Ok(Self(out))
+    }
+
+    /// The wire form: 64 lowercase hex digits.
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+
+    /// Whether `token` hashes to this digest, compared in constant time.
+    pub fn matches(&self, token: &InstallationToken) -> bool {
+        bool::from(Self::of(token.expose()).0.ct_eq(&self.0))
+    }
+}
+
+impl fmt::Debug for TokenDigest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TokenDigest({})", self.to_hex())
+    }
+}
+
 /// Error body of every broker failure: `{"error": {"code": ..., "message": ...}}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorBody {
@@ -95,6 +282,10 @@ impl ErrorBody {
 }
 
 /// A validated `owner/name`, compared case-insensitively as GitHub does.
+///
+/// GitHub's grammar: the owner is 1–39 letters, digits or `-`; the name 1–100 letters, digits,
+/// `.`, `_` or `-`, and not `.` or `..`. Anything else is refused before it is used or logged, so
+/// a validated name is safe to print as is.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct RepoName {
     owner: String,
@@ -104,7 +295,9 @@ pub struct RepoName {
 /// Why a token request is malformed (400).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RequestError {
-    #[error("repository must be \"owner/name\" with letters, digits, '-', '_' or '.'")]
+    #[error(
+        "repository must be \"owner/name\": owner of letters, digits and '-' (at most 39), name of letters, digits, '.', '_' and '-' (at most 100)"
+    )]
     Repository,
     #[error("permissions must name at least one permission")]
     NoPermissions,
@@ -112,21 +305,26 @@ pub enum RequestError {
     PermissionName(String),
     #[error("permission level {0:?} must be read, write or admin")]
     PermissionLevel(String),
+    #[error(
+        "rejected_token_sha256 must be 64 lowercase hex digits: the SHA-256 of the rejected token"
+    )]
+    RejectedTokenDigest,
 }
 
 impl RepoName {
     pub fn parse(s: &str) -> Result<Self, RequestError> {
         let (owner, name) = s.split_once('/').ok_or(RequestError::Repository)?;
-        let valid = |part: &str, max: usize| {
-            !part.is_empty()
-                && part.len() <= max
-                && part != "."
-                && part != ".."
-                && part
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
-        };
-        if !valid(owner, 39) || !valid(name, 100) {
+        let owner_ok = (1..=39).contains(&owner.len())
+            && owner
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-');
+        let name_ok = (1..=100).contains(&name.len())
+            && name != "."
+            && name != ".."
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+        if !owner_ok || !name_ok {
             return Err(RequestError::Repository);
         }
         Ok(Self {
@@ -219,27 +417,179 @@ pub fn scope_matches(requested: &Permissions, granted: &BTreeMap<String, String>
     asked && nothing_more
 }
 
+/// Why an STS endpoint setting is refused (at start-up).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StsConfigError {
+    #[error("{0:?} is not an AWS region name (like us-east-1 or eu-central-2)")]
+    Region(String),
+    #[error("STS endpoint {0:?} must be an absolute http(s) URL without query or fragment")]
+    Url(String),
+}
+
+/// Whether `region` is shaped like an AWS region name: lowercase letters in two or more
+/// hyphenated parts, then a number (`us-east-1`, `us-gov-west-1`, `cn-north-1`).
+pub fn is_region_name(region: &str) -> bool {
+    let parts: Vec<&str> = region.split('-').collect();
+    let Some((number, words)) = parts.split_last() else {
+        return false;
+    };
+    region.len() <= 32
+        && words.len() >= 2
+        && words
+            .iter()
+            .all(|w| !w.is_empty() && w.bytes().all(|b| b.is_ascii_lowercase()))
+        && !number.is_empty()
+        && number.len() <= 2
+        && number.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// The regional STS endpoint of `region`: `https://sts.REGION.amazonaws.com/`
+/// (`.amazonaws.com.cn` in the China regions). The host is built only from a validated name.
+pub fn regional_sts_endpoint(region: &str) -> Result<String, StsConfigError> {
+    if !is_region_name(region) {
+        return Err(StsConfigError::Region(region.to_owned()));
+    }
+    let suffix = if region.starts_with("cn-") {
+        "amazonaws.com.cn"
+    } else {
+        "amazonaws.com"
+    };
+    Ok(format!("https://sts.{region}.{suffix}/"))
+}
+
+/// One STS endpoint the broker accepts and forwards to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StsEndpoint {
+    /// The URL identity requests must name and are forwarded to, with a trailing `/`.
+    url: String,
+    /// `host[:port]`, which the signed `Host` header must equal.
+    authority: String,
+    /// The region the credential scope must name; `None` for a configured override (an
+    /// emulator or a VPC endpoint), where any region is left to STS to judge.
+    region: Option<String>,
+}
+
+impl StsEndpoint {
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    pub fn authority(&self) -> &str {
+        &self.authority
+    }
+
+    pub fn signing_region(&self) -> Option<&str> {
+        self.region.as_deref()
+    }
+}
+
+/// The STS endpoints the broker accepts: the global one and those of an allowlist of regions,
+/// all AWS-owned hosts built here, or else exactly one configured override. A caller never
+/// chooses a host: its URL must equal one of these, and the request goes to that one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StsEndpoints(Vec<StsEndpoint>);
+
+impl StsEndpoints {
+    /// `https://sts.amazonaws.com/` and the regional endpoint of each of `regions`.
+    pub fn global_and_regions<S: AsRef<str>>(regions: &[S]) -> Result<Self, StsConfigError> {
+        let mut endpoints = vec![StsEndpoint {
+            url: GLOBAL_STS_ENDPOINT.to_owned(),
+            authority: "sts.amazonaws.com".to_owned(),
+            region: Some("us-east-1".to_owned()),
+        }];
+        for region in regions {
+            let region = region.as_ref().trim();
+            let url = regional_sts_endpoint(region)?;
+            if endpoints.iter().any(|e| e.url == url) {
+                continue;
+            }
+            let authority = url
+                .trim_start_matches("https://")
+                .trim_end_matches('/')
+                .to_owned();
+            endpoints.push(StsEndpoint {
+                url,
+                authority,
+                region: Some(region.to_owned()),
+            });
+        }
+        Ok(Self(endpoints))
+    }
+
+    /// Exactly `url` (an emulator, a VPC endpoint): `http(s)://host[:port]/path`, no query.
+    pub fn only(url: &str) -> Result<Self, StsConfigError> {
+        let bad = || StsConfigError::Url(url.to_owned());
+        let rest = url
+            .strip_prefix("https://")
+            .or_else(|| url.strip_prefix("http://"))
+            .ok_or_else(bad)?;
+        if url.contains(['?', '#']) || url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(bad());
+        }
+        let authority = rest.split('/').next().unwrap_or_default();
+        if authority.is_empty() || authority.contains('@') {
+            return Err(bad());
+        }
+        let url = if url.ends_with('/') {
+            url.to_owned()
+        } else {
+            format!("{url}/")
+        };
+        Ok(Self(vec![StsEndpoint {
+            url,
+            authority: authority.to_ascii_lowercase(),
+            region: None,
+        }]))
+    }
+
+    /// The accepted endpoint `url` names (a trailing `/` aside), if any.
+    pub fn find(&self, url: &str) -> Option<&StsEndpoint> {
+        if url.contains(['?', '#']) {
+            return None;
+        }
+        self.0
+            .iter()
+            .find(|e| trim_slash(&e.url) == trim_slash(url))
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &StsEndpoint> {
+        self.0.iter()
+    }
+
+    /// The accepted URLs, comma-separated (for error messages and the start-up log).
+    pub fn describe(&self) -> String {
+        self.0
+            .iter()
+            .map(|e| e.url.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
 /// What the broker expects of a signed identity request.
 #[derive(Debug, Clone)]
 pub struct IdentityExpectations<'a> {
-    /// The configured STS endpoint, e.g. `https://sts.amazonaws.com/`.
-    pub sts_url: &'a str,
+    /// The STS endpoints the request may be signed for.
+    pub sts: &'a StsEndpoints,
     /// This broker's audience.
     pub audience: &'a str,
     pub now: DateTime<Utc>,
 }
 
-/// Why a signed identity request is rejected (401). Messages are safe to return to the caller.
+/// Why a signed identity request is rejected (401). Messages are safe to return to the caller
+/// and to log: caller-supplied text appears only escaped (`{:?}`) and shortened.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IdentityError {
     #[error("identity request method must be POST")]
     Method,
-    #[error("identity request URL must be the broker's STS endpoint, without a query")]
-    Url,
+    #[error(
+        "identity request URL {received} is not an STS endpoint this broker accepts (expected one of: {expected})"
+    )]
+    Url { expected: String, received: String },
     #[error("identity request body must be exactly {GET_CALLER_IDENTITY_BODY}")]
     Body,
-    #[error("identity request has no SigV4 Authorization header")]
-    Authorization,
+    #[error("identity request has no valid SigV4 Authorization header: {0}")]
+    Authorization(&'static str),
     #[error("identity request lacks the {AUDIENCE_HEADER} header")]
     MissingAudience,
     #[error("identity request is meant for another audience")]
@@ -250,21 +600,156 @@ pub enum IdentityError {
     MissingDate,
     #[error("identity request is older or newer than five minutes")]
     Stale,
-    #[error("identity request header {0:?} appears twice with different case")]
+    #[error(
+        "identity request header {0} appears more than once (header names are case-insensitive)"
+    )]
     DuplicateHeader(String),
+    #[error("identity request header {0} is signed but missing")]
+    SignedHeaderMissing(String),
+    #[error("identity request header {0} has a value with control characters")]
+    HeaderValue(String),
+    #[error(
+        "identity request Host header must be {expected} (the STS endpoint's host), got {received}"
+    )]
+    Host { expected: String, received: String },
+    #[error("identity request credential scope must be {expected}, got {received}")]
+    CredentialScope { expected: String, received: String },
     #[error("STS did not return a GetCallerIdentityResponse")]
     StsResponse,
     #[error("caller ARN {0:?} is not an IAM role, assumed role or user")]
     Arn(String),
 }
 
+/// A caller-supplied string for an error message or a log line: escaped (`{:?}`, so no line
+/// break or terminal escape survives) and cut to `max` characters.
+pub fn escaped(untrusted: &str, max: usize) -> String {
+    let cut: String = untrusted.chars().take(max).collect();
+    if cut.len() < untrusted.len() {
+        format!("{cut:?}…")
+    } else {
+        format!("{cut:?}")
+    }
+}
+
 /// A signed identity request that passed every local check, ready to be forwarded to STS.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ForwardRequest {
+    /// The accepted STS endpoint it was signed for, where it is sent.
+    pub url: String,
     /// Headers to send: the signed ones (minus `host` and `content-length`, which the HTTP client
-    /// sets from the URL and body) and `authorization`, names lowercased.
+    /// sets from the URL and body) and an `authorization` rebuilt from the checked parts, names
+    /// lowercased.
     pub headers: Vec<(String, String)>,
     pub body: String,
+    /// `X-Amz-Date`.
+    pub signed_at: DateTime<Utc>,
+}
+
+/// The three parts of a SigV4 `Authorization` header, each present exactly once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SigV4Authorization<'a> {
+    /// `AKID/YYYYMMDD/region/service/aws4_request`.
+    pub credential: &'a str,
+    /// Lowercase header names, strictly ascending.
+    pub signed_headers: Vec<&'a str>,
+    /// 64 lowercase hex digits.
+    pub signature: &'a str,
+}
+
+impl<'a> SigV4Authorization<'a> {
+    /// Parses `AWS4-HMAC-SHA256 Credential=…, SignedHeaders=…, Signature=…`: exactly these three
+    /// components, each once, in any order; anything else is refused.
+    pub fn parse(header: &'a str) -> Result<Self, IdentityError> {
+        let bad = IdentityError::Authorization;
+        let rest = header
+            .strip_prefix("AWS4-HMAC-SHA256 ")
+            .ok_or(bad("the scheme must be AWS4-HMAC-SHA256"))?;
+        let (mut credential, mut signed, mut signature) = (None, None, None);
+        for part in rest.split(',') {
+            let (key, value) = part
+                .trim_matches(' ')
+                .split_once('=')
+                .ok_or(bad("every component must be Name=value"))?;
+            let slot = match key {
+                "Credential" => &mut credential,
+                "SignedHeaders" => &mut signed,
+                "Signature" => &mut signature,
+                _ => {
+                    return Err(bad(
+                        "only Credential, SignedHeaders and Signature may appear",
+                    ));
+                }
+            };
+            if slot.replace(value).is_some() {
+                return Err(bad(
+                    "Credential, SignedHeaders and Signature must each appear exactly once",
+                ));
+            }
+        }
+        let (Some(credential), Some(signed), Some(signature)) = (credential, signed, signature)
+        else {
+            return Err(bad(
+                "Credential, SignedHeaders and Signature are all required",
+            ));
+        };
+        let signed_headers: Vec<&str> = signed.split(';').collect();
+        let names_ok = signed_headers.iter().all(|n| {
+            !n.is_empty()
+                && n.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        });
+        let ascending = signed_headers.windows(2).all(|w| w[0] < w[1]);
+        if !names_ok || !ascending {
+            return Err(bad(
+                "SignedHeaders must be distinct lowercase header names in ascending order",
+            ));
+        }
+        let signature_ok = signature.len() == 64
+            && signature
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        if !signature_ok {
+            return Err(bad("Signature must be 64 lowercase hex digits"));
+        }
+        let scope: Vec<&str> = credential.split('/').collect();
+        let credential_ok = scope.len() == 5
+            && (1..=128).contains(&scope[0].len())
+            && scope[0].bytes().all(|b| b.is_ascii_alphanumeric())
+            && scope[1].len() == 8
+            && scope[1].bytes().all(|b| b.is_ascii_digit())
+            && scope[4] == "aws4_request";
+        if !credential_ok {
+            return Err(bad(
+                "Credential must be ACCESS_KEY_ID/YYYYMMDD/REGION/sts/aws4_request",
+            ));
+        }
+        Ok(Self {
+            credential,
+            signed_headers,
+            signature,
+        })
+    }
+
+    /// `YYYYMMDD/region/service` of the credential scope.
+    fn scope(&self) -> (&'a str, &'a str, &'a str) {
+        let mut parts = self.credential.split('/').skip(1);
+        let mut next = || parts.next().unwrap_or_default();
+        (next(), next(), next())
+    }
+
+    fn signs(&self, name: &str) -> bool {
+        self.signed_headers.contains(&name)
+    }
+
+    /// The header as forwarded: built from the checked parts, nothing else.
+    pub fn render(&self) -> String {
+        format!(
+            "AWS4-HMAC-SHA256 Credential={}, SignedHeaders={}, Signature={}",
+            self.credential,
+            self.signed_headers.join(";"),
+            self.signature
+        )
+    }
 }
 
 /// Checks a signed identity request against the broker's expectations without any I/O.
@@ -275,54 +760,86 @@ pub fn check_identity(
     if req.method != "POST" {
         return Err(IdentityError::Method);
     }
-    if req.url.contains(['?', '#']) || trim_slash(&req.url) != trim_slash(expect.sts_url) {
-        return Err(IdentityError::Url);
-    }
+    let endpoint = expect
+        .sts
+        .find(&req.url)
+        .ok_or_else(|| IdentityError::Url {
+            expected: expect.sts.describe(),
+            received: escaped(&req.url, 200),
+        })?;
     if !is_get_caller_identity(&req.body) {
         return Err(IdentityError::Body);
     }
+    // One value per case-insensitive name: a second copy is refused, never silently chosen.
     let mut headers: BTreeMap<String, &str> = BTreeMap::new();
-    for (name, value) in &req.headers {
+    for (name, value) in req.headers.iter() {
         let lower = name.to_ascii_lowercase();
-        if headers.insert(lower.clone(), value.as_str()).is_some() {
-            return Err(IdentityError::DuplicateHeader(lower));
+        if headers.contains_key(&lower) {
+            return Err(IdentityError::DuplicateHeader(escaped(&lower, 64)));
         }
+        if value.chars().any(|c| c.is_control() && c != '\t') {
+            return Err(IdentityError::HeaderValue(escaped(&lower, 64)));
+        }
+        headers.insert(lower, value);
     }
-    let auth = headers
-        .get("authorization")
-        .ok_or(IdentityError::Authorization)?;
-    let signed = signed_headers(auth).ok_or(IdentityError::Authorization)?;
+    let auth = SigV4Authorization::parse(
+        headers
+            .get("authorization")
+            .ok_or(IdentityError::Authorization("it is missing"))?,
+    )?;
     let audience = headers
         .get(AUDIENCE_HEADER)
         .ok_or(IdentityError::MissingAudience)?;
     if *audience != expect.audience {
         return Err(IdentityError::WrongAudience);
     }
-    if !signed.contains(&AUDIENCE_HEADER) {
+    if !auth.signs(AUDIENCE_HEADER) {
         return Err(IdentityError::AudienceNotSigned);
     }
-    let date = headers
+    let raw_date = headers
         .get("x-amz-date")
-        .and_then(|d| NaiveDateTime::parse_from_str(d, "%Y%m%dT%H%M%SZ").ok())
-        .ok_or(IdentityError::MissingDate)?
+        .copied()
+        .filter(|d| d.len() == 16 && d.is_ascii())
+        .ok_or(IdentityError::MissingDate)?;
+    let date = NaiveDateTime::parse_from_str(raw_date, "%Y%m%dT%H%M%SZ")
+        .map_err(|_| IdentityError::MissingDate)?
         .and_utc();
-    if !signed.contains(&"x-amz-date") {
+    if !auth.signs("x-amz-date") {
         return Err(IdentityError::MissingDate);
     }
     if (expect.now - date).abs() > MAX_IDENTITY_AGE {
         return Err(IdentityError::Stale);
     }
-    let forward = headers
-        .iter()
-        .filter(|(name, _)| {
-            name.as_str() == "authorization"
-                || (signed.contains(&name.as_str()) && !is_hop_or_framing(name))
-        })
-        .map(|(name, value)| (name.clone(), (*value).to_owned()))
-        .collect();
+    let host = headers.get("host").copied().unwrap_or_default();
+    if !auth.signs("host") || !host.eq_ignore_ascii_case(endpoint.authority()) {
+        return Err(IdentityError::Host {
+            expected: endpoint.authority().to_owned(),
+            received: escaped(host, 100),
+        });
+    }
+    let (day, region, service) = auth.scope();
+    let want_region = endpoint.signing_region().unwrap_or(region);
+    let want_scope = format!("{}/{want_region}/sts", &raw_date[..8]);
+    if (day, region, service) != (&raw_date[..8], want_region, "sts") {
+        return Err(IdentityError::CredentialScope {
+            expected: want_scope,
+            received: escaped(&format!("{day}/{region}/{service}"), 100),
+        });
+    }
+    let mut forward = vec![("authorization".to_owned(), auth.render())];
+    for name in &auth.signed_headers {
+        let value = headers
+            .get(*name)
+            .ok_or_else(|| IdentityError::SignedHeaderMissing(escaped(name, 64)))?;
+        if !is_hop_or_framing(name) {
+            forward.push(((*name).to_owned(), (*value).to_owned()));
+        }
+    }
     Ok(ForwardRequest {
+        url: endpoint.url().to_owned(),
         headers: forward,
         body: req.body.clone(),
+        signed_at: date,
     })
 }
 
@@ -341,6 +858,7 @@ fn is_hop_or_framing(name: &str) -> bool {
             | "expect"
             | "proxy-authorization"
             | "proxy-connection"
+            | "authorization"
     )
 }
 
@@ -352,22 +870,6 @@ fn is_get_caller_identity(body: &str) -> bool {
     let mut pairs: Vec<&str> = body.split('&').collect();
     pairs.sort_unstable();
     pairs == ["Action=GetCallerIdentity", "Version=2011-06-15"]
-}
-
-/// The `SignedHeaders=` list of a SigV4 `Authorization` header.
-fn signed_headers(auth: &str) -> Option<Vec<&str>> {
-    let rest = auth.strip_prefix("AWS4-HMAC-SHA256 ")?;
-    let mut signed = None;
-    let mut signature = false;
-    for part in rest.split(',') {
-        let part = part.trim();
-        if let Some(list) = part.strip_prefix("SignedHeaders=") {
-            signed = Some(list.split(';').collect::<Vec<_>>());
-        } else if part.starts_with("Signature=") {
-            signature = true;
-        }
-    }
-    signed.filter(|_| signature)
 }
 
 /// The caller as the policy sees it: assumed roles are mapped to their role.
@@ -668,6 +1170,15 @@ mod tests {
     const STS: &str = "https://sts.amazonaws.com/";
     const AUD: &str = "ssm-broker.example";
 
+    const SIG: &str = "fe5f80f77d5fa3beca038a248ff027d0445342fe2855ddc963176630326f1024";
+    const DATE: &str = "20261128T005800Z";
+
+    fn auth(signed_list: &str) -> String {
+        format!(
+            "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20261128/us-east-1/sts/aws4_request, SignedHeaders={signed_list}, Signature={SIG}"
+        )
+    }
+
     fn signed(audience: Option<&str>, signed_list: &str) -> SignedIdentityRequest {
         let mut headers = BTreeMap::from([
             ("Host".to_owned(), "sts.amazonaws.com".to_owned()),
@@ -675,14 +1186,9 @@ mod tests {
                 "Content-Type".to_owned(),
                 "application/x-www-form-urlencoded; charset=utf-8".to_owned(),
             ),
-            ("X-Amz-Date".to_owned(), "20261128T005800Z".to_owned()),
+            ("X-Amz-Date".to_owned(), DATE.to_owned()),
             ("X-Amz-Security-Token".to_owned(), "session".to_owned()),
-            (
-                "Authorization".to_owned(),
-                format!(
-                    "AWS4-HMAC-SHA256 Credential=AKIA/20261128/us-east-1/sts/aws4_request, SignedHeaders={signed_list}, Signature=abcd"
-                ),
-            ),
+            ("Authorization".to_owned(), auth(signed_list)),
         ]);
         if let Some(a) = audience {
             headers.insert(AUDIENCE_HEADER.to_owned(), a.to_owned());
@@ -690,7 +1196,7 @@ mod tests {
         SignedIdentityRequest {
             method: "POST".into(),
             url: STS.into(),
-            headers,
+            headers: headers.into(),
             body: GET_CALLER_IDENTITY_BODY.into(),
         }
     }
@@ -698,19 +1204,27 @@ mod tests {
     const ALL_SIGNED: &str =
         "content-type;host;x-amz-date;x-amz-security-token;x-ssm-broker-audience";
 
-    fn expect() -> IdentityExpectations<'static> {
+    fn global() -> StsEndpoints {
+        StsEndpoints::global_and_regions::<&str>(&[]).expect("endpoints")
+    }
+
+    fn expect(sts: &StsEndpoints) -> IdentityExpectations<'_> {
         IdentityExpectations {
-            sts_url: STS,
+            sts,
             audience: AUD,
             now: now(),
         }
+    }
+
+    fn check(req: &SignedIdentityRequest) -> Result<ForwardRequest, IdentityError> {
+        check_identity(req, &expect(&global()))
     }
 
     #[test]
     fn good_identity_is_forwarded_with_signed_headers_only() {
         let mut req = signed(Some(AUD), ALL_SIGNED);
         req.headers.insert("X-Unsigned".into(), "dropped".into());
-        let fwd = check_identity(&req, &expect()).expect("accepted");
+        let fwd = check(&req).expect("accepted");
         let names: Vec<&str> = fwd.headers.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(
             names,
@@ -723,6 +1237,8 @@ mod tests {
             ]
         );
         assert_eq!(fwd.body, GET_CALLER_IDENTITY_BODY);
+        assert_eq!(fwd.url, STS);
+        assert_eq!(fwd.headers[0].1, auth(ALL_SIGNED));
     }
 
     #[test]
@@ -752,14 +1268,20 @@ mod tests {
                     url: "https://sts.amazonaws.com/?Action=GetCallerIdentity".into(),
                     ..signed(Some(AUD), ALL_SIGNED)
                 },
-                IdentityError::Url,
+                IdentityError::Url {
+                    expected: STS.into(),
+                    received: "\"https://sts.amazonaws.com/?Action=GetCallerIdentity\"".into(),
+                },
             ),
             (
                 SignedIdentityRequest {
                     url: "https://evil.example/".into(),
                     ..signed(Some(AUD), ALL_SIGNED)
                 },
-                IdentityError::Url,
+                IdentityError::Url {
+                    expected: STS.into(),
+                    received: "\"https://evil.example/\"".into(),
+                },
             ),
             (
                 SignedIdentityRequest {
@@ -777,16 +1299,17 @@ mod tests {
             ),
         ];
         for (req, want) in cases {
-            assert_eq!(check_identity(&req, &expect()), Err(want));
+            assert_eq!(check(&req), Err(want));
         }
     }
 
     #[test]
     fn identity_freshness_window_is_five_minutes_both_ways() {
         let req = signed(Some(AUD), ALL_SIGNED); // signed at 00:58:00
+        let sts = global();
         let at = |m: i64, s: i64| IdentityExpectations {
             now: now() - Duration::minutes(2) + Duration::minutes(m) + Duration::seconds(s),
-            ..expect()
+            ..expect(&sts)
         };
         assert!(check_identity(&req, &at(5, 0)).is_ok());
         assert_eq!(check_identity(&req, &at(5, 1)), Err(IdentityError::Stale));
@@ -798,35 +1321,29 @@ mod tests {
     fn missing_or_unsigned_date_and_authorization_are_rejected() {
         let mut req = signed(Some(AUD), ALL_SIGNED);
         req.headers.remove("X-Amz-Date");
-        assert_eq!(
-            check_identity(&req, &expect()),
-            Err(IdentityError::MissingDate)
-        );
+        assert_eq!(check(&req), Err(IdentityError::MissingDate));
         let req = signed(Some(AUD), "content-type;host;x-ssm-broker-audience");
-        assert_eq!(
-            check_identity(&req, &expect()),
-            Err(IdentityError::MissingDate)
-        );
+        assert_eq!(check(&req), Err(IdentityError::MissingDate));
         let mut req = signed(Some(AUD), ALL_SIGNED);
         req.headers
             .insert("Authorization".into(), "Bearer x".into());
-        assert_eq!(
-            check_identity(&req, &expect()),
-            Err(IdentityError::Authorization)
-        );
+        assert!(matches!(check(&req), Err(IdentityError::Authorization(_))));
+        let mut req = signed(Some(AUD), ALL_SIGNED);
+        req.headers.remove("Authorization");
+        assert!(matches!(check(&req), Err(IdentityError::Authorization(_))));
         let mut req = signed(Some(AUD), ALL_SIGNED);
         req.headers.insert("authorization".into(), "again".into());
-        assert!(matches!(
-            check_identity(&req, &expect()),
-            Err(IdentityError::DuplicateHeader(_))
-        ));
+        assert_eq!(
+            check(&req),
+            Err(IdentityError::DuplicateHeader("\"authorization\"".into()))
+        );
     }
 
     #[test]
     fn trailing_slash_of_the_sts_url_does_not_matter() {
         let mut req = signed(Some(AUD), ALL_SIGNED);
         req.url = "https://sts.amazonaws.com".into();
-        assert!(check_identity(&req, &expect()).is_ok());
+        assert!(check(&req).is_ok());
     }
 
     #[test]
@@ -1046,5 +1563,334 @@ mod tests {
             now() + Duration::minutes(5),
             Duration::minutes(5)
         ));
+    }
+
+    // ---- Issue 10, point 1: what is checked is what is forwarded -----------------------------
+
+    /// The attack: a request signed without the audience header, with the header added
+    /// afterwards and a second `SignedHeaders` (naming it) appended to `Authorization`. The old
+    /// checker read the last `SignedHeaders`; STS verifies with the first.
+    #[test]
+    fn audience_added_after_signing_with_a_second_signed_headers_is_refused() {
+        let without = "content-type;host;x-amz-date;x-amz-security-token";
+        let mut req = signed(None, without);
+        req.headers
+            .insert(AUDIENCE_HEADER.to_owned(), AUD.to_owned());
+        let smuggled = format!("{}, SignedHeaders={ALL_SIGNED}", auth(without));
+        req.headers.insert("Authorization".into(), smuggled);
+        let err = check(&req).expect_err("a second SignedHeaders is refused");
+        assert!(
+            matches!(err, IdentityError::Authorization(m) if m.contains("exactly once")),
+            "{err}"
+        );
+        // The same with the components in another order, or a second Credential or Signature.
+        for extra in [
+            format!(", Signature={SIG}"),
+            ", Credential=AKIAIOSFODNN7EXAMPLE/20261128/us-east-1/sts/aws4_request".to_owned(),
+            ", X-Extra=1".to_owned(),
+        ] {
+            let mut req = signed(Some(AUD), ALL_SIGNED);
+            req.headers.insert(
+                "Authorization".into(),
+                format!("{}{extra}", auth(ALL_SIGNED)),
+            );
+            assert!(
+                matches!(check(&req), Err(IdentityError::Authorization(_))),
+                "{extra}"
+            );
+        }
+        let reordered = format!(
+            "AWS4-HMAC-SHA256 SignedHeaders={without}, Signature={SIG}, SignedHeaders={ALL_SIGNED}, Credential=AKIAIOSFODNN7EXAMPLE/20261128/us-east-1/sts/aws4_request"
+        );
+        let mut req = signed(Some(AUD), ALL_SIGNED);
+        req.headers.insert("Authorization".into(), reordered);
+        assert!(matches!(check(&req), Err(IdentityError::Authorization(_))));
+    }
+
+    #[test]
+    fn authorization_components_are_strict() {
+        let cases = [
+            "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20261128/us-east-1/sts/aws4_request, SignedHeaders=host;x-amz-date;x-ssm-broker-audience",
+            "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20261128/us-east-1/sts/aws4_request, SignedHeaders=x-amz-date;host;x-ssm-broker-audience, Signature=fe5f80f77d5fa3beca038a248ff027d0445342fe2855ddc963176630326f1024",
+            "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20261128/us-east-1/sts/aws4_request, SignedHeaders=Host;x-amz-date;x-ssm-broker-audience, Signature=fe5f80f77d5fa3beca038a248ff027d0445342fe2855ddc963176630326f1024",
+            "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20261128/us-east-1/sts/aws4_request, SignedHeaders=host;host;x-amz-date, Signature=fe5f80f77d5fa3beca038a248ff027d0445342fe2855ddc963176630326f1024",
+            "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20261128/us-east-1/sts/aws4_request, SignedHeaders=host;x-amz-date, Signature=XYZ",
+            "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20261128/us-east-1/sts, SignedHeaders=host;x-amz-date, Signature=fe5f80f77d5fa3beca038a248ff027d0445342fe2855ddc963176630326f1024",
+            "AWS4-HMAC-SHA1 Credential=AKIAIOSFODNN7EXAMPLE/20261128/us-east-1/sts/aws4_request, SignedHeaders=host;x-amz-date, Signature=fe5f80f77d5fa3beca038a248ff027d0445342fe2855ddc963176630326f1024",
+        ];
+        for header in cases {
+            assert!(
+                matches!(
+                    SigV4Authorization::parse(header),
+                    Err(IdentityError::Authorization(_))
+                ),
+                "{header}"
+            );
+        }
+        let ok = SigV4Authorization::parse(
+            "AWS4-HMAC-SHA256 Signature=fe5f80f77d5fa3beca038a248ff027d0445342fe2855ddc963176630326f1024,SignedHeaders=host;x-amz-date,   Credential=AKIAIOSFODNN7EXAMPLE/20261128/us-east-1/sts/aws4_request",
+        )
+        .expect("any order, any spacing");
+        assert_eq!(
+            ok.render(),
+            "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20261128/us-east-1/sts/aws4_request, SignedHeaders=host;x-amz-date, Signature=fe5f80f77d5fa3beca038a248ff027d0445342fe2855ddc963176630326f1024"
+        );
+    }
+
+    #[test]
+    fn every_header_name_appears_once_in_any_case() {
+        for (name, value) in [
+            ("x-amz-date", DATE),
+            ("HOST", "sts.amazonaws.com"),
+            ("X-SSM-Broker-Audience", AUD),
+            ("authorization", "AWS4-HMAC-SHA256 x"),
+        ] {
+            let mut req = signed(Some(AUD), ALL_SIGNED);
+            req.headers.append(name, value);
+            let err = check(&req).expect_err("duplicate");
+            assert_eq!(
+                err,
+                IdentityError::DuplicateHeader(format!("{:?}", name.to_ascii_lowercase()))
+            );
+            assert!(
+                err.to_string()
+                    .contains(&format!("{:?}", name.to_ascii_lowercase())),
+                "the message names the header: {err}"
+            );
+        }
+        // Byte-identical JSON keys are kept too, and refused.
+        let mut json = serde_json::to_value(signed(Some(AUD), ALL_SIGNED)).expect("json");
+        json["headers"]
+            .as_object_mut()
+            .expect("object")
+            .remove("X-Amz-Date");
+        let text = json.to_string().replacen(
+            "\"headers\":{",
+            &format!("\"headers\":{{\"X-Amz-Date\":\"{DATE}\",\"X-Amz-Date\":\"{DATE}\","),
+            1,
+        );
+        let req: SignedIdentityRequest = serde_json::from_str(&text).expect("parses");
+        assert_eq!(req.headers.len(), 7);
+        assert_eq!(
+            check(&req),
+            Err(IdentityError::DuplicateHeader("\"x-amz-date\"".into()))
+        );
+    }
+
+    #[test]
+    fn forwarded_request_is_rebuilt_from_the_checked_parts() {
+        let mut req = signed(Some(AUD), ALL_SIGNED);
+        let spaced = format!(
+            "AWS4-HMAC-SHA256 Signature={SIG},  SignedHeaders={ALL_SIGNED} , Credential=AKIAIOSFODNN7EXAMPLE/20261128/us-east-1/sts/aws4_request"
+        );
+        req.headers.insert("Authorization".into(), spaced);
+        req.headers
+            .insert("X-Forwarded-For".into(), "1.2.3.4".into());
+        req.headers.insert("Content-Length".into(), "43".into());
+        let fwd = check(&req).expect("accepted");
+        assert_eq!(
+            fwd.headers,
+            [
+                ("authorization".to_owned(), auth(ALL_SIGNED)),
+                (
+                    "content-type".to_owned(),
+                    "application/x-www-form-urlencoded; charset=utf-8".to_owned()
+                ),
+                ("x-amz-date".to_owned(), DATE.to_owned()),
+                ("x-amz-security-token".to_owned(), "session".to_owned()),
+                (AUDIENCE_HEADER.to_owned(), AUD.to_owned()),
+            ]
+        );
+        assert_eq!(fwd.signed_at, now() - Duration::minutes(2));
+
+        // A signed header that is not there, a Host for another server, an unsigned Host, a
+        // scope for another region or day, and a value with a line break are refused.
+        let mut req = signed(Some(AUD), &format!("{ALL_SIGNED};x-zz"));
+        req.headers.remove("x-zz");
+        assert_eq!(
+            check(&req),
+            Err(IdentityError::SignedHeaderMissing("\"x-zz\"".into()))
+        );
+        let mut req = signed(Some(AUD), ALL_SIGNED);
+        req.headers.insert("Host".into(), "sts.evil.example".into());
+        assert!(matches!(check(&req), Err(IdentityError::Host { .. })));
+        let req = signed(
+            Some(AUD),
+            "content-type;x-amz-date;x-amz-security-token;x-ssm-broker-audience",
+        );
+        assert!(matches!(check(&req), Err(IdentityError::Host { .. })));
+        for scope in [
+            "20261128/eu-west-1/sts",
+            "20261127/us-east-1/sts",
+            "20261128/us-east-1/iam",
+        ] {
+            let mut req = signed(Some(AUD), ALL_SIGNED);
+            req.headers.insert(
+                "Authorization".into(),
+                auth(ALL_SIGNED).replace("20261128/us-east-1/sts", scope),
+            );
+            assert!(
+                matches!(check(&req), Err(IdentityError::CredentialScope { .. })),
+                "{scope}"
+            );
+        }
+        let mut req = signed(Some(AUD), ALL_SIGNED);
+        req.headers
+            .insert("X-Amz-Security-Token".into(), "a\r\nX-Injected: 1".into());
+        assert!(matches!(check(&req), Err(IdentityError::HeaderValue(_))));
+    }
+
+    // ---- Issue 10, point 3: unknown fields are refused ---------------------------------------
+
+    #[test]
+    fn request_types_refuse_unknown_fields() {
+        let good = TokenRequest {
+            repository: "acme/infra".into(),
+            permissions: BTreeMap::from([("contents".into(), "write".into())]),
+            identity: signed(Some(AUD), ALL_SIGNED),
+            rejected_token_sha256: None,
+        };
+        let json = serde_json::to_value(&good).expect("json");
+        assert!(json.get("rejected_token_sha256").is_none());
+        assert_eq!(
+            serde_json::from_value::<TokenRequest>(json.clone()).expect("round trip"),
+            good
+        );
+        let mut extra = json.clone();
+        extra["repositories"] = serde_json::json!(["acme/other"]);
+        let err = serde_json::from_value::<TokenRequest>(extra).expect_err("unknown field");
+        assert!(err.to_string().contains("repositories"), "{err}");
+        let mut query = json;
+        query["identity"]["query"] = serde_json::json!("Action=AssumeRole");
+        let err = serde_json::from_value::<TokenRequest>(query).expect_err("unknown field");
+        assert!(err.to_string().contains("query"), "{err}");
+        let many: serde_json::Map<String, serde_json::Value> = (0..=MAX_IDENTITY_HEADERS)
+            .map(|i| (format!("x-h{i}"), serde_json::json!("v")))
+            .collect();
+        let mut req = serde_json::to_value(signed(Some(AUD), ALL_SIGNED)).expect("json");
+        req["headers"] = serde_json::Value::Object(many);
+        assert!(serde_json::from_value::<SignedIdentityRequest>(req).is_err());
+    }
+
+    // ---- Issue 10, point 5: naming a rejected token --------------------------------------------
+
+    #[test]
+    fn token_digests_match_only_their_token() {
+        let token = InstallationToken::new("ghs_".to_owned() + &"a".repeat(516));
+        let hex = TokenDigest::of(token.expose()).to_hex();
+        assert_eq!(hex.len(), 64);
+        let digest = TokenDigest::parse_hex(&hex).expect("hex");
+        assert!(digest.matches(&token));
+        assert!(!digest.matches(&InstallationToken::new("ghs_other")));
+        for bad in [
+            "",
+            "abc",
+            &hex.to_ascii_uppercase(),
+            &format!("{hex}0"),
+            &hex.replacen(|c: char| c.is_ascii_hexdigit(), "g", 1),
+        ] {
+            assert_eq!(
+                TokenDigest::parse_hex(bad),
+                Err(RequestError::RejectedTokenDigest),
+                "{bad}"
+            );
+        }
+        assert!(!format!("{digest:?}").contains("ghs_"));
+    }
+
+    // ---- Issue 10, point 6: regional STS endpoints from an allowlist -------------------------
+
+    #[test]
+    fn regional_sts_endpoints_come_from_an_allowlist_of_region_names() {
+        let sts = StsEndpoints::global_and_regions(&["eu-west-1", "cn-north-1", "eu-west-1"])
+            .expect("endpoints");
+        assert_eq!(
+            sts.describe(),
+            "https://sts.amazonaws.com/, https://sts.eu-west-1.amazonaws.com/, https://sts.cn-north-1.amazonaws.com.cn/"
+        );
+        let regional = sts
+            .find("https://sts.eu-west-1.amazonaws.com")
+            .expect("regional");
+        assert_eq!(regional.authority(), "sts.eu-west-1.amazonaws.com");
+        assert_eq!(regional.signing_region(), Some("eu-west-1"));
+        for not_ours in [
+            "https://sts.us-west-2.amazonaws.com/",
+            "https://sts.eu-west-1.amazonaws.com.evil.example/",
+            "https://sts.eu-west-1.amazonaws.com@evil.example/",
+            "http://sts.eu-west-1.amazonaws.com/",
+            "https://sts.eu-west-1.amazonaws.com/?Action=GetCallerIdentity",
+            "https://STS.amazonaws.com/",
+        ] {
+            assert!(sts.find(not_ours).is_none(), "{not_ours}");
+        }
+        for bad in [
+            "",
+            "us-east",
+            "US-EAST-1",
+            "us-east-1.evil.example",
+            "evil.example/x-1",
+            "us-east-1/",
+            "a-b-123",
+            "us--1",
+        ] {
+            assert_eq!(
+                StsEndpoints::global_and_regions(&[bad]),
+                Err(StsConfigError::Region(bad.to_owned())),
+                "{bad}"
+            );
+        }
+        assert!(is_region_name("us-gov-west-1") && is_region_name("ap-southeast-5"));
+
+        // A request signed for an allowed region passes; one for another region names both URLs.
+        let mut req = signed(Some(AUD), ALL_SIGNED);
+        req.url = "https://sts.eu-west-1.amazonaws.com/".into();
+        req.headers
+            .insert("Host".into(), "sts.eu-west-1.amazonaws.com".into());
+        req.headers.insert(
+            "Authorization".into(),
+            auth(ALL_SIGNED).replace("us-east-1", "eu-west-1"),
+        );
+        let fwd = check_identity(&req, &expect(&sts)).expect("allowed region");
+        assert_eq!(fwd.url, "https://sts.eu-west-1.amazonaws.com/");
+        let err = check(&req).expect_err("the global-only broker refuses it");
+        assert_eq!(
+            err.to_string(),
+            "identity request URL \"https://sts.eu-west-1.amazonaws.com/\" is not an STS endpoint this broker accepts (expected one of: https://sts.amazonaws.com/)"
+        );
+
+        // An override (an emulator) is the only endpoint, and any scope region is left to it.
+        let moto = StsEndpoints::only("http://127.0.0.1:5000").expect("override");
+        assert_eq!(moto.describe(), "http://127.0.0.1:5000/");
+        req.url = "http://127.0.0.1:5000/".into();
+        req.headers.insert("Host".into(), "127.0.0.1:5000".into());
+        assert!(check_identity(&req, &expect(&moto)).is_ok());
+        for bad in ["ftp://x/", "http://", "http://a/?q", "http://u@h/"] {
+            assert!(StsEndpoints::only(bad).is_err(), "{bad}");
+        }
+    }
+
+    // ---- Issue 10, point 2: caller strings are validated or escaped --------------------------
+
+    #[test]
+    fn repository_grammar_is_githubs_and_escaping_keeps_one_line() {
+        for good in ["acme/infra", "a/b", "Acme-Corp/.github", "x/a_b.c-d"] {
+            assert!(RepoName::parse(good).is_ok(), "{good}");
+        }
+        let forged = "acme/x\n2026-11-28T01:00:00Z  INFO audit: decision=\"issued\"";
+        for bad in [
+            forged,
+            "ac_me/infra",
+            "ac.me/infra",
+            &format!("{}/x", "a".repeat(40)),
+            &format!("a/{}", "x".repeat(101)),
+            "acme/.",
+            "acme/\u{1b}[31mred",
+        ] {
+            assert_eq!(RepoName::parse(bad), Err(RequestError::Repository), "{bad}");
+        }
+        let shown = escaped(forged, 200);
+        assert!(!shown.contains('\n') && shown.contains("\\n"), "{shown}");
+        assert!(!escaped("\u{1b}[31m", 10).contains('\u{1b}'));
+        assert_eq!(escaped("abcdef", 3), "\"abc\"…");
     }
 }

@@ -3,8 +3,9 @@
 //! installation access tokens scoped to repositories and permissions, and `repository_dispatch`.
 //!
 //! It listens on `127.0.0.1:0`; point the code under test at [`GitHubEmulator::base_url`]. Faults
-//! are injected with [`GitHubEmulator::fail_next`] and clock skew with
-//! [`GitHubEmulator::set_clock_skew`]; what happened is read back with
+//! are injected with [`GitHubEmulator::fail_next`], clock skew with
+//! [`GitHubEmulator::set_clock_skew`] and token revocation with [`GitHubEmulator::revoke_token`]
+//! or [`GitHubEmulator::revoke_all_tokens`]; what happened is read back with
 //! [`GitHubEmulator::dispatches`] and the request counters.
 
 use std::collections::{BTreeMap, HashMap};
@@ -203,6 +204,21 @@ impl GitHubEmulator {
             .manifest_codes
             .insert(code.clone(), manifest);
         code
+    }
+
+    /// Revokes `token` as `DELETE /installation/token` does: from now on GitHub answers 401
+    /// `Bad credentials` to it. Returns whether it was a live token.
+    pub fn revoke_token(&self, token: &str) -> bool {
+        lock(&self.state).tokens.remove(token).is_some()
+    }
+
+    /// Revokes every installation token issued so far (mid-flight, as an operator or GitHub
+    /// would); returns how many.
+    pub fn revoke_all_tokens(&self) -> usize {
+        let mut st = lock(&self.state);
+        let n = st.tokens.len();
+        st.tokens.clear();
+        n
     }
 
     /// Mints an installation token directly (for consumers that test only the dispatch side).
@@ -424,6 +440,13 @@ async fn handle(
         (Method::POST, ["repos", owner, repo, "dispatches"]) => {
             dispatch(&mut st, &req, &format!("{owner}/{repo}"), &body)
         }
+        (Method::DELETE, ["installation", "token"]) => {
+            let token = installation_token(&req).map(str::to_owned);
+            match token.and_then(|t| st.tokens.remove(&t)) {
+                Some(_) => respond(&st, StatusCode::NO_CONTENT, None),
+                None => error(&st, 401, "Bad credentials"),
+            }
+        }
         _ => error(&st, 404, "Not Found"),
     }
 }
@@ -582,15 +605,19 @@ fn manifest_conversion(st: &mut State, code: &str) -> HttpResponse {
     )
 }
 
-fn dispatch(st: &mut State, req: &HttpRequest, repository: &str, body: &[u8]) -> HttpResponse {
-    let token = req
-        .headers()
+/// The installation token of `Authorization: token …` or `Bearer …`.
+fn installation_token(req: &HttpRequest) -> Option<&str> {
+    req.headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| {
             v.strip_prefix("token ")
                 .or_else(|| v.strip_prefix("Bearer "))
-        });
+        })
+}
+
+fn dispatch(st: &mut State, req: &HttpRequest, repository: &str, body: &[u8]) -> HttpResponse {
+    let token = installation_token(req);
     let Some(scope) = token.and_then(|t| st.tokens.get(t)).cloned() else {
         return error(st, 401, "Bad credentials");
     };
@@ -814,6 +841,32 @@ mod tests {
             204
         );
         assert_eq!(gh.dispatches().len(), 2);
+
+        // A revoked token is 401 from then on, whichever way it was revoked.
+        assert!(gh.revoke_token(&token));
+        assert_eq!(
+            dispatch(&token, "acme/infra", json!({"event_type": "e"}))
+                .await
+                .expect("send")
+                .status(),
+            401
+        );
+        let other = gh.issue_token("acme/infra", &[("contents", "write")]);
+        let revoke = http
+            .delete(format!("{}/installation/token", gh.base_url()))
+            .header("authorization", format!("token {other}"))
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(revoke.status(), 204);
+        assert_eq!(
+            dispatch(&other, "acme/infra", json!({"event_type": "e"}))
+                .await
+                .expect("send")
+                .status(),
+            401
+        );
+        assert_eq!(gh.revoke_all_tokens(), 1, "the read-only token is left");
     }
 
     #[tokio::test]

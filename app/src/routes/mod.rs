@@ -1,5 +1,6 @@
-//! One module per route.
+//! One module per route, and the fallbacks (404, 405).
 
+pub mod fallback;
 pub mod health;
 pub mod tokens;
 pub mod webhooks;

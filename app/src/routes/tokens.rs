@@ -1,13 +1,14 @@
 //! `POST /v1/tokens`: a signed `sts:GetCallerIdentity` in, an installation token scoped to one
 //! repository out. Decide (identity checks, policy) in `ssm_core::broker`, then act (STS, GitHub).
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::Utc;
 use ssm_core::broker::{
-    Decision, IdentityExpectations, Permissions, Principal, RepoName, TokenRequest, TokenResponse,
-    check_identity, parse_permissions, still_fresh,
+    Decision, IdentityExpectations, Permissions, Principal, RepoName, TokenDigest, TokenRequest,
+    TokenResponse, check_identity, parse_permissions, still_fresh,
 };
 
+use crate::audit;
 use crate::cache::{CachedToken, ScopeKey};
 use crate::error::ApiError;
 use crate::github::GitHubError;
@@ -19,24 +20,47 @@ use crate::startup::AppState;
 enum Source {
     Minted,
     Cached,
+    /// Minted because the caller showed GitHub rejected the cached one.
+    Replaced,
+}
+
+/// What a `rejected_token_sha256` did, for the audit log.
+#[derive(Debug, Clone, Copy, Default)]
+enum Rejected {
+    #[default]
+    None,
+    /// It named the cached token, which was dropped.
+    Matched,
+    /// It named another token (one already replaced, or none of ours): nothing was dropped.
+    Unmatched,
+}
+
+/// What the handler learnt, for the audit line.
+#[derive(Debug, Default)]
+struct Learnt {
+    caller: Option<String>,
+    rejected: Rejected,
 }
 
 pub async fn issue(
     state: web::Data<AppState>,
+    http: HttpRequest,
     body: web::Json<TokenRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let req = body.into_inner();
-    let mut caller = None;
-    match handle(&state, &req, &mut caller).await {
+    let mut learnt = Learnt::default();
+    match handle(&state, &req, &mut learnt).await {
         Ok((resp, source)) => {
             tracing::info!(
                 target: "audit",
                 decision = "issued",
                 source = ?source,
-                caller = caller.as_deref().unwrap_or("-"),
-                repository = %req.repository,
-                permissions = ?req.permissions,
+                caller = %audit::caller(learnt.caller.as_deref()),
+                repository = %audit::repository(&req.repository),
+                permissions = %audit::permissions(&req.permissions),
+                rejected_token = ?learnt.rejected,
                 expires_at = %resp.expires_at,
+                user_agent = %audit::user_agent(&http),
                 "installation token issued"
             );
             Ok(HttpResponse::Created().json(resp))
@@ -49,15 +73,14 @@ pub async fn issue(
                 }
                 _ => {}
             }
-            tracing::warn!(
-                target: "audit",
-                decision = "refused",
-                code = err.code(),
-                caller = caller.as_deref().unwrap_or("-"),
-                repository = %req.repository,
-                permissions = ?req.permissions,
-                reason = %err,
-                "installation token refused"
+            audit::refused(
+                &http,
+                &err,
+                &audit::Context {
+                    caller: learnt.caller.as_deref(),
+                    repository: Some(&req.repository),
+                    permissions: Some(&req.permissions),
+                },
             );
             Err(err)
         }
@@ -67,26 +90,32 @@ pub async fn issue(
 async fn handle(
     state: &AppState,
     req: &TokenRequest,
-    caller: &mut Option<String>,
+    learnt: &mut Learnt,
 ) -> Result<(TokenResponse, Source), ApiError> {
     let repo = RepoName::parse(&req.repository)?;
     let permissions = parse_permissions(&req.permissions)?;
+    let rejected = req
+        .rejected_token_sha256
+        .as_deref()
+        .map(TokenDigest::parse_hex)
+        .transpose()?;
     let forward = check_identity(
         &req.identity,
         &IdentityExpectations {
-            sts_url: state.sts.endpoint().as_str(),
+            sts: state.sts.endpoints(),
             audience: &state.audience,
             now: Utc::now(),
         },
     )?;
     let arn = state.sts.caller_arn(&forward).await?;
-    *caller = Some(arn.clone());
+    learnt.caller = Some(arn.clone());
     let principal = Principal::from_arn(&arn)?;
     if let Decision::Deny(reason) = state.policy.check(&principal, &repo, &permissions) {
         return Err(reason.into());
     }
     let installation_id = installation_id(state, &repo).await?;
-    let (token, source) = token(state, installation_id, &repo, permissions).await?;
+    let (token, source) =
+        token(state, installation_id, &repo, permissions, rejected, learnt).await?;
     Ok((
         TokenResponse {
             token: token.token,
@@ -114,11 +143,18 @@ async fn installation_id(state: &AppState, repo: &RepoName) -> Result<u64, ApiEr
 
 /// The cached token for this scope if still fresh, otherwise one minted now; concurrent requests
 /// for one scope wait on the slot, so GitHub sees a single mint.
+///
+/// A `rejected` digest that matches the cached token (compared in constant time) drops it and
+/// mints another, at most once per `token_replace_min_interval` per scope (sooner is 429); one
+/// that matches nothing changes nothing, so a caller cannot force a mint without holding the
+/// current token, nor more often than the interval with it.
 async fn token(
     state: &AppState,
     installation_id: u64,
     repo: &RepoName,
     permissions: Permissions,
+    rejected: Option<TokenDigest>,
+    learnt: &mut Learnt,
 ) -> Result<(CachedToken, Source), ApiError> {
     let key = ScopeKey {
         installation_id,
@@ -126,8 +162,30 @@ async fn token(
         permissions,
     };
     let slot = state.tokens.slot(&key);
-    let mut cached = slot.lock().await;
-    if let Some(hit) = cached.as_ref()
+    let mut slot = slot.lock().await;
+    let mut replacing = false;
+    if let Some(rejected) = rejected {
+        learnt.rejected = Rejected::Unmatched;
+        if slot
+            .token
+            .as_ref()
+            .is_some_and(|t| rejected.matches(&t.token))
+        {
+            learnt.rejected = Rejected::Matched;
+            if let Some(at) = slot.replaced_at {
+                let since = at.elapsed();
+                if since < state.token_replace_min_interval {
+                    let wait = state.token_replace_min_interval - since;
+                    return Err(ApiError::ReplaceRateLimited {
+                        retry_after_secs: wait.as_secs() + 1,
+                    });
+                }
+            }
+            slot.token = None;
+            replacing = true;
+        }
+    }
+    if let Some(hit) = slot.token.as_ref()
         && still_fresh(hit.expires_at, Utc::now(), state.token_refresh_margin)
     {
         inc(&state.metrics.tokens_cached);
@@ -145,7 +203,12 @@ async fn token(
                 expires_at: minted.expires_at,
                 permissions: minted.permissions,
             };
-            *cached = Some(fresh.clone());
+            slot.token = Some(fresh.clone());
+            if replacing {
+                slot.replaced_at = Some(std::time::Instant::now());
+                inc(&state.metrics.tokens_replaced);
+                return Ok((fresh, Source::Replaced));
+            }
             Ok((fresh, Source::Minted))
         }
         Err(GitHubError::NotFound) => {

@@ -68,7 +68,9 @@ pub async fn spawn_app_with(test: &str, tweak: impl FnOnce(&mut Opts)) -> Option
             WEBHOOK_SECRET.parse::<Redacted>().expect("infallible"),
         ],
         github_api_url: github.base_url().parse().expect("url"),
-        sts_endpoint: moto.parse().expect("url"),
+        sts_endpoint: Some(moto.parse().expect("url")),
+        sts_allowed_regions: Vec::new(),
+        aws_region: None,
         audience: AUDIENCE.into(),
         policy_file: None,
         policy: None,
@@ -77,10 +79,14 @@ pub async fn spawn_app_with(test: &str, tweak: impl FnOnce(&mut Opts)) -> Option
         github_max_retries: 3,
         github_max_backoff_secs: 1,
         token_refresh_margin_secs: 600,
+        token_replace_min_interval_secs: 30,
         log_format: LogFormat::Text,
     };
     tweak(&mut opts);
-    let sts_endpoint = opts.sts_endpoint.to_string();
+    let sts_endpoint = opts
+        .sts_endpoint
+        .as_ref()
+        .map_or_else(|| moto.clone(), url::Url::to_string);
     let policy = Policy::from_json(POLICY).expect("policy");
     let settings = Settings::new(opts, TEST_APP_PRIVATE_KEY_PEM, policy).expect("settings");
     let app = Application::build(settings).expect("build");

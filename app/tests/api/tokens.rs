@@ -1,12 +1,15 @@
 //! `POST /v1/tokens` end to end: broker client → App → moto STS → GitHub emulator.
 
-use std::time::{Duration, SystemTime};
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::json;
 use ssm_broker_client::BrokerClientError;
-use ssm_core::broker::{AUDIENCE_HEADER, ErrorBody, TokenRequest};
+use ssm_core::broker::{AUDIENCE_HEADER, ErrorBody, TokenDigest, TokenRequest};
 
-use crate::helpers::{ALLOWED_ROLE, INSTALLATION, TestApp, logs, perms, spawn_app, spawn_app_with};
+use crate::helpers::{
+    ALLOWED_ROLE, AUDIENCE, INSTALLATION, TestApp, logs, perms, spawn_app, spawn_app_with,
+};
 
 async fn request_body(app: &TestApp, repo: &str, permissions: &[(&str, &str)]) -> TokenRequest {
     let creds = app.assume(ALLOWED_ROLE).await;
@@ -17,6 +20,7 @@ async fn request_body(app: &TestApp, repo: &str, permissions: &[(&str, &str)]) -
             .client()
             .sign_identity(&creds, SystemTime::now())
             .expect("sign"),
+        rejected_token_sha256: None,
     }
 }
 
@@ -497,7 +501,7 @@ async fn health_and_metrics() {
 #[tokio::test]
 async fn sts_unreachable_is_502_and_retryable() {
     let Some(app) = spawn_app_with("sts_unreachable_is_502_and_retryable", |o| {
-        o.sts_endpoint = "http://127.0.0.1:1/".parse().expect("url");
+        o.sts_endpoint = Some("http://127.0.0.1:1/".parse().expect("url"));
     })
     .await
     else {
@@ -521,7 +525,7 @@ async fn an_sts_that_does_not_confirm_the_identity_is_401() {
     // Anything but a 2xx GetCallerIdentityResponse from the STS endpoint rejects the caller.
     let Some(app) = spawn_app_with("an_sts_that_does_not_confirm_the_identity_is_401", |o| {
         // The GitHub emulator answers POST / with 404 JSON: not STS.
-        o.sts_endpoint = o.github_api_url.clone();
+        o.sts_endpoint = Some(o.github_api_url.clone());
     })
     .await
     else {
@@ -538,4 +542,454 @@ async fn an_sts_that_does_not_confirm_the_identity_is_401() {
         "{err:?}"
     );
     assert_eq!(app.github.access_token_requests(), 0);
+}
+
+/// A string no other test logs.
+fn marker(what: &str) -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock")
+        .as_nanos();
+    format!("{what}{nanos}")
+}
+
+/// Lines of the shared log that contain `needle`.
+fn lines_with(needle: &str) -> Vec<String> {
+    logs()
+        .lines()
+        .filter(|l| l.contains(needle))
+        .map(str::to_owned)
+        .collect()
+}
+
+// ---- Issue 10, point 1 ------------------------------------------------------------------------
+
+/// The attack from the issue: sign without the audience header, then add the header and append a
+/// second `SignedHeaders` naming it. The old checker read the last `SignedHeaders` and moto (which
+/// does not verify signatures) answered, so this was 201.
+#[tokio::test]
+async fn an_audience_header_added_after_signing_is_refused() {
+    let Some(app) = spawn_app("an_audience_header_added_after_signing_is_refused").await else {
+        return;
+    };
+    let creds = app.assume(ALLOWED_ROLE).await;
+    let unbound = app
+        .client()
+        .sign_identity_with_headers(
+            &creds,
+            SystemTime::now(),
+            BTreeMap::from([(
+                "content-type".to_owned(),
+                "application/x-www-form-urlencoded; charset=utf-8".to_owned(),
+            )]),
+        )
+        .expect("sign");
+    let auth = unbound.headers["authorization"].to_owned();
+    assert!(!auth.contains(AUDIENCE_HEADER), "{auth}");
+    let signed = auth
+        .split("SignedHeaders=")
+        .nth(1)
+        .and_then(|rest| rest.split(',').next())
+        .expect("SignedHeaders")
+        .to_owned();
+    let mut attack = TokenRequest {
+        repository: "acme/infra".into(),
+        permissions: perms(&[("contents", "write")]),
+        identity: unbound,
+        rejected_token_sha256: None,
+    };
+    attack
+        .identity
+        .headers
+        .insert(AUDIENCE_HEADER.to_owned(), AUDIENCE.to_owned());
+    attack.identity.headers.insert(
+        "authorization".to_owned(),
+        format!("{auth}, SignedHeaders={signed};{AUDIENCE_HEADER}"),
+    );
+    let (status, err) = error_of(
+        app.post_token(&serde_json::to_value(&attack).expect("json"))
+            .await,
+    )
+    .await;
+    assert_eq!(status, 401, "{err:?}");
+    assert_eq!(err.error.code, "identity_rejected");
+    assert!(err.error.message.contains("exactly once"), "{err:?}");
+
+    // A repeated security header, in another case or as a byte-identical JSON key, is refused
+    // and named.
+    let good = request_body(&app, "acme/infra", &[("contents", "write")]).await;
+    let mut twice = good.clone();
+    let date = twice.identity.headers["x-amz-date"].to_owned();
+    twice.identity.headers.append("X-Amz-Date", date.clone());
+    let (status, err) = error_of(
+        app.post_token(&serde_json::to_value(&twice).expect("json"))
+            .await,
+    )
+    .await;
+    assert_eq!(
+        (status, err.error.code.as_str()),
+        (401, "identity_rejected")
+    );
+    assert!(err.error.message.contains("\"x-amz-date\""), "{err:?}");
+    let text = serde_json::to_string(&good).expect("json").replacen(
+        "\"headers\":{",
+        &format!("\"headers\":{{\"x-amz-date\":\"{date}\","),
+        1,
+    );
+    let resp = app
+        .http
+        .post(format!("{}/v1/tokens", app.address))
+        .header("content-type", "application/json")
+        .body(text)
+        .send()
+        .await
+        .expect("send");
+    let (status, err) = error_of(resp).await;
+    assert_eq!(
+        (status, err.error.code.as_str()),
+        (401, "identity_rejected")
+    );
+    assert!(err.error.message.contains("\"x-amz-date\""), "{err:?}");
+    assert_eq!(app.github.access_token_requests(), 0);
+
+    // The genuine request, forwarded with the Authorization rebuilt from its parts, still works.
+    let resp = app
+        .post_token(&serde_json::to_value(&good).expect("json"))
+        .await;
+    assert_eq!(resp.status(), 201);
+}
+
+// ---- Issue 10, point 2 ------------------------------------------------------------------------
+
+#[tokio::test]
+async fn caller_strings_cannot_forge_audit_lines_or_colour_the_log() {
+    let Some(app) = spawn_app("caller_strings_cannot_forge_audit_lines_or_colour_the_log").await
+    else {
+        return;
+    };
+    let mark = marker("FORGED");
+    let good =
+        serde_json::to_value(request_body(&app, "acme/infra", &[("contents", "write")]).await)
+            .expect("json");
+    let forged_line = format!(
+        "acme/x\n2026-11-28T01:00:00Z  INFO audit: {mark} decision=\"issued\" caller=\"admin\""
+    );
+    let mut bad_repo = good.clone();
+    bad_repo["repository"] = json!(forged_line);
+    let mut coloured = good.clone();
+    coloured["permissions"] = json!({format!("\u{1b}[31m{mark}\nWARN audit:"): "write"});
+    let mut coloured_level = good.clone();
+    coloured_level["permissions"] = json!({"contents": format!("\u{1b}[2J{mark}")});
+    let mut field = good;
+    field[format!("x\n{mark} INFO audit: decision=\"issued\"")] = json!(1);
+    for body in [bad_repo, coloured, coloured_level, field] {
+        let (status, err) = error_of(app.post_token(&body).await).await;
+        assert_eq!((status, err.error.code.as_str()), (400, "bad_request"));
+    }
+    let lines = lines_with(&mark);
+    assert_eq!(lines.len(), 4, "one line per request: {lines:#?}");
+    for line in &lines {
+        assert!(
+            line.contains("request refused") && line.contains("decision=\"refused\""),
+            "the marker appears only inside the real audit line: {line}"
+        );
+        assert!(!line.contains('\u{1b}'), "no ESC byte: {line:?}");
+    }
+    assert!(
+        !logs().contains('\u{1b}'),
+        "no ESC byte anywhere in the log"
+    );
+}
+
+// ---- Issue 10, point 3 ------------------------------------------------------------------------
+
+#[tokio::test]
+async fn unknown_request_fields_are_400() {
+    let Some(app) = spawn_app("unknown_request_fields_are_400").await else {
+        return;
+    };
+    let good =
+        serde_json::to_value(request_body(&app, "acme/infra", &[("contents", "write")]).await)
+            .expect("json");
+    let mut repositories = good.clone();
+    repositories["repositories"] = json!(["acme/infra", "acme/other"]);
+    let mut query = good.clone();
+    query["identity"]["query"] = json!("Action=GetCallerIdentity");
+    for (field, body) in [("repositories", repositories), ("query", query)] {
+        let (status, err) = error_of(app.post_token(&body).await).await;
+        assert_eq!((status, err.error.code.as_str()), (400, "bad_request"));
+        assert!(err.error.message.contains(field), "{err:?}");
+    }
+    assert_eq!(app.github.access_token_requests(), 0);
+    assert_eq!(app.post_token(&good).await.status(), 201);
+}
+
+// ---- Issue 10, point 4 ------------------------------------------------------------------------
+
+#[tokio::test]
+async fn every_refusal_is_audited_and_unknown_routes_answer_json() {
+    let Some(app) = spawn_app("every_refusal_is_audited_and_unknown_routes_answer_json").await
+    else {
+        return;
+    };
+    let mark = marker("ua-");
+    let send = |method: reqwest::Method, path: &str, ua: String, body: Vec<u8>, ct: &str| {
+        app.http
+            .request(method, format!("{}{path}", app.address))
+            .header("user-agent", ua)
+            .header("content-type", ct.to_owned())
+            .body(body)
+            .send()
+    };
+    let json_ct = "application/json";
+    let cases = [
+        (
+            reqwest::Method::POST,
+            "/v1/tokens",
+            b"{not json".to_vec(),
+            json_ct,
+            400,
+            "bad_request",
+        ),
+        (
+            reqwest::Method::POST,
+            "/v1/tokens",
+            b"{}".to_vec(),
+            "text/plain",
+            400,
+            "bad_request",
+        ),
+        (
+            reqwest::Method::POST,
+            "/v1/tokens",
+            vec![b' '; 100 * 1024],
+            json_ct,
+            413,
+            "payload_too_large",
+        ),
+        (
+            reqwest::Method::GET,
+            "/v1/tokens",
+            Vec::new(),
+            json_ct,
+            405,
+            "method_not_allowed",
+        ),
+        (
+            reqwest::Method::DELETE,
+            "/healthz",
+            Vec::new(),
+            json_ct,
+            405,
+            "method_not_allowed",
+        ),
+        (
+            reqwest::Method::GET,
+            "/v1/nothing-here",
+            Vec::new(),
+            json_ct,
+            404,
+            "not_found",
+        ),
+        (
+            reqwest::Method::POST,
+            "/",
+            Vec::new(),
+            json_ct,
+            404,
+            "not_found",
+        ),
+    ];
+    for (i, (method, path, body, ct, want_status, want_code)) in cases.into_iter().enumerate() {
+        let ua = format!("{mark}-{i}");
+        let resp = send(method.clone(), path, ua.clone(), body, ct)
+            .await
+            .expect("send");
+        let allow = resp
+            .headers()
+            .get("allow")
+            .map(|v| v.to_str().expect("ascii").to_owned());
+        let (status, err) = error_of(resp).await;
+        assert_eq!(
+            (status, err.error.code.as_str()),
+            (want_status, want_code),
+            "{method} {path}"
+        );
+        if want_status == 405 {
+            let want = if path == "/healthz" { "GET" } else { "POST" };
+            assert_eq!(allow.as_deref(), Some(want), "{method} {path}");
+        }
+        let lines = lines_with(&format!("user_agent=\"{ua}\""));
+        assert_eq!(lines.len(), 1, "{method} {path}: {lines:#?}");
+        assert!(
+            lines[0].contains(" audit:")
+                && lines[0].contains("decision=\"refused\"")
+                && lines[0].contains(&format!("status={want_status}"))
+                && lines[0].contains(&format!("code=\"{want_code}\"")),
+            "{}",
+            lines[0]
+        );
+    }
+    assert!(
+        app.metrics()
+            .await
+            .contains("ssm_app_requests_malformed_total 3\n")
+    );
+}
+
+// ---- Issue 10, point 5 ------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_rejected_token_is_replaced_once_and_only_when_its_hash_matches() {
+    let Some(app) =
+        spawn_app("a_rejected_token_is_replaced_once_and_only_when_its_hash_matches").await
+    else {
+        return;
+    };
+    let creds = app.assume(ALLOWED_ROLE).await;
+    let client = app.client();
+    let want = perms(&[("contents", "write")]);
+    let dispatch = |token: String| {
+        app.http
+            .post(format!(
+                "{}/repos/acme/infra/dispatches",
+                app.github.base_url()
+            ))
+            .header("authorization", format!("token {token}"))
+            .json(&json!({"event_type": "ssm-drift"}))
+            .send()
+    };
+    let a = client
+        .token(&creds, "acme/infra", &want)
+        .await
+        .expect("first");
+    assert!(app.github.revoke_token(a.token.expose()));
+    assert_eq!(
+        dispatch(a.token.expose().to_owned())
+            .await
+            .expect("send")
+            .status(),
+        401,
+        "GitHub rejects the revoked token"
+    );
+
+    // The digest of any other token evicts nothing: no caller can force a mint with it.
+    let unrelated = client
+        .replace_token(
+            &creds,
+            "acme/infra",
+            &want,
+            &TokenDigest::of("ghs_not_ours"),
+        )
+        .await
+        .expect("cached");
+    assert_eq!(unrelated.token, a.token);
+    assert_eq!(app.github.access_token_requests(), 1);
+    let mut malformed =
+        serde_json::to_value(request_body(&app, "acme/infra", &[("contents", "write")]).await)
+            .expect("json");
+    malformed["rejected_token_sha256"] = json!("not-a-digest");
+    let (status, err) = error_of(app.post_token(&malformed).await).await;
+    assert_eq!((status, err.error.code.as_str()), (400, "bad_request"));
+
+    // The digest of the cached token replaces it, and the new one works.
+    let b = client
+        .replace_token(
+            &creds,
+            "acme/infra",
+            &want,
+            &TokenDigest::of(a.token.expose()),
+        )
+        .await
+        .expect("replaced");
+    assert_ne!(b.token, a.token);
+    assert_eq!(app.github.access_token_requests(), 2);
+    assert_eq!(
+        dispatch(b.token.expose().to_owned())
+            .await
+            .expect("send")
+            .status(),
+        204
+    );
+
+    // Another caller reporting the old token gets the new one, without a mint.
+    let c = client
+        .replace_token(
+            &creds,
+            "acme/infra",
+            &want,
+            &TokenDigest::of(a.token.expose()),
+        )
+        .await
+        .expect("the replacement");
+    assert_eq!(c.token, b.token);
+    assert_eq!(app.github.access_token_requests(), 2);
+
+    // Reporting the fresh one at once is rate limited (429, retryable, Retry-After).
+    let err = client
+        .replace_token(
+            &creds,
+            "acme/infra",
+            &want,
+            &TokenDigest::of(b.token.expose()),
+        )
+        .await
+        .expect_err("rate limited");
+    assert!(
+        matches!(&err, BrokerClientError::Status { status: 429, code, .. } if code == "token_replace_rate_limited"),
+        "{err:?}"
+    );
+    assert!(err.is_retryable());
+    assert_eq!(app.github.access_token_requests(), 2);
+    let metrics = app.metrics().await;
+    assert!(
+        metrics.contains("ssm_app_tokens_replaced_total 1\n"),
+        "{metrics}"
+    );
+    let log = logs();
+    assert!(log.contains("source=Replaced") && log.contains("rejected_token=Unmatched"));
+    for t in [&a.token, &b.token] {
+        assert!(!log.contains(t.expose()), "a token leaked into the logs");
+    }
+}
+
+// ---- Issue 10, point 6 ------------------------------------------------------------------------
+
+#[tokio::test]
+async fn an_sts_endpoint_outside_the_allowlist_names_expected_and_received() {
+    // The default broker: no override, its region's endpoint and the global one accepted.
+    let Some(app) = spawn_app_with(
+        "an_sts_endpoint_outside_the_allowlist_names_expected_and_received",
+        |o| {
+            o.sts_endpoint = None;
+            o.aws_region = Some("eu-west-1".into());
+        },
+    )
+    .await
+    else {
+        return;
+    };
+    let creds = app.assume(ALLOWED_ROLE).await;
+    // Signed for another endpoint (here moto's): refused before anything is sent anywhere.
+    let err = app
+        .client()
+        .token(&creds, "acme/infra", &perms(&[("contents", "write")]))
+        .await
+        .expect_err("not an accepted endpoint");
+    let BrokerClientError::Status {
+        status: 401,
+        code,
+        message,
+    } = &err
+    else {
+        panic!("{err:?}");
+    };
+    assert_eq!(code, "identity_rejected");
+    assert!(
+        message.contains(&format!(
+            "{:?}",
+            app.moto.trim_end_matches('/').to_owned() + "/"
+        )) && message.contains("https://sts.amazonaws.com/, https://sts.eu-west-1.amazonaws.com/"),
+        "{message}"
+    );
 }

@@ -13,8 +13,8 @@ use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, si
 use aws_sigv4::sign::v4;
 use aws_smithy_runtime_api::client::identity::Identity;
 use ssm_core::broker::{
-    AUDIENCE_HEADER, ErrorBody, GET_CALLER_IDENTITY_BODY, SignedIdentityRequest, TokenRequest,
-    TokenResponse,
+    AUDIENCE_HEADER, ErrorBody, GET_CALLER_IDENTITY_BODY, GLOBAL_STS_ENDPOINT,
+    SignedIdentityRequest, TokenDigest, TokenRequest, TokenResponse,
 };
 
 /// Where the broker is and how to prove who we are to it.
@@ -24,7 +24,9 @@ pub struct BrokerClientConfig {
     pub broker_url: String,
     /// The audience the broker is configured with.
     pub audience: String,
-    /// The STS endpoint the broker forwards to, e.g. `https://sts.amazonaws.com/`.
+    /// The STS endpoint to sign for, one the broker accepts: the global
+    /// `https://sts.amazonaws.com/` or the regional endpoint of a region in the broker's
+    /// `SSM_STS_ALLOWED_REGIONS` (by default the broker's own region).
     pub sts_endpoint: String,
     /// The region to sign for (`us-east-1` for the global STS endpoint).
     pub region: String,
@@ -34,7 +36,7 @@ pub struct BrokerClientConfig {
 
 impl BrokerClientConfig {
     /// The global STS endpoint, the default for [`BrokerClientConfig::sts_endpoint`].
-    pub const DEFAULT_STS_ENDPOINT: &str = "https://sts.amazonaws.com/";
+    pub const DEFAULT_STS_ENDPOINT: &str = GLOBAL_STS_ENDPOINT;
 }
 
 /// Why a token could not be obtained. [`BrokerClientError::is_retryable`] tells the caller
@@ -125,6 +127,25 @@ impl BrokerClient {
         credentials: &Credentials,
         at: SystemTime,
     ) -> Result<SignedIdentityRequest, BrokerClientError> {
+        let headers = BTreeMap::from([
+            (
+                "content-type".to_owned(),
+                "application/x-www-form-urlencoded; charset=utf-8".to_owned(),
+            ),
+            (AUDIENCE_HEADER.to_owned(), self.audience.clone()),
+        ]);
+        self.sign_identity_with_headers(credentials, at, headers)
+    }
+
+    /// Signs `sts:GetCallerIdentity` for the configured endpoint with exactly `headers` (plus
+    /// `host` and what SigV4 adds). [`BrokerClient::sign_identity`] is this with the audience;
+    /// tests use it to build requests the broker must refuse.
+    pub fn sign_identity_with_headers(
+        &self,
+        credentials: &Credentials,
+        at: SystemTime,
+        mut headers: BTreeMap<String, String>,
+    ) -> Result<SignedIdentityRequest, BrokerClientError> {
         let signing_err = |e: &dyn std::fmt::Display| BrokerClientError::Signing(e.to_string());
         let identity: Identity = credentials.clone().into();
         let params = v4::SigningParams::builder()
@@ -136,14 +157,7 @@ impl BrokerClient {
             .build()
             .map_err(|e| signing_err(&e))?
             .into();
-        let mut headers = BTreeMap::from([
-            ("host".to_owned(), self.sts_host.clone()),
-            (
-                "content-type".to_owned(),
-                "application/x-www-form-urlencoded; charset=utf-8".to_owned(),
-            ),
-            (AUDIENCE_HEADER.to_owned(), self.audience.clone()),
-        ]);
+        headers.insert("host".to_owned(), self.sts_host.clone());
         let signable = SignableRequest::new(
             "POST",
             self.sts_url.as_str(),
@@ -160,7 +174,7 @@ impl BrokerClient {
         Ok(SignedIdentityRequest {
             method: "POST".into(),
             url: self.sts_url.to_string(),
-            headers,
+            headers: headers.into(),
             body: GET_CALLER_IDENTITY_BODY.into(),
         })
     }
@@ -172,10 +186,38 @@ impl BrokerClient {
         repository: &str,
         permissions: &BTreeMap<String, String>,
     ) -> Result<TokenResponse, BrokerClientError> {
+        self.request(credentials, repository, permissions, None)
+            .await
+    }
+
+    /// Like [`BrokerClient::token`], reporting that GitHub rejected (401) the token whose
+    /// SHA-256 is `rejected`: the broker drops its cached token for this scope only if it is
+    /// that one, and mints a fresh one (at most once per scope in a configured interval; sooner,
+    /// it answers 429 `token_replace_rate_limited`, which is retryable). A digest of any other
+    /// token leaves the cache alone.
+    pub async fn replace_token(
+        &self,
+        credentials: &Credentials,
+        repository: &str,
+        permissions: &BTreeMap<String, String>,
+        rejected: &TokenDigest,
+    ) -> Result<TokenResponse, BrokerClientError> {
+        self.request(credentials, repository, permissions, Some(rejected))
+            .await
+    }
+
+    async fn request(
+        &self,
+        credentials: &Credentials,
+        repository: &str,
+        permissions: &BTreeMap<String, String>,
+        rejected: Option<&TokenDigest>,
+    ) -> Result<TokenResponse, BrokerClientError> {
         let request = TokenRequest {
             repository: repository.to_owned(),
             permissions: permissions.clone(),
             identity: self.sign_identity(credentials, SystemTime::now())?,
+            rejected_token_sha256: rejected.map(TokenDigest::to_hex),
         };
         let resp = self
             .http
@@ -210,7 +252,7 @@ impl BrokerClient {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ssm_core::broker::{IdentityExpectations, check_identity};
+    use ssm_core::broker::{IdentityExpectations, StsEndpoints, check_identity};
 
     fn client(sts: &str) -> BrokerClient {
         BrokerClient::new(BrokerClientConfig {
@@ -246,13 +288,46 @@ mod tests {
         let fwd = check_identity(
             &req,
             &IdentityExpectations {
-                sts_url: "https://sts.amazonaws.com/",
+                sts: &StsEndpoints::global_and_regions::<&str>(&[]).expect("endpoints"),
                 audience: "ssm-broker-test",
                 now: chrono::Utc::now(),
             },
         )
         .expect("broker accepts it");
         assert!(fwd.headers.iter().any(|(n, _)| n == "x-amz-date"));
+        assert_eq!(
+            fwd.headers[0],
+            ("authorization".to_owned(), auth.to_owned())
+        );
+    }
+
+    #[test]
+    fn a_regional_signature_passes_a_broker_that_allows_the_region() {
+        let c = BrokerClient::new(BrokerClientConfig {
+            broker_url: "http://127.0.0.1:1/".into(),
+            audience: "ssm-broker-test".into(),
+            sts_endpoint: "https://sts.eu-west-1.amazonaws.com/".into(),
+            region: "eu-west-1".into(),
+            timeout: Duration::from_secs(2),
+        })
+        .expect("client");
+        let creds = Credentials::new("AKIDEXAMPLE", "secret", None, None, "test");
+        let req = c.sign_identity(&creds, SystemTime::now()).expect("signed");
+        let check = |regions: &[&str]| {
+            check_identity(
+                &req,
+                &IdentityExpectations {
+                    sts: &StsEndpoints::global_and_regions(regions).expect("endpoints"),
+                    audience: "ssm-broker-test",
+                    now: chrono::Utc::now(),
+                },
+            )
+        };
+        assert_eq!(
+            check(&["eu-west-1"]).expect("allowed").url,
+            "https://sts.eu-west-1.amazonaws.com/"
+        );
+        assert!(check(&["us-east-1"]).is_err());
     }
 
     #[test]

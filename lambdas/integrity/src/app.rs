@@ -30,15 +30,9 @@ pub async fn build(config: &Config, aws: &SdkConfig) -> anyhow::Result<Integrity
         .region()
         .map(|r| r.to_string())
         .context("no AWS region configured")?;
-    let sts_endpoint = config.sts_endpoint_for(&region);
-    let broker = BrokerClient::new(BrokerClientConfig {
-        broker_url: config.broker_url.clone(),
-        audience: config.broker_audience.clone(),
-        sts_endpoint: sts_endpoint.clone(),
-        region: signing_region(&sts_endpoint, &region),
-        timeout: config.http_timeout(),
-    })
-    .context("broker client")?;
+    let broker_config = broker_client_config(config, &region);
+    let sts_endpoint = broker_config.sts_endpoint.clone();
+    let broker = BrokerClient::new(broker_config).context("broker client")?;
     let credentials = aws
         .credentials_provider()
         .context("no AWS credentials provider")?;
@@ -82,6 +76,20 @@ pub async fn build(config: &Config, aws: &SdkConfig) -> anyhow::Result<Integrity
 /// Loads the AWS environment of the Lambda.
 pub async fn aws_config() -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest()).load().await
+}
+
+/// The broker client's settings in `region`: by default it signs for the regional STS endpoint,
+/// which the broker accepts when it runs in the same region or lists it in
+/// `SSM_STS_ALLOWED_REGIONS` (`tests/sts_defaults.rs` keeps the two defaults in agreement).
+pub fn broker_client_config(config: &Config, region: &str) -> BrokerClientConfig {
+    let sts_endpoint = config.sts_endpoint_for(region);
+    BrokerClientConfig {
+        broker_url: config.broker_url.clone(),
+        audience: config.broker_audience.clone(),
+        region: signing_region(&sts_endpoint, region),
+        sts_endpoint,
+        timeout: config.http_timeout(),
+    }
 }
 
 /// The region to sign for: `us-east-1` for the global endpoint, else the Lambda's region.

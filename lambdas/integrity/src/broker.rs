@@ -2,10 +2,12 @@
 //! secret anywhere in the Lambda.
 
 use std::collections::BTreeMap;
+use std::sync::Mutex;
 
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use ssm_broker_client::{BrokerClient, BrokerClientError};
+use ssm_core::broker::TokenDigest;
 
 use crate::dispatch::{GitHubToken, TokenError, TokenSource};
 
@@ -21,6 +23,8 @@ pub struct BrokerTokenSource {
     credentials: SharedCredentialsProvider,
     repository: String,
     permissions: BTreeMap<String, String>,
+    /// The digest of the last token GitHub rejected, until the broker hands out another one.
+    rejected: Mutex<Option<TokenDigest>>,
 }
 
 impl BrokerTokenSource {
@@ -34,7 +38,12 @@ impl BrokerTokenSource {
             credentials,
             repository: repository.into(),
             permissions: dispatch_permissions(),
+            rejected: Mutex::new(None),
         }
+    }
+
+    fn pending_rejection(&self) -> Option<TokenDigest> {
+        *self.rejected.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -48,18 +57,36 @@ impl TokenSource for BrokerTokenSource {
                 retryable: true,
                 source: Box::new(e),
             })?;
-        let response = self
-            .client
-            .token(&credentials, &self.repository, &self.permissions)
-            .await
-            .map_err(|e: BrokerClientError| TokenError {
-                retryable: e.is_retryable(),
-                source: Box::new(e),
-            })?;
-        tracing::info!(repository = %response.repository, expires_at = %response.expires_at, "installation token from the broker");
+        let rejected = self.pending_rejection();
+        let response = match &rejected {
+            // Tell the broker which token GitHub rejected, so it replaces its cached copy.
+            Some(digest) => {
+                self.client
+                    .replace_token(&credentials, &self.repository, &self.permissions, digest)
+                    .await
+            }
+            None => {
+                self.client
+                    .token(&credentials, &self.repository, &self.permissions)
+                    .await
+            }
+        }
+        .map_err(|e: BrokerClientError| TokenError {
+            retryable: e.is_retryable(),
+            source: Box::new(e),
+        })?;
+        if rejected.is_some_and(|d| !d.matches(&response.token)) {
+            *self.rejected.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        }
+        tracing::info!(repository = %response.repository, expires_at = %response.expires_at, replacing = rejected.is_some(), "installation token from the broker");
         Ok(GitHubToken {
             token: SecretString::from(response.token.expose().to_owned()),
             expires_at: response.expires_at,
         })
+    }
+
+    async fn rejected(&self, token: &SecretString) {
+        let digest = TokenDigest::of(token.expose_secret());
+        *self.rejected.lock().unwrap_or_else(|p| p.into_inner()) = Some(digest);
     }
 }

@@ -33,6 +33,13 @@ pub struct TokenError {
 /// Where installation tokens come from (the broker in production).
 pub trait TokenSource: Send + Sync {
     fn token(&self) -> impl Future<Output = Result<GitHubToken, TokenError>> + Send;
+
+    /// GitHub answered 401 to `token`: the next [`TokenSource::token`] should not hand it out
+    /// again (the broker replaces its cached copy when told which one it was).
+    fn rejected(&self, token: &SecretString) -> impl Future<Output = ()> + Send {
+        let _ = token;
+        std::future::ready(())
+    }
 }
 
 /// Sends a dispatch body; the handler's seam.
@@ -238,6 +245,7 @@ impl<T: TokenSource> GitHubDispatcher<T> {
             Outcome::Done => Attempt::Sent,
             Outcome::RefreshToken => {
                 self.forget_token().await;
+                self.tokens.rejected(&token).await;
                 Attempt::Retry {
                     after: None,
                     reason: "401: token expired or revoked".into(),

@@ -421,3 +421,31 @@ async fn a_repository_the_app_is_not_installed_on_fails_without_retrying_forever
     assert!(started.elapsed() < Duration::from_secs(20));
     assert_eq!(metrics.codes(), ["not_installed"], "alarmable at once");
 }
+
+/// GitHub revokes the installation token that both the Lambda and the broker hold. The Lambda's
+/// dispatch gets 401, it tells the broker which token was rejected (its SHA-256), the broker
+/// replaces that cached token, and the dispatch goes through with the fresh one.
+#[tokio::test]
+async fn a_token_revoked_mid_flight_is_replaced_and_the_dispatch_succeeds() {
+    let Some(w) = world("a_token_revoked_mid_flight_is_replaced").await else {
+        return;
+    };
+    let response = w.handler.handle(w.batch(&BURST[..1])).await.unwrap();
+    assert_eq!(failures(&response), Vec::<&str>::new());
+    assert_eq!(w.github.access_token_requests(), 1);
+    assert_eq!(w.github.revoke_all_tokens(), 1, "the one token is revoked");
+
+    let response = w.handler.handle(w.batch(&BURST[1..2])).await.unwrap();
+    assert_eq!(
+        failures(&response),
+        Vec::<&str>::new(),
+        "the dispatch went through with a fresh token"
+    );
+    assert_eq!(w.github.dispatches().len(), 2);
+    assert_eq!(
+        w.github.access_token_requests(),
+        2,
+        "exactly one replacement mint"
+    );
+    assert!(logs().contains("source=Replaced"));
+}

@@ -139,22 +139,7 @@ impl Drop for KillOnDrop {
 }
 
 async fn assume(moto: &str) -> Credentials {
-    let config = ssm_testkit::aws_config(moto).await;
-    let out = aws_sdk_sts::Client::new(&config)
-        .assume_role()
-        .role_arn(ROLE)
-        .role_session_name("bench")
-        .send()
-        .await
-        .expect("assume role");
-    let c = out.credentials().expect("credentials");
-    Credentials::new(
-        c.access_key_id(),
-        c.secret_access_key(),
-        Some(c.session_token().to_owned()),
-        None,
-        "bench",
-    )
+    ssm_testkit::assume_role(moto, ROLE, "bench").await
 }
 
 #[tokio::main]

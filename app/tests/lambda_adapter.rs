@@ -355,25 +355,6 @@ fn adapter_binary() -> Option<PathBuf> {
     }
 }
 
-async fn assume(moto: &str, role_arn: &str) -> Credentials {
-    let config = ssm_testkit::aws_config(moto).await;
-    let out = aws_sdk_sts::Client::new(&config)
-        .assume_role()
-        .role_arn(role_arn)
-        .role_session_name("lambda-adapter-test")
-        .send()
-        .await
-        .expect("assume role");
-    let c = out.credentials().expect("credentials");
-    Credentials::new(
-        c.access_key_id(),
-        c.secret_access_key(),
-        Some(c.session_token().to_owned()),
-        None,
-        "moto",
-    )
-}
-
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -502,7 +483,7 @@ async fn app_behind_the_web_adapter_answers_function_url_events() {
             Some(&body),
         )
     };
-    let allowed = assume(&moto, ALLOWED_ROLE).await;
+    let allowed = ssm_testkit::assume_role(&moto, ALLOWED_ROLE, "lambda-adapter-test").await;
     let started = Instant::now();
     let (status, body) = setup.invoke(&env, &token_event(&allowed)).await;
     let first_token = started.elapsed();
@@ -518,7 +499,7 @@ async fn app_behind_the_web_adapter_answers_function_url_events() {
     );
 
     // The policy refuses a role it does not name, through the same path.
-    let stranger = assume(&moto, OTHER_ROLE).await;
+    let stranger = ssm_testkit::assume_role(&moto, OTHER_ROLE, "lambda-adapter-test").await;
     let (status, body) = setup.invoke(&env, &token_event(&stranger)).await;
     assert_eq!(
         (status, &body["error"]["code"]),

@@ -42,6 +42,27 @@ pub async fn aws_config(endpoint: &str) -> SdkConfig {
         .await
 }
 
+/// Credentials of `role_arn` assumed through the emulator's STS (session `session_name`), as an
+/// AWS workload would hold them: the identity the broker's tests sign with.
+#[cfg(feature = "sts")]
+pub async fn assume_role(endpoint: &str, role_arn: &str, session_name: &str) -> Credentials {
+    let out = aws_sdk_sts::Client::new(&aws_config(endpoint).await)
+        .assume_role()
+        .role_arn(role_arn)
+        .role_session_name(session_name)
+        .send()
+        .await
+        .expect("the emulator's STS assumes the role");
+    let c = out.credentials().expect("AssumeRole returns credentials");
+    Credentials::new(
+        c.access_key_id(),
+        c.secret_access_key(),
+        Some(c.session_token().to_owned()),
+        None,
+        "emulator-assume-role",
+    )
+}
+
 #[cfg(feature = "github")]
 pub mod github;
 pub mod logs;

@@ -106,23 +106,7 @@ pub async fn spawn_app_with(test: &str, tweak: impl FnOnce(&mut Opts)) -> Option
 impl TestApp {
     /// Credentials of an assumed role, from moto's STS.
     pub async fn assume(&self, role_arn: &str) -> Credentials {
-        let config = ssm_testkit::aws_config(&self.moto).await;
-        let sts = aws_sdk_sts::Client::new(&config);
-        let out = sts
-            .assume_role()
-            .role_arn(role_arn)
-            .role_session_name("integrity-test")
-            .send()
-            .await
-            .expect("assume role");
-        let c = out.credentials().expect("credentials");
-        Credentials::new(
-            c.access_key_id(),
-            c.secret_access_key(),
-            Some(c.session_token().to_owned()),
-            None,
-            "moto-assume-role",
-        )
+        ssm_testkit::assume_role(&self.moto, role_arn, "integrity-test").await
     }
 
     pub fn client(&self) -> BrokerClient {

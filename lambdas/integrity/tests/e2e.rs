@@ -59,22 +59,7 @@ fn unique(name: &str) -> String {
 
 /// Credentials of the Lambda's role, from moto's STS (its GetCallerIdentity then names the role).
 async fn assume(moto: &str) -> Credentials {
-    let sts = aws_sdk_sts::Client::new(&ssm_testkit::aws_config(moto).await);
-    let out = sts
-        .assume_role()
-        .role_arn(LAMBDA_ROLE)
-        .role_session_name("ssm-integrity")
-        .send()
-        .await
-        .unwrap();
-    let c = out.credentials().unwrap();
-    Credentials::new(
-        c.access_key_id(),
-        c.secret_access_key(),
-        Some(c.session_token().to_owned()),
-        None,
-        "moto",
-    )
+    ssm_testkit::assume_role(moto, LAMBDA_ROLE, "ssm-integrity").await
 }
 
 async fn create_stack(aws: &SdkConfig, name: &str) -> (String, String, String) {

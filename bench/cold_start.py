@@ -78,12 +78,12 @@ class RuntimeApi(BaseHTTPRequestHandler):
         if not self.path.endswith("/runtime/invocation/next"):
             self.send_error(404)
             return
-        if RuntimeApi.served.is_set():
+        if type(self).served.is_set():
             # Only one invocation per spawn: park the poller until the process is killed.
-            RuntimeApi.done.wait(30)
+            type(self).done.wait(30)
             self.send_error(503)
             return
-        RuntimeApi.served.set()
+        type(self).served.set()
         body = event()
         self.send_response(200)
         self.send_header("Lambda-Runtime-Aws-Request-Id", str(uuid.uuid4()))
@@ -97,27 +97,37 @@ class RuntimeApi(BaseHTTPRequestHandler):
     def do_POST(self):
         length = int(self.headers.get("Content-Length", 0))
         payload = self.rfile.read(length)
-        RuntimeApi.response = (self.path, payload)
+        type(self).response = (self.path, payload)
         self.send_response(202)
         self.send_header("Content-Length", "0")
         self.end_headers()
-        RuntimeApi.done.set()
+        type(self).done.set()
 
 
 def spawn(cmd, env, check=True) -> float:
-    RuntimeApi.served.clear()
-    RuntimeApi.done.clear()
-    RuntimeApi.response = None
+    # A fresh Runtime API per spawn: a request the previous (killed) process left in the old
+    # server's queue must not take this spawn's one event.
+    class Api(RuntimeApi):
+        served = threading.Event()
+        done = threading.Event()
+        response = None
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Api)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    env = dict(env, AWS_LAMBDA_RUNTIME_API=f"127.0.0.1:{server.server_address[1]}")
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        if not RuntimeApi.done.wait(30):
+        if not Api.done.wait(30):
             raise SystemExit(f"no response from {cmd[0]}: {proc.stderr.read1().decode(errors='replace') if proc.poll() is not None else 'timeout'}")
         elapsed = time.perf_counter() - start
     finally:
         proc.kill()
         proc.wait()
-    path, payload = RuntimeApi.response
+        Api.done.set()  # release a parked poller
+        server.shutdown()
+        server.server_close()
+    path, payload = Api.response
     if not path.endswith("/response"):
         raise SystemExit(f"{cmd[0]} reported an error: {payload[:300]!r}")
     reply = json.loads(payload)
@@ -147,11 +157,8 @@ def main():
     secret_id = f"bench-keyring-{uuid.uuid4()}"
     boto3.client("secretsmanager", endpoint_url=endpoint).create_secret(Name=secret_id, SecretString=ring)
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), RuntimeApi)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
     env = dict(os.environ)
     env.update({
-        "AWS_LAMBDA_RUNTIME_API": f"127.0.0.1:{server.server_address[1]}",
         "AWS_LAMBDA_FUNCTION_NAME": "bench", "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
         "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "256", "AWS_LAMBDA_LOG_GROUP_NAME": "/aws/lambda/bench",
         "AWS_LAMBDA_LOG_STREAM_NAME": "bench", "SSM_KEY_SECRET_ID": secret_id, "RUST_LOG": "warn",
@@ -164,7 +171,6 @@ def main():
     for name, cmd, check in jobs:
         spawn(cmd, env, check)  # warm the page cache and the emulator
         runs[name] = [spawn(cmd, env, check) for _ in range(args.spawns)]
-    server.shutdown()
 
     print(f"cold start to first response (init + 1 KiB encrypt, keyring from the emulator), {args.spawns} spawns each")
     print(f"{'':22} {'median ms':>10} {'min ms':>8} {'max ms':>8}")

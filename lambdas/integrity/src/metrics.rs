@@ -32,6 +32,25 @@ impl MetricSink for StdoutMetrics {
     }
 }
 
+/// Keeps every document in memory, in order: for tests, or a caller that forwards them itself.
+#[derive(Debug, Default)]
+pub struct MemoryMetrics(std::sync::Mutex<Vec<Value>>);
+
+impl MemoryMetrics {
+    /// The documents emitted so far.
+    pub fn documents(&self) -> Vec<Value> {
+        self.0.lock().map(|d| d.clone()).unwrap_or_default()
+    }
+}
+
+impl MetricSink for MemoryMetrics {
+    fn emit(&self, document: &Value) {
+        if let Ok(mut documents) = self.0.lock() {
+            documents.push(document.clone());
+        }
+    }
+}
+
 /// Whether a failed dispatch was refused for a reason only configuration fixes; `None` for
 /// outages (transport, 5xx, 429, retries exhausted), which redelivery cures.
 pub fn configuration_error(e: &DispatchError) -> Option<ConfigurationError> {

@@ -10,7 +10,7 @@
 
 mod common;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
@@ -21,7 +21,7 @@ use ssm_broker_client::{BrokerClient, BrokerClientConfig};
 use ssm_core::broker::Policy;
 use ssm_integrity::app::IntegrityHandler;
 use ssm_integrity::broker::dispatch_permissions;
-use ssm_integrity::metrics::MetricSink;
+use ssm_integrity::metrics::MemoryMetrics;
 use ssm_integrity::{Config, RetryPolicy};
 use ssm_testkit::github::{GitHubEmulator, TEST_APP_PRIVATE_KEY_PEM, TEST_APP_PUBLIC_KEY_PEM};
 
@@ -353,24 +353,13 @@ async fn persistent_github_failure_returns_every_item_for_redelivery() {
     assert!(w.github.dispatches().is_empty());
 }
 
-/// Keeps the EMF documents the handler writes (stdout in Lambda).
-#[derive(Debug, Default)]
-struct Metrics(Mutex<Vec<Value>>);
-
-impl MetricSink for Metrics {
-    fn emit(&self, document: &Value) {
-        self.0.lock().unwrap().push(document.clone());
-    }
-}
-
-impl Metrics {
-    fn codes(&self) -> Vec<String> {
-        let documents = self.0.lock().unwrap();
-        documents
-            .iter()
-            .map(|d| d["Code"].as_str().unwrap().to_owned())
-            .collect()
-    }
+/// The metric codes the handler emitted, in order.
+fn codes(metrics: &MemoryMetrics) -> Vec<String> {
+    metrics
+        .documents()
+        .iter()
+        .map(|d| d["Code"].as_str().unwrap().to_owned())
+        .collect()
 }
 
 #[tokio::test]
@@ -378,11 +367,11 @@ async fn a_wrong_broker_audience_is_an_alarmable_configuration_error() {
     let Some(mut w) = world_with("a_wrong_broker_audience", "ssm-broker.someone-else").await else {
         return;
     };
-    let metrics = Arc::new(Metrics::default());
+    let metrics = Arc::new(MemoryMetrics::default());
     w.handler.metrics = metrics.clone();
     let response = w.handler.handle(w.batch(&BURST[..2])).await.unwrap();
     assert_eq!(failures(&response), ["msg-0", "msg-1"], "nothing is lost");
-    assert_eq!(metrics.codes(), ["identity_rejected"]);
+    assert_eq!(codes(&metrics), ["identity_rejected"]);
     assert!(w.github.dispatches().is_empty());
     assert!(
         logs().contains("SSM_BROKER_AUDIENCE"),
@@ -395,7 +384,7 @@ async fn a_repository_the_app_is_not_installed_on_fails_without_retrying_forever
     let Some(mut w) = world("a_repository_the_app_is_not_installed_on").await else {
         return;
     };
-    let metrics = Arc::new(Metrics::default());
+    let metrics = Arc::new(MemoryMetrics::default());
     w.handler.metrics = metrics.clone();
     // The broker refuses with 404 (not installed) → not retryable → the items go back to SQS.
     w.github
@@ -404,7 +393,7 @@ async fn a_repository_the_app_is_not_installed_on_fails_without_retrying_forever
     let response = w.handler.handle(w.batch(&BURST[..2])).await.unwrap();
     assert_eq!(failures(&response), ["msg-0", "msg-1"]);
     assert!(started.elapsed() < Duration::from_secs(20));
-    assert_eq!(metrics.codes(), ["not_installed"], "alarmable at once");
+    assert_eq!(codes(&metrics), ["not_installed"], "alarmable at once");
 }
 
 /// GitHub revokes the installation token that both the Lambda and the broker hold. The Lambda's

@@ -35,7 +35,7 @@ use sha2::{Digest, Sha256};
 use ssm_broker_client::BrokerClientError;
 use ssm_core::integrity::{RefreshPolicy, StackResource};
 use ssm_integrity::dispatch::{DispatchError, Notify};
-use ssm_integrity::metrics::MetricSink;
+use ssm_integrity::metrics::MemoryMetrics;
 use ssm_integrity::stack::StackSource;
 use ssm_integrity::sweep::Sweeper;
 use ssm_integrity::{Handler, HandlerError, TokenError};
@@ -71,20 +71,7 @@ impl Notify for Recorder {
 }
 
 /// Keeps the EMF documents the handler writes.
-#[derive(Debug, Default)]
-struct Metrics(Mutex<Vec<Value>>);
-
-impl MetricSink for Metrics {
-    fn emit(&self, document: &Value) {
-        self.0.lock().unwrap().push(document.clone());
-    }
-}
-
-impl Metrics {
-    fn documents(&self) -> Vec<Value> {
-        self.0.lock().unwrap().clone()
-    }
-}
+type Metrics = MemoryMetrics;
 
 fn describe_stacks() -> Rule {
     mock!(aws_sdk_cloudformation::Client::describe_stacks).then_output(|| {

@@ -6,7 +6,6 @@
 pub mod config;
 pub mod lambda;
 pub mod local;
-pub mod telemetry;
 
 use std::sync::Arc;
 use std::time::Instant;

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Parser;
 use ssm_crypto::config::ServiceArgs;
-use ssm_crypto::{Service, local, telemetry};
+use ssm_crypto::{Service, local};
 use ssm_keystore::{KeySource, KeyringCache};
 
 #[derive(Debug, Parser)]
@@ -33,7 +33,7 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    telemetry::init();
+    ssm_telemetry::init_lambda();
     let args = Args::parse();
     let source = match args.service.source().await {
         Some(source) => source,

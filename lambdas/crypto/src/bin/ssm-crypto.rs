@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use clap::Parser;
 use ssm_crypto::config::ServiceArgs;
-use ssm_crypto::{Service, lambda, telemetry};
+use ssm_crypto::{Service, lambda};
 use ssm_keystore::KeyringCache;
 
 #[derive(Debug, Parser)]
@@ -21,7 +21,7 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    telemetry::init();
+    ssm_telemetry::init_lambda();
     let args = Args::parse();
     let source = args
         .service

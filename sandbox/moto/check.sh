@@ -49,8 +49,9 @@ ssm_action() {
 
 ssm_action apply
 ssm_action apply
-grep -qx 'true' <(sed -n '/^has-changes<</{n;p}' "$work/output") \
-  && die "a second apply of the same assembly changed something"
+if grep -qx 'true' <(sed -n '/^has-changes<</{n;p}' "$work/output"); then
+  die "a second apply of the same assembly changed something"
+fi
 ssm_action reconcile
 
 log "resources against their templates"

@@ -12,7 +12,9 @@ moto's CloudFormation finds models through `CloudFormationModel.__subclasses__()
 use, which is the first stack operation, after this module has run), so defining the classes
 registers them. Each class therefore subclasses `CloudFormationModel` directly; what they share
 comes from the `_Resource` mixin. Two small patches at the end fix moto where no model can: change
-sets publish outputs and exports, and PutEvents skips schedule-only rules.
+sets publish outputs and exports, PutEvents skips schedule-only rules, EventBridge deliveries keep
+the event's "account", and SQS event source mappings are left to the sandbox, which runs the
+functions.
 """
 
 from __future__ import annotations
@@ -35,11 +37,13 @@ from moto.cloudformation.models import CloudFormationBackend
 from moto.cloudwatch.models import cloudwatch_backends
 from moto.core.common_models import CloudFormationModel
 from moto.events.models import Rule
+from moto.events.utils import EventTemplateParser
 from moto.iam.models import iam_backends
 from moto.secretsmanager.exceptions import SecretNotFoundException
 from moto.secretsmanager.models import secretsmanager_backends
 from moto.server import main as moto_server_main
 from moto.sqs.exceptions import QueueDoesNotExist
+from moto.sqs.models import Queue as SqsQueue
 from moto.sqs.models import sqs_backends
 from moto.utilities.utils import get_partition
 
@@ -718,6 +722,31 @@ def _skip_schedule_only_rules(original: Any) -> Any:
 
 
 Rule.send_to_targets = _skip_schedule_only_rules(Rule.send_to_targets)
+
+
+# EventBridge targets: without an InputTransformer, AWS delivers the whole event; moto's default
+# template drops its "account" field, which every EventBridge event has (and the integrity
+# function requires). Put it back.
+EventTemplateParser.DEFAULT_EVENT_INPUT_TEMPLATE = (
+    '{"id": "<id>", "time": <time>, "version": "0", "detail-type": "<detail-type>", '
+    '"source": "<source>", "account": "<account>", "region": "<region>", '
+    '"resources": <resources>, "detail": <detail>}'
+)
+
+
+# SQS event source mappings: moto acts as Lambda's poller itself. On every SendMessage it
+# receives the batch, "invokes" the function (a no-op without Docker) and deletes the messages,
+# so the real integrity function would never see them. The sandbox is Lambda's poller (it runs
+# the function and honours batchItemFailures), so a queue keeps no mapping here; the mapping
+# itself still exists and reads back through the Lambda API.
+class _NoMappings(dict):  # type: ignore[type-arg]
+    def __setitem__(self, key: Any, value: Any) -> None:
+        pass
+
+
+SqsQueue.lambda_event_source_mappings = property(  # type: ignore[assignment]
+    lambda self: _NoMappings(), lambda self, value: None
+)
 
 
 if __name__ == "__main__":

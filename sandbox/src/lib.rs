@@ -5,15 +5,21 @@
 //! Runtime API ([`runtime`]), the HTTP API served as API Gateway would ([`gateway`]), the GitHub App
 //! with the GitHub emulator, and the drift loop.
 
+pub mod drift;
 pub mod gateway;
+pub mod oidc;
+pub mod procs;
 pub mod runtime;
+pub mod system;
+pub mod web;
 
 use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
 /// What an invocation returns: the function's response payload, or why there is none.
-pub type InvokeFuture = Pin<Box<dyn Future<Output = Result<serde_json::Value, InvokeError>> + Send>>;
+pub type InvokeFuture =
+    Pin<Box<dyn Future<Output = Result<serde_json::Value, InvokeError>> + Send>>;
 
 /// Something that runs a Lambda invocation: a local function under its Runtime API, or a test double.
 pub trait Invoker: Send + Sync + 'static {

@@ -44,7 +44,7 @@ pub struct TokenScope {
 }
 
 /// A `POST /repos/{o}/{r}/dispatches` that GitHub accepted.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RecordedDispatch {
     /// `owner/name` as it appeared in the URL.
     pub repository: String,
@@ -100,10 +100,22 @@ fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
 }
 
 impl GitHubEmulator {
-    /// Starts the emulator for App `app_id` whose JWTs verify with `app_public_key_pem`.
+    /// Starts the emulator for App `app_id` whose JWTs verify with `app_public_key_pem`, on
+    /// `127.0.0.1:0`. Panics on a bad key or a failed bind (test support).
     pub async fn start(app_id: u64, app_public_key_pem: &str) -> GitHubEmulator {
+        Self::start_on("127.0.0.1:0", app_id, app_public_key_pem)
+            .unwrap_or_else(|e| panic!("GitHubEmulator: {e}"))
+    }
+
+    /// Starts the emulator on `addr` (the standalone `ssm-github-emulator` binary); errors name
+    /// what failed. Must be called within a Tokio runtime.
+    pub fn start_on(
+        addr: &str,
+        app_id: u64,
+        app_public_key_pem: &str,
+    ) -> Result<GitHubEmulator, String> {
         let key = DecodingKey::from_rsa_pem(app_public_key_pem.as_bytes())
-            .unwrap_or_else(|e| panic!("GitHubEmulator: bad App public key: {e}"));
+            .map_err(|e| format!("bad App public key: {e}"))?;
         let state = Arc::new(Mutex::new(State {
             app_id,
             key,
@@ -117,12 +129,10 @@ impl GitHubEmulator {
             next_repo_id: 1_296_269,
             manifest_codes: HashMap::new(),
         }));
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .unwrap_or_else(|e| panic!("GitHubEmulator: bind 127.0.0.1:0: {e}"));
-        let port = listener
+        let listener = TcpListener::bind(addr).map_err(|e| format!("bind {addr}: {e}"))?;
+        let local = listener
             .local_addr()
-            .unwrap_or_else(|e| panic!("GitHubEmulator: local_addr: {e}"))
-            .port();
+            .map_err(|e| format!("local_addr: {e}"))?;
         let data = web::Data::from(state.clone());
         let server = HttpServer::new(move || {
             App::new()
@@ -133,15 +143,15 @@ impl GitHubEmulator {
         .workers(1)
         .disable_signals()
         .listen(listener)
-        .unwrap_or_else(|e| panic!("GitHubEmulator: listen: {e}"))
+        .map_err(|e| format!("listen on {local}: {e}"))?
         .run();
         let handle = server.handle();
         tokio::spawn(server);
-        GitHubEmulator {
-            base_url: format!("http://127.0.0.1:{port}"),
+        Ok(GitHubEmulator {
+            base_url: format!("http://{local}"),
             state,
             handle,
-        }
+        })
     }
 
     /// `http://127.0.0.1:<port>`, without a trailing slash.
@@ -374,6 +384,9 @@ async fn handle(
     let path = req.path().to_owned();
     let method = req.method().clone();
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    if segments.first() == Some(&CONTROL_PREFIX) {
+        return control(&mut st, &method, &segments[1..], &body);
+    }
     let is_access_tokens = method == Method::POST
         && matches!(
             segments.as_slice(),
@@ -448,6 +461,43 @@ async fn handle(
             }
         }
         _ => error(&st, 404, "Not Found"),
+    }
+}
+
+/// The emulator's own control plane, not part of GitHub's API: what the standalone binary's
+/// users (the sandbox) need from the in-process methods.
+///   GET  /_emulator/dispatches             accepted dispatches, in order
+///   POST /_emulator/installations          {"repository": "o/r", "installation_id": 7}
+///   POST /_emulator/revoke-all-tokens      {"revoked": n}
+const CONTROL_PREFIX: &str = "_emulator";
+
+fn control(st: &mut State, method: &Method, rest: &[&str], body: &[u8]) -> HttpResponse {
+    match (method.clone(), rest) {
+        (Method::GET, ["dispatches"]) => {
+            let all = serde_json::to_value(&st.dispatches).unwrap_or(Value::Null);
+            respond(st, StatusCode::OK, Some(all))
+        }
+        (Method::POST, ["installations"]) => {
+            #[derive(Deserialize)]
+            struct Install {
+                repository: String,
+                installation_id: u64,
+            }
+            match serde_json::from_slice::<Install>(body) {
+                Ok(i) => {
+                    st.installations
+                        .insert(i.repository.to_ascii_lowercase(), i.installation_id);
+                    respond(st, StatusCode::NO_CONTENT, None)
+                }
+                Err(e) => error(st, 400, &format!("bad installation: {e}")),
+            }
+        }
+        (Method::POST, ["revoke-all-tokens"]) => {
+            let n = st.tokens.len();
+            st.tokens.clear();
+            respond(st, StatusCode::OK, Some(json!({"revoked": n})))
+        }
+        _ => error(st, 404, "Not Found"),
     }
 }
 
@@ -694,6 +744,74 @@ mod tests {
             &key,
         )
         .expect("jwt")
+    }
+
+    #[tokio::test]
+    async fn the_control_plane_installs_lists_dispatches_and_revokes() {
+        let gh = GitHubEmulator::start(42, TEST_APP_PUBLIC_KEY_PEM).await;
+        let http = reqwest::Client::new();
+        let url = |p: &str| format!("{}/_emulator/{p}", gh.base_url());
+        let r = http
+            .post(url("installations"))
+            .json(&json!({"repository": "Acme/Infra", "installation_id": 9}))
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(r.status(), 204);
+        let bad = http
+            .post(url("installations"))
+            .json(&json!({"repository": "acme/infra"}))
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(bad.status(), 400);
+        let token = gh.issue_token("acme/infra", &[("contents", "write")]);
+        let d = http
+            .post(format!("{}/repos/acme/infra/dispatches", gh.base_url()))
+            .bearer_auth(&token)
+            .json(&json!({"event_type": "drift", "client_payload": {"n": 1}}))
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(d.status(), 204);
+        let listed: Value = http
+            .get(url("dispatches"))
+            .send()
+            .await
+            .expect("send")
+            .json()
+            .await
+            .expect("json");
+        assert_eq!(listed[0]["repository"], "acme/infra");
+        assert_eq!(listed[0]["body"]["client_payload"]["n"], 1);
+        assert_eq!(listed[0]["scope"]["installation_id"], 9);
+        let revoked: Value = http
+            .post(url("revoke-all-tokens"))
+            .send()
+            .await
+            .expect("send")
+            .json()
+            .await
+            .expect("json");
+        assert_eq!(revoked["revoked"], 1);
+        let again = http
+            .post(format!("{}/repos/acme/infra/dispatches", gh.base_url()))
+            .bearer_auth(&token)
+            .json(&json!({"event_type": "drift"}))
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(again.status(), 401, "a revoked token no longer dispatches");
+        assert_eq!(
+            http.get(url("nothing"))
+                .send()
+                .await
+                .expect("send")
+                .status(),
+            404
+        );
+        assert!(GitHubEmulator::start_on("256.0.0.1:1", 42, TEST_APP_PUBLIC_KEY_PEM).is_err());
+        assert!(GitHubEmulator::start_on("127.0.0.1:0", 42, "not a key").is_err());
     }
 
     #[tokio::test]

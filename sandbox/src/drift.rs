@@ -1,0 +1,447 @@
+//! Out-of-band changes (`ssm-sandbox drift <kind>`): make the change in moto, emit the CloudTrail
+//! event it would produce through EventBridge, and follow the loop (queue → integrity function →
+//! broker → GitHub dispatch → Action reconcile) to a verdict on the state.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, anyhow};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::system::{ACCOUNT, Sandbox, aws_error, code_sha256};
+
+/// The out-of-band changes the sandbox can make.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DriftKind {
+    /// The crypto function's environment changed (`UpdateFunctionConfiguration`).
+    LambdaConfig,
+    /// The crypto function's code replaced by another build (`UpdateFunctionCode`).
+    LambdaCode,
+    /// A resource policy put on the keyring secret (`PutResourcePolicy`).
+    SecretPolicy,
+}
+
+impl DriftKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            DriftKind::LambdaConfig => "lambda-config",
+            DriftKind::LambdaCode => "lambda-code",
+            DriftKind::SecretPolicy => "secret-policy",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<DriftKind> {
+        [
+            DriftKind::LambdaConfig,
+            DriftKind::LambdaCode,
+            DriftKind::SecretPolicy,
+        ]
+        .into_iter()
+        .find(|k| k.name() == s)
+    }
+}
+
+/// Whether the change was undone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "verdict", content = "why", rename_all = "kebab-case")]
+pub enum Verdict {
+    Restored,
+    /// Not undone, and the sandbox cannot blame the emulator.
+    NotRestored(String),
+    /// Not undone because moto does not implement what would undo it on AWS.
+    EmulatorCannotRevert(String),
+}
+
+/// What `drift` reports.
+#[derive(Debug, Clone, Serialize)]
+pub struct DriftReport {
+    pub kind: DriftKind,
+    /// Milliseconds since the change was made, and what happened then.
+    pub timeline: Vec<(u128, String)>,
+    /// Dispatches GitHub accepted for this change.
+    pub dispatches: usize,
+    pub verdict: Verdict,
+}
+
+impl DriftReport {
+    /// The process exit code: 0 restored, 1 not restored, 3 not restorable in the emulator.
+    pub fn exit_code(&self) -> u8 {
+        match self.verdict {
+            Verdict::Restored => 0,
+            Verdict::NotRestored(_) => 1,
+            Verdict::EmulatorCannotRevert(_) => 3,
+        }
+    }
+}
+
+/// The role the out-of-band change is made with: someone's console session, not the deploy role.
+const OPERATOR_ROLE: &str = "ops-oncall";
+
+/// How long each stage of the loop may take before the report says it did not happen.
+const QUEUE_WAIT: Duration = Duration::from_secs(10);
+const DISPATCH_WAIT: Duration = Duration::from_secs(60);
+const RECONCILE_WAIT: Duration = Duration::from_secs(300);
+
+impl Sandbox {
+    /// Makes the change, emits its CloudTrail event, follows the loop, judges the state.
+    pub async fn drift(&self, kind: DriftKind) -> anyhow::Result<DriftReport> {
+        let crypto_slot = self
+            .functions
+            .iter()
+            .find(|(id, _)| id.starts_with("CryptoFunction"))
+            .map(|(_, f)| f.clone())
+            .context("the stack has no crypto function")?;
+        let before = crypto_slot
+            .deployed()
+            .context("the crypto function is not running")?;
+        let secret = self
+            .outputs
+            .get("KeyringSecretArn")
+            .cloned()
+            .context("the stack has no KeyringSecretArn output")?;
+        let dispatches_before = self.dispatches().await?.len();
+        let lambda = aws_sdk_lambda::Client::new(&self.aws);
+        let sm = aws_sdk_secretsmanager::Client::new(&self.aws);
+        let policy_before = sm
+            .get_resource_policy()
+            .secret_id(&secret)
+            .send()
+            .await
+            .ok()
+            .and_then(|p| p.resource_policy);
+
+        let t0 = Instant::now();
+        let (source, event_source, event_name, params) = match kind {
+            DriftKind::LambdaCode => {
+                // Another build of ours: the rotation function's code, as a wrong deploy would.
+                let other = self
+                    .functions
+                    .values()
+                    .filter_map(|f| f.deployed())
+                    .find(|d| d.code_sha256 != before.code_sha256)
+                    .context("no other build to put in place")?;
+                let zip = self
+                    .code
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get(&other.code_sha256)
+                    .cloned()
+                    .context("the other build's zip is not known")?;
+                let bytes = std::fs::read(&zip)?;
+                let out = lambda
+                    .update_function_code()
+                    .function_name(&before.name)
+                    .zip_file(aws_sdk_lambda::primitives::Blob::new(bytes.clone()))
+                    .send()
+                    .await
+                    .map_err(|e| anyhow!("UpdateFunctionCode: {}", aws_error(&e)))?;
+                self.journal.mark(format!(
+                    "change: {} code replaced out of band ({} → {}, {}'s build)",
+                    before.name,
+                    short(&before.code_sha256),
+                    short(out.code_sha256().unwrap_or(&code_sha256(&bytes))),
+                    other.name
+                ));
+                (
+                    "aws.lambda",
+                    "lambda.amazonaws.com",
+                    "UpdateFunctionCode20150331v2",
+                    json!({"functionName": before.name, "publish": false}),
+                )
+            }
+            DriftKind::LambdaConfig => {
+                let mut env = before.env.clone();
+                env.insert("SSM_KEYRING_TTL_SECS".into(), "86400".into());
+                lambda
+                    .update_function_configuration()
+                    .function_name(&before.name)
+                    .environment(
+                        aws_sdk_lambda::types::Environment::builder()
+                            .set_variables(Some(env.into_iter().collect()))
+                            .build(),
+                    )
+                    .send()
+                    .await
+                    .map_err(|e| anyhow!("UpdateFunctionConfiguration: {}", aws_error(&e)))?;
+                self.journal.mark(format!(
+                    "change: {} environment SSM_KEYRING_TTL_SECS set to 86400 out of band",
+                    before.name
+                ));
+                (
+                    "aws.lambda",
+                    "lambda.amazonaws.com",
+                    "UpdateFunctionConfiguration20150331v2",
+                    json!({"functionName": before.name,
+                           "environment": {"variables": "HIDDEN_DUE_TO_SECURITY_REASONS"}}),
+                )
+            }
+            DriftKind::SecretPolicy => {
+                let policy = json!({"Version": "2012-10-17", "Statement": [{
+                    "Effect": "Allow",
+                    "Principal": {"AWS": "arn:aws:iam::999999999999:root"},
+                    "Action": "secretsmanager:GetSecretValue", "Resource": "*"}]})
+                .to_string();
+                sm.put_resource_policy()
+                    .secret_id(&secret)
+                    .resource_policy(&policy)
+                    .send()
+                    .await
+                    .map_err(|e| anyhow!("PutResourcePolicy: {}", aws_error(&e)))?;
+                self.journal.mark(
+                    "change: keyring secret given a resource policy granting account 999999999999 GetSecretValue",
+                );
+                (
+                    "aws.secretsmanager",
+                    "secretsmanager.amazonaws.com",
+                    "PutResourcePolicy",
+                    json!({"secretId": secret, "resourcePolicy": policy, "blockPublicPolicy": true}),
+                )
+            }
+        };
+        // The code change also changes what the sandbox runs, as Lambda would.
+        for line in self.sync_functions().await? {
+            self.journal.mark(format!("lambda: {line}"));
+        }
+        if kind != DriftKind::SecretPolicy {
+            let probe = self.encrypt_probe().await;
+            self.journal
+                .mark(format!("gateway: POST /v1/encrypt → {probe}"));
+        }
+
+        let event = cloudtrail_event(&self.opts.region, source, event_source, event_name, params);
+        self.emit(&event).await?;
+        self.follow(t0, dispatches_before).await;
+        // Lambda follows what reconcile left.
+        for line in self.sync_functions().await? {
+            self.journal.mark(format!("lambda: {line}"));
+        }
+
+        let verdict = match kind {
+            DriftKind::LambdaCode => {
+                let now = self.deployed_crypto(&before.name).await?;
+                let probe = self.encrypt_probe().await;
+                self.journal
+                    .mark(format!("gateway: POST /v1/encrypt → {probe}"));
+                if now.code_sha256 == before.code_sha256 && probe.starts_with("200") {
+                    Verdict::Restored
+                } else {
+                    Verdict::NotRestored(format!(
+                        "code is {} (deployed build {}), encrypt answers {probe}",
+                        short(&now.code_sha256),
+                        short(&before.code_sha256)
+                    ))
+                }
+            }
+            DriftKind::LambdaConfig => {
+                let now = self.deployed_crypto(&before.name).await?;
+                if now.env == before.env {
+                    Verdict::Restored
+                } else {
+                    Verdict::EmulatorCannotRevert(
+                        "moto accepts the reconcile change set's DeploymentMode REVERT_DRIFT but ignores it, so the environment stays changed; on AWS the same change set restores it".into(),
+                    )
+                }
+            }
+            DriftKind::SecretPolicy => {
+                let now = sm
+                    .get_resource_policy()
+                    .secret_id(&secret)
+                    .send()
+                    .await
+                    .ok()
+                    .and_then(|p| p.resource_policy);
+                if now == policy_before {
+                    Verdict::Restored
+                } else {
+                    Verdict::EmulatorCannotRevert(
+                        "the policy is still there: moto ignores REVERT_DRIFT, and CloudFormation drift covers only the properties the template declares (SsmServerless declares no resource policy on the keyring secret), so reconcile alone would not remove it on AWS either; the dispatch is the alarm".into(),
+                    )
+                }
+            }
+        };
+        // Anything the loop dispatches late for this change is counted too.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let dispatches = self
+            .dispatches()
+            .await?
+            .len()
+            .saturating_sub(dispatches_before);
+        let timeline = self
+            .journal
+            .since(t0)
+            .into_iter()
+            .map(|m| (m.at.duration_since(t0).as_millis(), m.what))
+            .collect();
+        Ok(DriftReport {
+            kind,
+            timeline,
+            dispatches,
+            verdict,
+        })
+    }
+
+    async fn deployed_crypto(&self, name: &str) -> anyhow::Result<crate::system::Deployed> {
+        crate::system::deployed_functions(&self.aws, &self.opts.stack)
+            .await?
+            .into_values()
+            .find(|d| d.name == name)
+            .with_context(|| format!("{name} is gone from the stack"))
+    }
+
+    /// Puts the event on the default bus, as CloudTrail does; if moto's EventBridge has not
+    /// routed it to the queue within [`QUEUE_WAIT`], sends it as the rule's target would, and
+    /// says so.
+    async fn emit(&self, event: &Value) -> anyhow::Result<()> {
+        let since = Instant::now();
+        let eb = aws_sdk_eventbridge::Client::new(&self.aws);
+        let entry = aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
+            .source(event["source"].as_str().unwrap_or_default())
+            .detail_type(event["detail-type"].as_str().unwrap_or_default())
+            .detail(event["detail"].to_string())
+            .build();
+        let put = eb
+            .put_events()
+            .entries(entry)
+            .send()
+            .await
+            .map_err(|e| anyhow!("PutEvents: {}", aws_error(&e)))?;
+        self.journal.mark(format!(
+            "event: CloudTrail {} put on the default event bus ({} failed)",
+            event["detail"]["eventName"].as_str().unwrap_or_default(),
+            put.failed_entry_count()
+        ));
+        let deadline = since + QUEUE_WAIT;
+        while Instant::now() < deadline {
+            if self
+                .journal
+                .since(since)
+                .iter()
+                .any(|m| m.what.starts_with("queue:"))
+            {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let queue = self
+            .outputs
+            .get("IntegrityQueueUrl")
+            .context("no IntegrityQueueUrl output")?;
+        aws_sdk_sqs::Client::new(&self.aws)
+            .send_message()
+            .queue_url(queue)
+            .message_body(event.to_string())
+            .send()
+            .await
+            .map_err(|e| anyhow!("SendMessage: {}", aws_error(&e)))?;
+        self.journal.mark(format!(
+            "event: moto's EventBridge did not route it to the queue within {QUEUE_WAIT:?}; sent to the queue as the rule's target would"
+        ));
+        Ok(())
+    }
+
+    /// Waits for the dispatch and the reconcile it triggers.
+    async fn follow(&self, t0: Instant, dispatches_before: usize) {
+        let deadline = Instant::now() + DISPATCH_WAIT;
+        loop {
+            let n = self.dispatches().await.map(|d| d.len()).unwrap_or(0);
+            if n > dispatches_before {
+                break;
+            }
+            if Instant::now() > deadline {
+                self.journal.mark(format!(
+                    "no dispatch within {DISPATCH_WAIT:?} (see the integrity function's log)"
+                ));
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let deadline = Instant::now() + RECONCILE_WAIT;
+        while Instant::now() < deadline {
+            if self.journal.since(t0).iter().any(|m| {
+                m.what.starts_with("reconcile done") || m.what.starts_with("reconcile could not")
+            }) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        self.journal.mark(format!(
+            "reconcile did not finish within {RECONCILE_WAIT:?}"
+        ));
+    }
+
+    /// `POST /v1/encrypt` through the gateway: `200 …` or the status and error.
+    pub async fn encrypt_probe(&self) -> String {
+        let r = reqwest::Client::new()
+            .post(format!("{}/v1/encrypt", self.gateway_url))
+            .json(&json!({"plaintext": "c2FuZGJveA=="}))
+            .timeout(Duration::from_secs(30))
+            .send()
+            .await;
+        match r {
+            Ok(r) => {
+                let status = r.status().as_u16();
+                let body: Value = r.json().await.unwrap_or(Value::Null);
+                if status == 200 {
+                    format!("200 (key version {})", body["key_version"])
+                } else {
+                    format!("{status} {}", body)
+                }
+            }
+            Err(e) => format!("no answer: {e}"),
+        }
+    }
+}
+
+/// The EventBridge event CloudTrail produces for a write call by the operator role.
+pub fn cloudtrail_event(
+    region: &str,
+    source: &str,
+    event_source: &str,
+    event_name: &str,
+    request_parameters: Value,
+) -> Value {
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    json!({
+        "version": "0",
+        "id": uuid::Uuid::new_v4().to_string(),
+        "detail-type": "AWS API Call via CloudTrail",
+        "source": source,
+        "account": ACCOUNT,
+        "time": now,
+        "region": region,
+        "resources": [],
+        "detail": {
+            "eventVersion": "1.09",
+            "userIdentity": {
+                "type": "AssumedRole",
+                "principalId": "AROASANDBOXOPERATOR:alice",
+                "arn": format!("arn:aws:sts::{ACCOUNT}:assumed-role/{OPERATOR_ROLE}/alice"),
+                "accountId": ACCOUNT,
+                "sessionContext": {"sessionIssuer": {
+                    "type": "Role", "principalId": "AROASANDBOXOPERATOR",
+                    "arn": format!("arn:aws:iam::{ACCOUNT}:role/{OPERATOR_ROLE}"),
+                    "accountId": ACCOUNT, "userName": OPERATOR_ROLE}}
+            },
+            "eventTime": now,
+            "eventSource": event_source,
+            "eventName": event_name,
+            "awsRegion": region,
+            "sourceIPAddress": "127.0.0.1",
+            "userAgent": "ssm-sandbox",
+            "requestParameters": request_parameters,
+            "responseElements": null,
+            "requestID": uuid::Uuid::new_v4().to_string(),
+            "eventID": uuid::Uuid::new_v4().to_string(),
+            "readOnly": false,
+            "eventType": "AwsApiCall",
+            "managementEvent": true,
+            "recipientAccountId": ACCOUNT,
+            "eventCategory": "Management"
+        }
+    })
+}
+
+fn short(sha: &str) -> &str {
+    &sha[..sha.len().min(8)]
+}

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# The whole system on one machine (README: "The whole system on one machine").
+#   bash scripts/sandbox.sh                 bring it up: moto, deploy by the Action, the Lambdas under
+#                                           local Runtime APIs, the HTTP API on 127.0.0.1:8787, the
+#                                           GitHub App and the GitHub emulator; Ctrl-C stops it
+#   bash scripts/sandbox.sh drift KIND      in another terminal: lambda-code | lambda-config | secret-policy
+#   bash scripts/sandbox.sh e2e             up, checks, every drift kind, down (what CI runs)
+# Builds what is missing first: the venv and node modules (setup.sh), the Lambda zips
+# (build-lambdas.sh; SSM_SANDBOX_REBUILD=1 forces it), the synth into build/sandbox/cdk.out, and
+# the binaries (debug).
+source "$(dirname "$0")/lib.sh"
+cd "$SSM_ROOT"
+
+cmd="${1:-up}"
+if [[ "$cmd" != "drift" ]]; then
+  bash scripts/setup.sh
+  missing=0
+  for bin in ssm-crypto ssm-rotation ssm-integrity; do
+    [[ -f "build/lambda/$bin/bootstrap.zip" ]] || missing=1
+  done
+  if [[ "$missing" == 1 || "${SSM_SANDBOX_REBUILD:-0}" == 1 ]]; then
+    bash scripts/build-lambdas.sh
+  fi
+  # The repository and broker URL the template names; the sandbox serves the broker on loopback.
+  SSM_CDK_OUT="$SSM_ROOT/build/sandbox/cdk.out" bash scripts/synth.sh \
+    -c githubOwner=octo -c githubRepo=serverless-ssm \
+    -c githubApp=false -c brokerUrl=https://broker.sandbox.invalid
+fi
+log "cargo build (ssm-sandbox, ssm-action, ssm-app, ssm-github-emulator)"
+cargo build --locked -p ssm-sandbox -p ssm-action -p ssm-app -p ssm-testkit \
+  --features ssm-testkit/github --bins
+exec "$CARGO_TARGET_DIR/debug/ssm-sandbox" "${@:-up}"

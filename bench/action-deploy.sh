@@ -3,7 +3,7 @@
 # image builds it: the `action` profile) vs `aws cloudformation deploy` (awscli from the venv),
 # measured in the same run: median wall time and peak RSS over N runs each, and their ratio. Also
 # prints the binary's size (the image cannot be built without a docker engine; the binary is what
-# the distroless image adds).
+# the distroless image adds). Also writes build/bench/action-deploy.json (for bench/report.py).
 #   bash bench/action-deploy.sh [RUNS]   (default 5)
 # SSM_ACTION_BIN=path measures that binary instead of building one (e.g. a release or debug build,
 # to compare; the figures of record are the `action` profile's).
@@ -111,3 +111,6 @@ printf '%-28s %9d ms %11d KiB\n' "ssm-action" "$a_ms" "$a_kb"
 printf '%-28s %9d ms %11d KiB\n' "aws cloudformation deploy" "$c_ms" "$c_kb"
 python3 -c "import sys; a,b,c,d=map(int,sys.argv[1:]); print(f'ratio (aws-cli / ssm-action): wall {b/a:.2f}x, peak memory {d/c:.2f}x')" "$a_ms" "$c_ms" "$a_kb" "$c_kb"
 printf 'ssm-action binary: %d bytes (%.1f MiB)\n' "$size" "$(python3 -c "print($size/1048576)")"
+mkdir -p build/bench
+printf '{"runs": %d, "ssm_action": {"median_ms": %d, "peak_kib": %d}, "aws_cli": {"median_ms": %d, "peak_kib": %d}, "binary_bytes": %d}\n' \
+  "$runs" "$a_ms" "$a_kb" "$c_ms" "$c_kb" "$size" >build/bench/action-deploy.json

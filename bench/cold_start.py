@@ -11,6 +11,7 @@ Rust function pays before its own work. Prints medians of N spawns, both ratios,
 and zip sizes.
 
 usage: cold_start.py --bootstrap PATH --keyring-cli PATH [--floor PATH] [--zip PATH] [--spawns 15]
+                     [--json PATH]   (also write the figures there, for bench/report.py)
 """
 import argparse
 import base64
@@ -144,6 +145,7 @@ def main():
     ap.add_argument("--keyring-cli", required=True, help="the ssm-keyring binary, to create the keyring")
     ap.add_argument("--floor", help="a bare lambda_runtime function (the floor)")
     ap.add_argument("--spawns", type=int, default=15)
+    ap.add_argument("--json", help="also write the figures to this file")
     args = ap.parse_args()
     endpoint = os.environ.get("AWS_ENDPOINT_URL")
     if not endpoint:
@@ -194,6 +196,12 @@ def main():
     print(f"bootstrap binary: {size} bytes ({size / 2**20:.2f} MiB)")
     if args.zip:
         print(f"bootstrap.zip: {os.path.getsize(args.zip)} bytes ({os.path.getsize(args.zip) / 2**20:.2f} MiB)")
+    if args.json:
+        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
+        with open(args.json, "w") as f:
+            json.dump({"spawns": args.spawns, "runs_ms": {n: [t * 1e3 for t in ts] for n, ts in runs.items()},
+                       "bootstrap_bytes": size, "zip_bytes": os.path.getsize(args.zip) if args.zip else None},
+                      f, indent=1)
 
 
 if __name__ == "__main__":

@@ -5,10 +5,12 @@
 #     bare envelope;
 #  3. cold start of the release bootstrap under a local Runtime API with the keyring from moto,
 #     vs a Python/boto3 peer doing the same job; plus binary and zip sizes.
+# Also writes build/bench/crypto.json and build/bench/cold-start.json (for bench/report.py).
 source "$(dirname "$0")/../scripts/lib.sh"
 cd "$SSM_ROOT"
 trap stop_all EXIT
 bash scripts/setup.sh
+export SSM_BENCH_OUT="$SSM_ROOT/build/bench"
 
 log "envelope and handler (cargo bench)"
 cargo bench --locked -p ssm-crypto --bench crypto
@@ -25,4 +27,5 @@ chmod +x "$SSM_ROOT/build/cold-start/bootstrap"
 python bench/cold_start.py --bootstrap "$SSM_ROOT/build/cold-start/bootstrap" \
   --keyring-cli "$CARGO_TARGET_DIR/release/ssm-keyring" \
   --floor "$CARGO_TARGET_DIR/lambda-release/examples/bare-lambda" \
-  --zip "$CARGO_TARGET_DIR/lambda/ssm-crypto/bootstrap.zip" --spawns "${SPAWNS:-15}"
+  --zip "$CARGO_TARGET_DIR/lambda/ssm-crypto/bootstrap.zip" --spawns "${SPAWNS:-15}" \
+  --json "$SSM_BENCH_OUT/cold-start.json"

@@ -445,3 +445,122 @@ pub fn cloudtrail_event(
 fn short(sha: &str) -> &str {
     &sha[..sha.len().min(8)]
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ssm_core::integrity::classify::{Classification, IgnorePolicy, classify};
+    use ssm_core::integrity::cloudtrail::CloudTrailEvent;
+    use ssm_core::integrity::resources::{StackResource, StackResources};
+
+    const FUNCTION: &str = "SsmServerless-CryptoFunction63BD24A0-ZZEZPY20YJRW";
+    const SECRET: &str = "arn:aws:secretsmanager:us-east-1:123456789012:secret:SsmServerless-Keyring5277DB2C-MOIA7P0QT4QD-PYxwiq";
+
+    fn stack() -> StackResources {
+        StackResources::new(
+            Some(ACCOUNT.into()),
+            Some("us-east-1".into()),
+            [
+                StackResource {
+                    logical_id: "CryptoFunction63BD24A0".into(),
+                    physical_id: FUNCTION.into(),
+                    resource_type: "AWS::Lambda::Function".into(),
+                },
+                StackResource {
+                    logical_id: "Keyring5277DB2C".into(),
+                    physical_id: SECRET.into(),
+                    resource_type: "AWS::SecretsManager::Secret".into(),
+                },
+            ],
+        )
+    }
+
+    /// The events the sandbox emits are what the integrity function calls drift of the right
+    /// resource, and the same calls by the deploy role are not.
+    #[test]
+    fn emitted_events_classify_as_drift_of_the_changed_resource() {
+        let cases = [
+            (
+                "aws.lambda",
+                "lambda.amazonaws.com",
+                "UpdateFunctionCode20150331v2",
+                json!({"functionName": FUNCTION}),
+                "CryptoFunction63BD24A0",
+            ),
+            (
+                "aws.lambda",
+                "lambda.amazonaws.com",
+                "UpdateFunctionConfiguration20150331v2",
+                json!({"functionName": FUNCTION}),
+                "CryptoFunction63BD24A0",
+            ),
+            (
+                "aws.secretsmanager",
+                "secretsmanager.amazonaws.com",
+                "PutResourcePolicy",
+                json!({"secretId": SECRET, "resourcePolicy": "{}"}),
+                "Keyring5277DB2C",
+            ),
+        ];
+        for (source, service, name, params, logical_id) in cases {
+            let event = cloudtrail_event("us-east-1", source, service, name, params);
+            let parsed: CloudTrailEvent =
+                serde_json::from_value(event.clone()).expect("a CloudTrail event");
+            let policy = IgnorePolicy::from_role_arns([format!(
+                "arn:aws:iam::{ACCOUNT}:role/ssm-github-deploy"
+            )])
+            .expect("policy");
+            match classify(&parsed, &stack(), &policy) {
+                Classification::Drift(d) => {
+                    assert_eq!(d.resources.len(), 1, "{name}");
+                    assert_eq!(d.resources[0].logical_id, logical_id, "{name}");
+                }
+                other => panic!("{name}: {other:?}"),
+            }
+            let deployer = IgnorePolicy::from_role_arns([format!(
+                "arn:aws:iam::{ACCOUNT}:role/{OPERATOR_ROLE}"
+            )])
+            .expect("policy");
+            assert!(
+                matches!(
+                    classify(&parsed, &stack(), &deployer),
+                    Classification::Ignored(_)
+                ),
+                "{name}: the same call by an ignored role is not drift"
+            );
+        }
+    }
+
+    #[test]
+    fn kinds_parse_by_their_cli_names_only() {
+        for kind in [
+            DriftKind::LambdaConfig,
+            DriftKind::LambdaCode,
+            DriftKind::SecretPolicy,
+        ] {
+            assert_eq!(DriftKind::parse(kind.name()), Some(kind));
+            assert_eq!(
+                <DriftKind as clap::ValueEnum>::from_str(kind.name(), false).ok(),
+                Some(kind)
+            );
+        }
+        assert_eq!(DriftKind::parse("lambda_code"), None);
+        assert_eq!(DriftKind::parse(""), None);
+    }
+
+    #[test]
+    fn exit_codes_tell_restored_from_unrestorable() {
+        let report = |verdict| DriftReport {
+            kind: DriftKind::LambdaCode,
+            timeline: vec![],
+            dispatches: 1,
+            verdict,
+        };
+        assert_eq!(report(Verdict::Restored).exit_code(), 0);
+        assert_eq!(report(Verdict::NotRestored("x".into())).exit_code(), 1);
+        assert_eq!(
+            report(Verdict::EmulatorCannotRevert("x".into())).exit_code(),
+            3
+        );
+    }
+}

@@ -145,6 +145,24 @@ impl Proc {
     }
 }
 
+impl Drop for Proc {
+    /// Kills the child and waits (up to 3 s) until it is gone, so a sandbox that stops on an
+    /// error leaves nothing listening behind it.
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(Some(_))) {
+            return;
+        }
+        let _ = self.child.start_kill();
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < deadline {
+            if !matches!(self.child.try_wait(), Ok(None)) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
 /// A port on 127.0.0.1 that was free a moment ago (the child binds it next).
 pub fn free_port() -> anyhow::Result<u16> {
     let l = std::net::TcpListener::bind("127.0.0.1:0").context("bind 127.0.0.1:0")?;

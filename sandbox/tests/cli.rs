@@ -1,0 +1,225 @@
+//! `ssm-sandbox` on bad input: a clear error, exit non-zero, and nothing it started left running.
+
+#![expect(
+    clippy::unwrap_used,
+    clippy::panic,
+    reason = "tests: a failed setup step fails the test"
+)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn sandbox(args: &[&str], dir: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ssm-sandbox"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("AWS_ENDPOINT_URL")
+        .env_remove("SSM_SANDBOX_PYTHON")
+        .output()
+        .unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A directory with a cloud assembly naming `SsmServerless` and a bin dir of stand-ins, so the
+/// checks before the first process starts pass.
+fn scaffold(emulator_script: &str) -> (tempfile::TempDir, PathBuf, PathBuf) {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let asm = dir.path().join("cdk.out");
+    std::fs::create_dir_all(&asm).unwrap();
+    std::fs::write(
+        asm.join("manifest.json"),
+        r#"{"version": "48.0.0", "artifacts": {"SsmServerless": {"type": "aws:cloudformation:stack"}}}"#,
+    )
+    .unwrap();
+    let bin = dir.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    for name in ["ssm-action", "ssm-app", "ssm-github-emulator"] {
+        let path = bin.join(name);
+        std::fs::write(&path, emulator_script).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    (dir, asm, bin)
+}
+
+#[test]
+fn an_unknown_drift_kind_is_refused_with_the_known_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = sandbox(&["drift", "lambda-cod"], dir.path());
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("invalid value 'lambda-cod'"), "{err}");
+    for kind in ["lambda-config", "lambda-code", "secret-policy"] {
+        assert!(err.contains(kind), "{err}");
+    }
+}
+
+#[test]
+fn drift_without_a_running_sandbox_says_how_to_start_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = sandbox(
+        &["drift", "lambda-code", "--state", "nothing/state.json"],
+        dir.path(),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("no running sandbox"), "{err}");
+    assert!(err.contains("scripts/sandbox.sh"), "{err}");
+}
+
+#[test]
+fn missing_moto_is_named() {
+    let (dir, asm, bin) = scaffold("#!/bin/sh\nexit 1\n");
+    let out = sandbox(
+        &[
+            "e2e",
+            "--python",
+            "/nonexistent/venv/bin/python",
+            "--cloud-assembly",
+            asm.to_str().unwrap(),
+            "--bin-dir",
+            bin.to_str().unwrap(),
+            "--work",
+            dir.path().join("work").to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("moto is not installed"), "{err}");
+    assert!(err.contains("scripts/setup.sh"), "{err}");
+}
+
+#[test]
+fn a_taken_port_is_named() {
+    let (dir, asm, bin) = scaffold("#!/bin/sh\nexit 1\n");
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let out = sandbox(
+        &[
+            "up",
+            "--port",
+            &port,
+            "--cloud-assembly",
+            asm.to_str().unwrap(),
+            "--bin-dir",
+            bin.to_str().unwrap(),
+            "--work",
+            dir.path().join("work").to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!(
+            "port {port} on 127.0.0.1 (for the HTTP API) is not available"
+        )),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_missing_stack_or_binary_is_named() {
+    let (dir, asm, bin) = scaffold("#!/bin/sh\nexit 1\n");
+    let work = dir.path().join("work");
+    let out = sandbox(
+        &[
+            "e2e",
+            "--stack",
+            "Other",
+            "--cloud-assembly",
+            asm.to_str().unwrap(),
+            "--bin-dir",
+            bin.to_str().unwrap(),
+            "--work",
+            work.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    assert!(
+        stderr(&out).contains("has no stack Other"),
+        "{}",
+        stderr(&out)
+    );
+    std::fs::remove_file(bin.join("ssm-app")).unwrap();
+    let out = sandbox(
+        &[
+            "e2e",
+            "--cloud-assembly",
+            asm.to_str().unwrap(),
+            "--bin-dir",
+            bin.to_str().unwrap(),
+            "--work",
+            work.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    let err = stderr(&out);
+    assert!(err.contains("ssm-app is missing"), "{err}");
+}
+
+/// moto starts, then the GitHub emulator fails: the error quotes the emulator, and moto is
+/// stopped with the sandbox (its port no longer answers).
+#[test]
+fn a_failure_midway_stops_what_was_started() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let python = root.join(".venv/bin/python");
+    if !python.is_file() {
+        if std::env::var("SSM_REQUIRE_EMULATORS").as_deref() == Ok("1") {
+            panic!(
+                "SSM_REQUIRE_EMULATORS=1 but {} is missing",
+                python.display()
+            );
+        }
+        eprintln!(
+            "skipping a_failure_midway_stops_what_was_started: no venv with moto ({}); bash scripts/test.sh runs it",
+            python.display()
+        );
+        return;
+    }
+    let (dir, asm, bin) = scaffold("#!/bin/sh\necho 'emulator: cannot start (test)' >&2\nexit 1\n");
+    let moto_port = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let work = dir.path().join("work");
+    let out = sandbox(
+        &[
+            "e2e",
+            "--python",
+            python.to_str().unwrap(),
+            "--moto-launcher",
+            root.join("sandbox/moto/ssm_moto.py").to_str().unwrap(),
+            "--moto-port",
+            &moto_port.to_string(),
+            "--cloud-assembly",
+            asm.to_str().unwrap(),
+            "--bin-dir",
+            bin.to_str().unwrap(),
+            "--work",
+            work.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("ssm-github-emulator exited before announcing itself"),
+        "{err}"
+    );
+    assert!(
+        err.contains("emulator: cannot start (test)"),
+        "the log is quoted: {err}"
+    );
+    let moto_log = std::fs::read_to_string(work.join("logs/moto.log")).unwrap();
+    assert!(!moto_log.is_empty(), "moto did start");
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", moto_port)).is_err(),
+        "moto is still listening on {moto_port} after the sandbox exited"
+    );
+}

@@ -44,6 +44,21 @@ impl ServiceArgs {
         }
     }
 
+    /// [`ServiceArgs::source`] for the Lambda function: the secret's client is built from
+    /// the environment Lambda sets ([`ssm_keystore::lambda_secrets_client`]).
+    pub fn lambda_source(&self) -> Result<Option<KeySource>, String> {
+        if let Some(path) = &self.keyring_file {
+            return Ok(Some(KeySource::File(path.clone())));
+        }
+        let Some(secret_id) = self.key_secret_id.clone() else {
+            return Ok(None);
+        };
+        Ok(Some(KeySource::SecretsManager {
+            client: ssm_keystore::lambda_secrets_client()?,
+            secret_id,
+        }))
+    }
+
     /// The configured source: the file if set, else the secret, else `None`.
     pub async fn source(&self) -> Option<KeySource> {
         if let Some(path) = &self.keyring_file {

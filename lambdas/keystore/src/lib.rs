@@ -133,6 +133,66 @@ pub async fn secrets_client() -> SecretsClient {
     SecretsClient::new(&config)
 }
 
+/// The Secrets Manager client of a Lambda function, from the environment Lambda sets (region,
+/// the execution role's credentials, and `AWS_ENDPOINT_URL_SECRETS_MANAGER` or `AWS_ENDPOINT_URL`
+/// where an emulator stands in), with the same timeouts and standard retries as
+/// [`secrets_client`].
+///
+/// It does not go through `aws_config`'s provider chain: in Lambda the environment is the
+/// first link of that chain and always present, and skipping the chain (profile files, SSO,
+/// web identity, IMDS) keeps its code out of the Lambda binaries (fat LTO drops what is never
+/// called) and its work out of the cold start. Operator tools keep [`secrets_client`].
+pub fn lambda_secrets_client() -> Result<SecretsClient, String> {
+    lambda_secrets_client_from(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
+}
+
+/// [`lambda_secrets_client`] with the environment given as a lookup (tests).
+pub fn lambda_secrets_client_from(
+    var: impl Fn(&str) -> Option<String>,
+) -> Result<SecretsClient, String> {
+    use aws_sdk_secretsmanager::config::retry::RetryConfig;
+    use aws_sdk_secretsmanager::config::timeout::TimeoutConfig;
+    use aws_sdk_secretsmanager::config::{BehaviorVersion, Credentials, Region};
+
+    let region = var("AWS_REGION")
+        .or_else(|| var("AWS_DEFAULT_REGION"))
+        .ok_or("no AWS region is configured (AWS_REGION, which Lambda sets)")?;
+    let (Some(key), Some(secret)) = (var("AWS_ACCESS_KEY_ID"), var("AWS_SECRET_ACCESS_KEY")) else {
+        return Err(
+            "no credentials in the environment (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, which Lambda sets)"
+                .into(),
+        );
+    };
+    let credentials = Credentials::new(
+        key,
+        secret,
+        var("AWS_SESSION_TOKEN"),
+        None,
+        "lambda-environment",
+    );
+    let mut builder = aws_sdk_secretsmanager::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new(region))
+        .credentials_provider(credentials)
+        .retry_config(RetryConfig::standard())
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(3))
+                .operation_attempt_timeout(Duration::from_secs(5))
+                .operation_timeout(Duration::from_secs(12))
+                .build(),
+        );
+    let ignore_endpoints =
+        var("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS").is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    if !ignore_endpoints
+        && let Some(url) =
+            var("AWS_ENDPOINT_URL_SECRETS_MANAGER").or_else(|| var("AWS_ENDPOINT_URL"))
+    {
+        builder = builder.endpoint_url(url);
+    }
+    Ok(SecretsClient::from_conf(builder.build()))
+}
+
 /// Cache policy.
 #[derive(Debug, Clone, Copy)]
 pub struct CachePolicy {

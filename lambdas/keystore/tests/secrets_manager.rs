@@ -94,3 +94,85 @@ async fn reads_awscurrent_and_refreshes_on_newer_version() {
     let err = missing.load().await.unwrap_err().to_string();
     assert!(err.contains("ResourceNotFoundException"), "{err}");
 }
+
+/// The Lambda client reads what Lambda sets and nothing else: the emulator's endpoint through
+/// `AWS_ENDPOINT_URL`, the service-specific variable first, credentials and region required.
+#[tokio::test]
+async fn the_lambda_client_is_configured_from_lambdas_environment_only() {
+    let Some(endpoint) = ssm_testkit::moto_endpoint("keystore::lambda_client") else {
+        return;
+    };
+    let secret_id = format!("ssm-keystore-lambda-{}", std::process::id());
+    let ring = Keyring::generate(Utc::now()).unwrap();
+    let config = ssm_testkit::aws_config(&endpoint).await;
+    aws_sdk_secretsmanager::Client::new(&config)
+        .create_secret()
+        .name(&secret_id)
+        .secret_string(ring.to_json().as_str())
+        .send()
+        .await
+        .unwrap();
+
+    let lambda_env = |overrides: &[(&str, Option<&str>)]| {
+        let mut env: std::collections::HashMap<String, String> = [
+            ("AWS_REGION", "us-east-1"),
+            ("AWS_ACCESS_KEY_ID", "testing"),
+            ("AWS_SECRET_ACCESS_KEY", "testing"),
+            ("AWS_SESSION_TOKEN", "testing"),
+            ("AWS_ENDPOINT_URL", endpoint.as_str()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        for (k, v) in overrides {
+            match v {
+                Some(v) => env.insert((*k).to_owned(), (*v).to_owned()),
+                None => env.remove(*k),
+            };
+        }
+        move |name: &str| env.get(name).cloned()
+    };
+    let read = |client: aws_sdk_secretsmanager::Client| {
+        let secret_id = secret_id.clone();
+        async move {
+            client
+                .get_secret_value()
+                .secret_id(secret_id)
+                .send()
+                .await
+                .map(|o| o.secret_string().map(str::to_owned))
+        }
+    };
+
+    let client = ssm_keystore::lambda_secrets_client_from(lambda_env(&[])).unwrap();
+    assert_eq!(
+        read(client).await.unwrap().as_deref(),
+        Some(ring.to_json().as_str())
+    );
+    // The service-specific endpoint wins over the global one.
+    let client = ssm_keystore::lambda_secrets_client_from(lambda_env(&[
+        ("AWS_ENDPOINT_URL", Some("http://127.0.0.1:9")),
+        ("AWS_ENDPOINT_URL_SECRETS_MANAGER", Some(endpoint.as_str())),
+    ]))
+    .unwrap();
+    assert!(read(client).await.is_ok());
+    // A dead endpoint fails: the variable really is where requests go.
+    let client = ssm_keystore::lambda_secrets_client_from(lambda_env(&[(
+        "AWS_ENDPOINT_URL",
+        Some("http://127.0.0.1:9"),
+    )]))
+    .unwrap();
+    assert!(read(client).await.is_err(), "the endpoint variable is used");
+
+    let no_region =
+        ssm_keystore::lambda_secrets_client_from(lambda_env(&[("AWS_REGION", None)])).unwrap_err();
+    assert!(no_region.contains("no AWS region"), "{no_region}");
+    let no_creds =
+        ssm_keystore::lambda_secrets_client_from(lambda_env(&[("AWS_SECRET_ACCESS_KEY", None)]))
+            .unwrap_err();
+    assert!(no_creds.contains("no credentials"), "{no_creds}");
+    assert!(
+        !no_creds.contains("testing"),
+        "no value is quoted: {no_creds}"
+    );
+}

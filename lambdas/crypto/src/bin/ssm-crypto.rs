@@ -25,8 +25,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let args = Args::parse();
     let source = args
         .service
-        .source()
-        .await
+        .lambda_source()?
         .ok_or("set SSM_KEY_SECRET_ID (or SSM_KEYRING_FILE) to say where the keyring is")?;
     let cache = Arc::new(KeyringCache::new(source, args.service.cache_policy()));
     // Load during init so the first request doesn't pay for it; a failure here is retried

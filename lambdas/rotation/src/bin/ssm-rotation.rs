@@ -12,7 +12,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         return Ok(());
     }
     ssm_telemetry::init_lambda();
-    let rotator = Rotator::new(ssm_keystore::secrets_client().await);
+    let rotator = Rotator::new(ssm_keystore::lambda_secrets_client()?);
     lambda_runtime::run(service_fn(|event: LambdaEvent<RotationEvent>| {
         let rotator = rotator.clone();
         async move {

@@ -9,6 +9,8 @@
 //!
 //! Run with `bash bench/app-tokens.sh` (starts moto). Knobs: `BENCH_SECS` (default 10),
 //! `BENCH_CONCURRENCY` (default 16), `BENCH_FRESH` (signed identities for the STS scenario, 200).
+//! With `SSM_BENCH_OUT` set (the script sets it), the figures also go to `app-tokens.json` there,
+//! for `bench/report.py`.
 
 #![expect(clippy::print_stdout, reason = "a benchmark reports on stdout")]
 
@@ -42,6 +44,15 @@ struct Stats {
 impl Stats {
     fn rps(&self) -> f64 {
         self.requests as f64 / self.elapsed.as_secs_f64()
+    }
+
+    fn json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "requests": self.requests,
+            "rps": self.rps(),
+            "p50_ms": self.p50.as_secs_f64() * 1e3,
+            "p99_ms": self.p99.as_secs_f64() * 1e3,
+        })
     }
 
     fn print(&self, name: &str) {
@@ -290,4 +301,19 @@ async fn main() {
         rss_rest as f64 / 1024.0,
         rss_after as f64 / 1024.0
     );
+    if let Some(dir) = std::env::var_os("SSM_BENCH_OUT") {
+        let record = serde_json::json!({
+            "concurrency": concurrency,
+            "seconds": secs,
+            "healthz": health.json(),
+            "tokens_cached": hot.json(),
+            "tokens_fresh_identity": sts.json(),
+            "github_mints": github.access_token_requests(),
+            "rss_kib": {"rest": rss_rest, "after": rss_after},
+        });
+        std::fs::create_dir_all(&dir).expect("bench output directory");
+        let json = serde_json::to_vec_pretty(&record).expect("json");
+        std::fs::write(std::path::Path::new(&dir).join("app-tokens.json"), json)
+            .expect("write the bench record");
+    }
 }

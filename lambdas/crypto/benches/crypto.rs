@@ -1,7 +1,8 @@
 //! Envelope and handler throughput, each printed as a ratio against a peer measured in the
 //! same run: `ring`'s AES-256-GCM for the envelope, the bare envelope for the handler.
 //!
-//! `cargo bench -p ssm-crypto --bench crypto` (or `bash bench/crypto.sh`).
+//! `cargo bench -p ssm-crypto --bench crypto` (or `bash bench/crypto.sh`, which also has the
+//! figures written to `$SSM_BENCH_OUT/crypto.json` for `bench/report.py`).
 
 #![expect(clippy::print_stdout, reason = "a benchmark reports on stdout")]
 
@@ -53,6 +54,7 @@ fn main() {
     let key = KeyMaterial::from_bytes(key_bytes);
     let version = KeyVersion::FIRST;
     let ring_key = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &key_bytes).expect("ring key"));
+    let mut record = serde_json::Map::new();
 
     if wants("envelope") {
         println!("envelope vs ring AES-256-GCM (ns/op, median; ratio = ours / ring)");
@@ -60,6 +62,7 @@ fn main() {
             "{:<10} {:>14} {:>14} {:>8} {:>14} {:>14} {:>8}",
             "size", "seal", "ring seal", "ratio", "open", "ring open", "ratio"
         );
+        let mut rows = Vec::new();
         for size in [64usize, 1024, 64 * 1024, 1024 * 1024] {
             let plaintext = vec![7u8; size];
             let sealed = envelope::seal(&key, version, &plaintext, b"ctx").expect("seal");
@@ -120,7 +123,12 @@ fn main() {
                 ring_open_ns,
                 open_ns / ring_open_ns
             );
+            rows.push(serde_json::json!({
+                "bytes": size, "seal_ns": seal_ns, "ring_seal_ns": ring_seal_ns,
+                "open_ns": open_ns, "ring_open_ns": ring_open_ns,
+            }));
         }
+        record.insert("envelope".into(), rows.into());
     }
 
     if wants("handler") {
@@ -175,6 +183,19 @@ fn main() {
             "  of which: event parsing {event_ns:.0} ns/op; service (body in -> JSON out) {service_ns:.0} ns/op, {:.0} ns/op over the bare seal",
             service_ns - bare_ns
         );
+        record.insert(
+            "handler_1kib".into(),
+            serde_json::json!({
+                "handler_ns": handler_ns, "bare_seal_ns": bare_ns,
+                "event_parse_ns": event_ns, "service_ns": service_ns,
+            }),
+        );
+    }
+    if let Some(dir) = std::env::var_os("SSM_BENCH_OUT") {
+        let path = std::path::Path::new(&dir).join("crypto.json");
+        std::fs::create_dir_all(&dir).expect("bench output directory");
+        let json = serde_json::to_vec_pretty(&record).expect("json");
+        std::fs::write(&path, json).expect("write the bench record");
     }
 }
 

@@ -165,7 +165,7 @@ async fn up(args: UpArgs) -> anyhow::Result<u8> {
     say(
         "starting the sandbox (moto, OIDC issuer, GitHub emulator, deploy, App, functions, gateway)…",
     );
-    let sandbox = Arc::new(Sandbox::start(opts.clone()).await?);
+    let sandbox = Arc::new(start_interruptibly(opts.clone()).await?);
     let control_listener = tokio::net::TcpListener::bind(("127.0.0.1", opts.control_port))
         .await
         .with_context(|| {
@@ -220,6 +220,18 @@ async fn up(args: UpArgs) -> anyhow::Result<u8> {
         sb.stop().await;
     }
     Ok(0)
+}
+
+/// [`Sandbox::start`], abandoned on Ctrl-C or SIGTERM: dropping the half-started system stops
+/// and reaps every process it had started, so an interrupted start leaves nothing behind.
+async fn start_interruptibly(opts: Options) -> anyhow::Result<Sandbox> {
+    tokio::select! {
+        started = Sandbox::start(opts) => started,
+        signal = wait_for_signal() => {
+            signal?;
+            bail!("interrupted while starting; everything started so far is stopped")
+        }
+    }
 }
 
 fn print_banner(sb: &Sandbox, started: Instant, control: &str) {
@@ -336,7 +348,7 @@ async fn e2e(mut args: UpArgs) -> anyhow::Result<u8> {
     }
     let opts = args.options()?;
     let started = Instant::now();
-    let sandbox = Sandbox::start(opts).await?;
+    let sandbox = start_interruptibly(opts).await?;
     for m in sandbox.journal.since(started) {
         say(format!(
             "  {:>7} ms  {}",

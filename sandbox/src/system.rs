@@ -196,12 +196,10 @@ impl Sandbox {
             }
         }
         let gateway_port = procs::port_or_free(opts.gateway_port, "the HTTP API")?;
-        let control_port = if opts.control_port == 0 {
-            0
-        } else {
-            procs::port_or_free(opts.control_port, "the control endpoint")?
-        };
-        let _ = control_port;
+        // Checked before anything starts, so a taken port costs nothing to undo.
+        if opts.control_port != 0 {
+            procs::port_or_free(opts.control_port, "the control endpoint")?;
+        }
         let mut procs_started = Vec::new();
 
         // 1. moto.
@@ -747,13 +745,16 @@ impl Sandbox {
                     if failed.contains(&id) {
                         continue;
                     }
-                    if let Some(handle) = &m.receipt_handle {
-                        let _ = sqs
+                    if let Some(handle) = &m.receipt_handle
+                        && let Err(e) = sqs
                             .delete_message()
                             .queue_url(&queue_url)
                             .receipt_handle(handle)
                             .send()
-                            .await;
+                            .await
+                    {
+                        // The message comes back after its visibility timeout, as on AWS.
+                        tracing::warn!(message_id = %id, error = %aws_error(&e), "DeleteMessage failed");
                     }
                 }
             }
@@ -833,6 +834,7 @@ impl Sandbox {
     pub async fn stop(mut self) {
         for t in self.tasks.drain(..) {
             t.abort();
+            let _ = t.await;
         }
         if let Some(g) = self.gateway.take() {
             g.shutdown().await;
@@ -849,6 +851,16 @@ impl Sandbox {
         }
         for p in self.procs.iter_mut().rev() {
             p.stop().await;
+        }
+    }
+}
+
+impl Drop for Sandbox {
+    /// The background loops hold the function slots: stop them, so dropping the sandbox (an
+    /// error, an interrupted start) stops every function process too.
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
         }
     }
 }

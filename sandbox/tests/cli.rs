@@ -222,3 +222,70 @@ fn a_failure_midway_stops_what_was_started() {
         "moto is still listening on {moto_port} after the sandbox exited"
     );
 }
+
+/// SIGTERM while the sandbox is still starting (moto up, the GitHub emulator not yet announced):
+/// it says so, exits non-zero, and moto is stopped with it.
+#[test]
+fn a_signal_during_start_up_stops_what_was_started() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let python = root.join(".venv/bin/python");
+    if !python.is_file() {
+        assert!(
+            std::env::var("SSM_REQUIRE_EMULATORS").as_deref() != Ok("1"),
+            "SSM_REQUIRE_EMULATORS=1 but {} is missing",
+            python.display()
+        );
+        eprintln!(
+            "skipping a_signal_during_start_up_stops_what_was_started: no venv with moto; bash scripts/test.sh runs it"
+        );
+        return;
+    }
+    // An emulator that never announces itself keeps the sandbox starting.
+    let (dir, asm, bin) = scaffold("#!/bin/sh\nexec sleep 30\n");
+    let moto_port = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let child = Command::new(env!("CARGO_BIN_EXE_ssm-sandbox"))
+        .args([
+            "up",
+            "--port",
+            "0",
+            "--python",
+            python.to_str().unwrap(),
+            "--moto-launcher",
+            root.join("sandbox/moto/ssm_moto.py").to_str().unwrap(),
+            "--moto-port",
+            &moto_port.to_string(),
+            "--cloud-assembly",
+            asm.to_str().unwrap(),
+            "--bin-dir",
+            bin.to_str().unwrap(),
+            "--work",
+            dir.path().join("work").to_str().unwrap(),
+        ])
+        .current_dir(dir.path())
+        .env_remove("AWS_ENDPOINT_URL")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while std::net::TcpStream::connect(("127.0.0.1", moto_port)).is_err() {
+        assert!(std::time::Instant::now() < deadline, "moto never started");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let status = Command::new("sh")
+        .args(["-c", &format!("kill -TERM {}", child.id())])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("interrupted while starting"), "{err}");
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", moto_port)).is_err(),
+        "moto is still listening on {moto_port} after the sandbox was interrupted"
+    );
+}

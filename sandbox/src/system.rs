@@ -1196,31 +1196,11 @@ async fn run_action_with(
     let text = std::fs::read_to_string(&output).unwrap_or_default();
     Ok(ActionRun {
         code: status.code(),
-        outputs: parse_github_output(&text),
+        outputs: ssm_core::deploy::github::parse_output_file(&text)
+            .map_err(|e| anyhow!("ssm-action ({mode}) wrote a malformed GITHUB_OUTPUT: {e}"))?,
         log,
         ms: start.elapsed().as_millis(),
     })
-}
-
-/// `GITHUB_OUTPUT`'s `name<<DELIM … DELIM` and `name=value` forms.
-pub fn parse_github_output(text: &str) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
-    let mut lines = text.lines();
-    while let Some(line) = lines.next() {
-        if let Some((name, delim)) = line.split_once("<<") {
-            let mut value = Vec::new();
-            for l in lines.by_ref() {
-                if l == delim {
-                    break;
-                }
-                value.push(l);
-            }
-            out.insert(name.to_owned(), value.join("\n"));
-        } else if let Some((name, value)) = line.split_once('=') {
-            out.insert(name.to_owned(), value.to_owned());
-        }
-    }
-    out
 }
 
 /// An SDK error with its service code and message.
@@ -1237,15 +1217,6 @@ pub fn aws_error<E: std::error::Error + 'static>(e: &E) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn github_output_both_forms() {
-        let text = "a=1\nlist<<ghadelimiter_x\n[\"S/Fn\"]\nmore\nghadelimiter_x\nb=two=2\n";
-        let out = parse_github_output(text);
-        assert_eq!(out["a"], "1");
-        assert_eq!(out["list"], "[\"S/Fn\"]\nmore");
-        assert_eq!(out["b"], "two=2");
-    }
 
     #[test]
     fn refs_finds_ref_and_getatt_targets() {

@@ -217,21 +217,17 @@ pub struct RunResult {
     pub summary: String,
 }
 
-/// Parses `$GITHUB_OUTPUT` heredoc entries (`name<<DELIM\nvalue\nDELIM\n`).
+/// Parses the Action's `$GITHUB_OUTPUT`: every entry must be in the heredoc form the Action
+/// writes (one `<<ghadelimiter_` opening per output).
 pub fn parse_outputs(text: &str) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
-    let mut lines = text.lines();
-    while let Some(line) = lines.next() {
-        let (name, delim) = line.split_once("<<").expect("heredoc output");
-        let mut value = Vec::new();
-        for l in lines.by_ref() {
-            if l == delim {
-                break;
-            }
-            value.push(l);
-        }
-        out.insert(name.to_owned(), value.join("\n"));
-    }
+    let out = ssm_core::deploy::github::parse_output_file(text).expect("well-formed outputs");
+    assert_eq!(
+        text.lines()
+            .filter(|l| l.contains("<<ghadelimiter_"))
+            .count(),
+        out.len(),
+        "heredoc output only:\n{text}"
+    );
     out
 }
 

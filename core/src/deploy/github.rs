@@ -15,6 +15,43 @@ pub fn output_entry(name: &str, value: &str, nonce: &str) -> String {
     format!("{name}<<{delimiter}\n{value}\n{delimiter}\n")
 }
 
+/// Reads a `$GITHUB_OUTPUT` file back: `name<<DELIMITER` … `DELIMITER` entries (what
+/// [`output_entry`] writes) and `name=value` lines, the two forms GitHub accepts. A later entry
+/// with the same name wins, as on GitHub. A heredoc without its closing delimiter, or a line in
+/// neither form, is an error naming its line.
+pub fn parse_output_file(text: &str) -> Result<std::collections::BTreeMap<String, String>, String> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut lines = text.lines().enumerate();
+    while let Some((n, line)) = lines.next() {
+        if let Some((name, delimiter)) = line.split_once("<<") {
+            let mut value = Vec::new();
+            let mut closed = false;
+            for (_, l) in lines.by_ref() {
+                if l == delimiter {
+                    closed = true;
+                    break;
+                }
+                value.push(l);
+            }
+            if !closed {
+                return Err(format!(
+                    "line {}: output {name:?} has no closing delimiter",
+                    n + 1
+                ));
+            }
+            out.insert(name.to_owned(), value.join("\n"));
+        } else if let Some((name, value)) = line.split_once('=') {
+            out.insert(name.to_owned(), value.to_owned());
+        } else if !line.is_empty() {
+            return Err(format!(
+                "line {}: neither name=value nor name<<DELIMITER",
+                n + 1
+            ));
+        }
+    }
+    Ok(out)
+}
+
 /// An output name GitHub accepts (`[A-Za-z0-9_-]`), for stack outputs named freely.
 pub fn output_name(raw: &str) -> String {
     raw.chars()
@@ -137,6 +174,35 @@ mod tests {
         let tricky = output_entry("x", "ghadelimiter_N\n", "N");
         assert!(tricky.starts_with("x<<ghadelimiter_N_\n"), "{tricky}");
         assert_eq!(output_name("Api.Url/1"), "Api_Url_1");
+    }
+
+    #[test]
+    fn output_files_read_back_in_both_forms() {
+        let written = [
+            output_entry("changes-markdown", "a\nb=c", "N"),
+            output_entry("x", "ghadelimiter_N\n", "N"),
+        ]
+        .concat();
+        let read = parse_output_file(&written).expect("what output_entry writes reads back");
+        assert_eq!(read["changes-markdown"], "a\nb=c");
+        assert_eq!(read["x"], "ghadelimiter_N\n");
+
+        let text = "a=1\nlist<<ghadelimiter_x\n[\"S/Fn\"]\nmore\nghadelimiter_x\nb=two=2\n";
+        let out = parse_output_file(text).expect("both forms");
+        assert_eq!(out["a"], "1");
+        assert_eq!(out["list"], "[\"S/Fn\"]\nmore");
+        assert_eq!(out["b"], "two=2");
+
+        assert!(
+            parse_output_file("x<<EOF\nvalue\n")
+                .unwrap_err()
+                .contains("no closing delimiter")
+        );
+        assert!(
+            parse_output_file("garbage\n")
+                .unwrap_err()
+                .contains("line 1")
+        );
     }
 
     #[test]

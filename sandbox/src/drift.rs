@@ -103,13 +103,7 @@ impl Sandbox {
         let dispatches_before = self.dispatches().await?.len();
         let lambda = aws_sdk_lambda::Client::new(&self.aws);
         let sm = aws_sdk_secretsmanager::Client::new(&self.aws);
-        let policy_before = sm
-            .get_resource_policy()
-            .secret_id(&secret)
-            .send()
-            .await
-            .ok()
-            .and_then(|p| p.resource_policy);
+        let policy_before = resource_policy(&sm, &secret).await;
 
         let t0 = Instant::now();
         let (source, event_source, event_name, params) = match kind {
@@ -244,14 +238,7 @@ impl Sandbox {
                 }
             }
             DriftKind::SecretPolicy => {
-                let now = sm
-                    .get_resource_policy()
-                    .secret_id(&secret)
-                    .send()
-                    .await
-                    .ok()
-                    .and_then(|p| p.resource_policy);
-                if now == policy_before {
+                if resource_policy(&sm, &secret).await == policy_before {
                     Verdict::Restored
                 } else {
                     Verdict::EmulatorCannotRevert(
@@ -391,6 +378,16 @@ impl Sandbox {
             Err(e) => format!("no answer: {e}"),
         }
     }
+}
+
+/// The secret's resource policy, `None` when it has none (or cannot be read).
+async fn resource_policy(sm: &aws_sdk_secretsmanager::Client, secret: &str) -> Option<String> {
+    sm.get_resource_policy()
+        .secret_id(secret)
+        .send()
+        .await
+        .ok()
+        .and_then(|p| p.resource_policy)
 }
 
 /// The EventBridge event CloudTrail produces for a write call by the operator role.

@@ -45,6 +45,40 @@ fn scaffold(emulator_script: &str) -> (tempfile::TempDir, PathBuf, PathBuf) {
     (dir, asm, bin)
 }
 
+/// The venv's moto and a free port for it, as sandbox arguments (`--python`, `--moto-launcher`,
+/// `--moto-port`), or `None` after saying why `test` skips; with `SSM_REQUIRE_EMULATORS=1` a
+/// missing venv fails the test instead.
+fn moto_args(test: &str) -> Option<(Vec<String>, u16)> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let python = root.join(".venv/bin/python");
+    if !python.is_file() {
+        assert!(
+            std::env::var("SSM_REQUIRE_EMULATORS").as_deref() != Ok("1"),
+            "SSM_REQUIRE_EMULATORS=1 but {} is missing",
+            python.display()
+        );
+        eprintln!(
+            "skipping {test}: no venv with moto ({}); bash scripts/test.sh runs it",
+            python.display()
+        );
+        return None;
+    }
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let args = [
+        "--python".to_owned(),
+        python.display().to_string(),
+        "--moto-launcher".to_owned(),
+        root.join("sandbox/moto/ssm_moto.py").display().to_string(),
+        "--moto-port".to_owned(),
+        port.to_string(),
+    ];
+    Some((args.to_vec(), port))
+}
+
 #[test]
 fn an_unknown_drift_kind_is_refused_with_the_known_ones() {
     let dir = tempfile::tempdir().unwrap();
@@ -166,45 +200,22 @@ fn a_missing_stack_or_binary_is_named() {
 /// stopped with the sandbox (its port no longer answers).
 #[test]
 fn a_failure_midway_stops_what_was_started() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-    let python = root.join(".venv/bin/python");
-    if !python.is_file() {
-        if std::env::var("SSM_REQUIRE_EMULATORS").as_deref() == Ok("1") {
-            panic!(
-                "SSM_REQUIRE_EMULATORS=1 but {} is missing",
-                python.display()
-            );
-        }
-        eprintln!(
-            "skipping a_failure_midway_stops_what_was_started: no venv with moto ({}); bash scripts/test.sh runs it",
-            python.display()
-        );
+    let Some((moto, moto_port)) = moto_args("a_failure_midway_stops_what_was_started") else {
         return;
-    }
-    let (dir, asm, bin) = scaffold("#!/bin/sh\necho 'emulator: cannot start (test)' >&2\nexit 1\n");
-    let moto_port = {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
     };
+    let (dir, asm, bin) = scaffold("#!/bin/sh\necho 'emulator: cannot start (test)' >&2\nexit 1\n");
     let work = dir.path().join("work");
-    let out = sandbox(
-        &[
-            "e2e",
-            "--python",
-            python.to_str().unwrap(),
-            "--moto-launcher",
-            root.join("sandbox/moto/ssm_moto.py").to_str().unwrap(),
-            "--moto-port",
-            &moto_port.to_string(),
-            "--cloud-assembly",
-            asm.to_str().unwrap(),
-            "--bin-dir",
-            bin.to_str().unwrap(),
-            "--work",
-            work.to_str().unwrap(),
-        ],
-        dir.path(),
-    );
+    let mut args = vec!["e2e"];
+    args.extend(moto.iter().map(String::as_str));
+    args.extend([
+        "--cloud-assembly",
+        asm.to_str().unwrap(),
+        "--bin-dir",
+        bin.to_str().unwrap(),
+        "--work",
+        work.to_str().unwrap(),
+    ]);
+    let out = sandbox(&args, dir.path());
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
     assert!(
@@ -227,36 +238,16 @@ fn a_failure_midway_stops_what_was_started() {
 /// it says so, exits non-zero, and moto is stopped with it.
 #[test]
 fn a_signal_during_start_up_stops_what_was_started() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-    let python = root.join(".venv/bin/python");
-    if !python.is_file() {
-        assert!(
-            std::env::var("SSM_REQUIRE_EMULATORS").as_deref() != Ok("1"),
-            "SSM_REQUIRE_EMULATORS=1 but {} is missing",
-            python.display()
-        );
-        eprintln!(
-            "skipping a_signal_during_start_up_stops_what_was_started: no venv with moto; bash scripts/test.sh runs it"
-        );
+    let Some((moto, moto_port)) = moto_args("a_signal_during_start_up_stops_what_was_started")
+    else {
         return;
-    }
+    };
     // An emulator that never announces itself keeps the sandbox starting.
     let (dir, asm, bin) = scaffold("#!/bin/sh\nexec sleep 30\n");
-    let moto_port = {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
     let child = Command::new(env!("CARGO_BIN_EXE_ssm-sandbox"))
+        .args(["up", "--port", "0"])
+        .args(&moto)
         .args([
-            "up",
-            "--port",
-            "0",
-            "--python",
-            python.to_str().unwrap(),
-            "--moto-launcher",
-            root.join("sandbox/moto/ssm_moto.py").to_str().unwrap(),
-            "--moto-port",
-            &moto_port.to_string(),
             "--cloud-assembly",
             asm.to_str().unwrap(),
             "--bin-dir",

@@ -7,11 +7,20 @@
  * - The deploy role: trusted only for `aud` `sts.amazonaws.com` and the `sub` of this repository's
  *   deploy branch. It may assume the CDK bootstrap roles (as `cdk deploy` does: CloudFormation
  *   calls through the bootstrap deploy role, uploads through the file-publishing role), and read
- *   and restore the code of the Serverless SSM stack's functions (the reconcile mode's code check).
- * - The plan role: trusted only for this repository's `pull_request` runs. It may create, describe
- *   and delete change sets of the Serverless SSM stack, never execute them.
+ *   and restore the code of the Serverless SSM stack's functions (the reconcile mode's code check),
+ *   and put metrics in the `ServerlessSSM/Deploy` namespace only.
+ * - The plan role: trusted only for this repository's `pull_request` runs, which run the pull
+ *   request's own scripts. It may create, describe and delete change sets of the Serverless SSM
+ *   stack, never execute them, and assume the CDK lookup role (read-only). It writes nothing that
+ *   apply, reconcile or the drift sweep read: no file-publishing role (the assets bucket is what
+ *   they deploy and restore from), no S3 or ECR write, no metric. Plans publish nothing.
+ * - Two alarms on the metrics the deploy Action puts from the deploy role (namespace
+ *   `ServerlessSSM/Deploy`, dimension `Stack`): `AssetTampered` (an asset object in the bootstrap
+ *   bucket differed from the commit's build) and `UnrevertableDrift` (a change CloudFormation cannot
+ *   put back). Either is a security event; the run that saw it has failed with an annotation.
  */
-import { ArnFormat, CfnOutput, Stack, type StackProps, Validations } from 'aws-cdk-lib';
+import { ArnFormat, CfnOutput, Duration, Stack, type StackProps, Validations } from 'aws-cdk-lib';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type { Construct } from 'constructs';
 import { bootstrapAssetObjectsArn, bootstrapRoleArn } from './bootstrap';
@@ -24,6 +33,14 @@ export interface GitHubOidcStackProps extends StackProps {
 /** The audience GitHub's token carries when requested for AWS STS. */
 export const STS_AUDIENCE = 'sts.amazonaws.com';
 
+/** Where the deploy Action puts its security metrics (`cloudwatch:namespace` of the deploy role's grant). */
+export const DEPLOY_METRICS_NAMESPACE = 'ServerlessSSM/Deploy';
+/** The deploy Action's security metrics, each with one alarm here (dimension `Stack`). */
+export const DEPLOY_ALARM_METRICS = {
+  AssetTampered: 'An asset object in the CDK bootstrap bucket differed from the build of the deployed commit (overwritten outside the deploy)',
+  UnrevertableDrift: 'A change to the stack that CloudFormation cannot revert (an undeclared policy, permission or URL): see the failed deploy run',
+} as const;
+
 /** The `sub` claims the two roles trust. */
 export function trustedSubjects(config: SsmConfig): { deploy: string; plan: string } {
   const repo = `repo:${config.githubOwner}/${config.githubRepo}`;
@@ -34,6 +51,8 @@ export class GitHubOidcStack extends Stack {
   readonly deployRole: iam.Role;
   readonly planRole: iam.Role;
   readonly providerArn: string;
+  /** `AssetTampered` and `UnrevertableDrift`, in that order. */
+  readonly alarms: cloudwatch.Alarm[];
 
   constructor(scope: Construct, id: string, props: GitHubOidcStackProps) {
     super(scope, id, props);
@@ -96,6 +115,13 @@ export class GitHubOidcStack extends Stack {
               actions: ['s3:GetObject'],
               resources: [bootstrapAssetObjectsArn(q)],
             }),
+            new iam.PolicyStatement({
+              sid: 'PutDeploySecurityMetrics',
+              actions: ['cloudwatch:PutMetricData'],
+              // PutMetricData has no resource type: the namespace condition is its only scope.
+              resources: ['*'],
+              conditions: { StringEquals: { 'cloudwatch:namespace': DEPLOY_METRICS_NAMESPACE } },
+            }),
           ],
         }),
       },
@@ -108,10 +134,12 @@ export class GitHubOidcStack extends Stack {
       inlinePolicies: {
         Plan: new iam.PolicyDocument({
           statements: [
+            // Not the file-publishing role: it may overwrite any object of the assets bucket, the
+            // code that apply and reconcile install. A pull request's run is untrusted code.
             new iam.PolicyStatement({
-              sid: 'AssumeCdkPublishingAndLookupRoles',
+              sid: 'AssumeCdkLookupRole',
               actions: ['sts:AssumeRole'],
-              resources: (['file-publishing', 'lookup'] as const).map((k) => bootstrapRoleArn(this, q, k)),
+              resources: [bootstrapRoleArn(this, q, 'lookup')],
             }),
             new iam.PolicyStatement({
               sid: 'ChangeSetsWithoutExecute',
@@ -158,6 +186,12 @@ export class GitHubOidcStack extends Stack {
           'until the Serverless SSM stack exists; the stack-name prefix confines the statement to that stack.',
       },
       { id: `AwsSolutions-IAM5[${assetObjects}]`, reason: assetReason },
+      {
+        id: 'AwsSolutions-IAM5[Resource::*]',
+        reason:
+          'cloudwatch:PutMetricData supports no resource-level permission; the statement is confined by its ' +
+          `cloudwatch:namespace condition to ${DEPLOY_METRICS_NAMESPACE}.`,
+      },
     );
     Validations.of(this.planRole).acknowledge(
       {
@@ -167,6 +201,25 @@ export class GitHubOidcStack extends Stack {
           'stack and leaves only that id open.',
       },
       { id: `AwsSolutions-IAM5[${assetObjects}]`, reason: assetReason },
+    );
+
+    this.alarms = Object.entries(DEPLOY_ALARM_METRICS).map(
+      ([metricName, description]) =>
+        new cloudwatch.Alarm(this, `${metricName}Alarm`, {
+          alarmDescription: `${config.serverlessStackName}: ${description}`,
+          metric: new cloudwatch.Metric({
+            namespace: DEPLOY_METRICS_NAMESPACE,
+            metricName,
+            dimensionsMap: { Stack: config.serverlessStackName },
+            statistic: 'Sum',
+            period: Duration.minutes(5),
+          }),
+          threshold: 1,
+          comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+          evaluationPeriods: 1,
+          // Put only when it happens: no data is the normal state.
+          treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+        }),
     );
 
     new CfnOutput(this, 'DeployRoleArn', {

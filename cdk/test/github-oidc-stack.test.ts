@@ -83,7 +83,63 @@ describe('SsmGitHubOidc', () => {
     // It may not assume the bootstrap deploy role either (that role can execute change sets).
     const assume = roleStatements(t, planId).find((s) => s.Action === 'sts:AssumeRole');
     assert.ok(assume);
-    assert.ok(assume.Resource.every((r: any) => !JSON.stringify(r).includes('-deploy-role-')));
+    assert.ok(asArray(assume.Resource).every((r: any) => !JSON.stringify(r).includes('-deploy-role-')));
+  });
+
+  it('gives the plan role (pull-request code) nothing that writes what apply, reconcile or the sweep read', () => {
+    // Exactly these actions: a new one must be argued for here.
+    assert.deepEqual([...new Set(actionsOf(planId))].sort(), [
+      'cloudformation:CreateChangeSet',
+      'cloudformation:DeleteChangeSet',
+      'cloudformation:DescribeChangeSet',
+      'cloudformation:DescribeStackEvents',
+      'cloudformation:DescribeStacks',
+      'cloudformation:GetTemplate',
+      'cloudformation:ListChangeSets',
+      'iam:PassRole',
+      's3:GetObject',
+      'ssm:GetParameter',
+      'ssm:GetParameters',
+      'sts:AssumeRole',
+    ]);
+    // The only role it may assume is the read-only lookup role: never file-publishing (which may
+    // overwrite any asset object, the code reconcile restores), image-publishing or deploy.
+    const assumed = roleStatements(t, planId)
+      .filter((s) => s.Action === 'sts:AssumeRole')
+      .flatMap((s) => asArray(s.Resource))
+      .map((r) => JSON.stringify(r));
+    assert.equal(assumed.length, 1);
+    assert.match(assumed[0], /:role\/cdk-hnb659fds-lookup-role-/);
+    const change = roleStatements(t, planId).find((s) => asArray<string>(s.Action).includes('cloudformation:CreateChangeSet'));
+    assert.match(JSON.stringify(change?.Resource), /:stack\/SsmServerless\/\*"\]\]\}$/);
+  });
+
+  it('lets the deploy role put metrics in the ServerlessSSM/Deploy namespace only', () => {
+    const put = roleStatements(t, deployId).filter((s) => asArray<string>(s.Action).some((a) => a.startsWith('cloudwatch:')));
+    assert.deepEqual(put, [
+      {
+        Sid: 'PutDeploySecurityMetrics',
+        Action: 'cloudwatch:PutMetricData',
+        Effect: 'Allow',
+        Resource: '*',
+        Condition: { StringEquals: { 'cloudwatch:namespace': 'ServerlessSSM/Deploy' } },
+      },
+    ]);
+    assert.ok(!actionsOf(planId).some((a) => a.startsWith('cloudwatch:')), 'a pull request cannot put (or mute) them');
+  });
+
+  it('alarms on the first AssetTampered and the first UnrevertableDrift of the Serverless SSM stack', () => {
+    const alarms = Object.values(t.findResources('AWS::CloudWatch::Alarm')).map((r) => r.Properties);
+    assert.deepEqual(alarms.map((a) => a.MetricName).sort(), ['AssetTampered', 'UnrevertableDrift']);
+    for (const a of alarms) {
+      assert.equal(a.Namespace, 'ServerlessSSM/Deploy');
+      assert.deepEqual(a.Dimensions, [{ Name: 'Stack', Value: 'SsmServerless' }]);
+      assert.equal(a.Statistic, 'Sum');
+      assert.equal(a.Threshold, 1);
+      assert.equal(a.ComparisonOperator, 'GreaterThanOrEqualToThreshold');
+      assert.equal(a.EvaluationPeriods, 1);
+      assert.equal(a.TreatMissingData, 'notBreaching');
+    }
   });
 
   it('lets both roles read the bootstrap version parameter the template resolves, and no other', () => {

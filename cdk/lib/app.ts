@@ -5,10 +5,10 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { App, DefaultStackSynthesizer, Validations } from 'aws-cdk-lib';
+import { App, DefaultStackSynthesizer, Fn, Validations } from 'aws-cdk-lib';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { readConfig } from './config';
-import { defaultAudience, GitHubAppStack } from './github-app-stack';
+import { brokerExportNames, defaultAudience, GitHubAppStack } from './github-app-stack';
 import { GitHubOidcStack } from './github-oidc-stack';
 import { ServerlessStack } from './serverless-stack';
 
@@ -52,25 +52,29 @@ export function buildApp(options: BuildOptions = {}): SsmApp {
     description: 'Serverless SSM: GitHub OIDC provider, deploy and plan roles (deployed once by an administrator)',
     synthesizer: synthesizer(),
   });
-  // The App stack's Function URL is the broker SsmServerless calls, unless a `brokerUrl` is given
-  // (a broker hosted elsewhere); both sides then bind the same audience.
+  // The hosted App's stack is the one source of the broker's audience (never a setting) and, unless
+  // `brokerUrl` names another front for it, of its URL: SsmServerless imports both from that
+  // stack's exports, so an admin's synth and CI's cannot disagree. A broker hosted elsewhere
+  // (`githubApp=false`) is named by `brokerUrl` and `brokerAudience`.
   const githubApp = config.githubApp
     ? new GitHubAppStack(app, config.appStackName, {
         config,
-        audience: config.brokerAudience ?? defaultAudience(config.appStackName),
+        audience: defaultAudience(config.appStackName),
         description: 'Serverless SSM: the GitHub App (webhooks and token broker) on Lambda behind a Function URL',
         synthesizer: synthesizer(),
       })
     : undefined;
-  const brokerConfig =
-    githubApp && config.brokerUrl === undefined
-      ? { brokerUrl: githubApp.brokerUrl, brokerAudience: config.brokerAudience ?? defaultAudience(config.appStackName) }
-      : {};
+  const hosted = brokerExportNames(config.appStackName);
+  const brokerConfig = githubApp
+    ? { brokerUrl: config.brokerUrl ?? Fn.importValue(hosted.url), brokerAudience: Fn.importValue(hosted.audience) }
+    : {};
   const serverless = new ServerlessStack(app, config.serverlessStackName, {
     config: { ...config, ...brokerConfig },
     description: 'Serverless SSM: keyring, Crypto API, rotation and integrity',
     synthesizer: synthesizer(),
   });
+  // The imports need the exports: the App stack deploys first.
+  if (githubApp) serverless.addDependency(githubApp);
   Validations.of(app).addPlugins(new AwsSolutionsChecks(app, { verbose: true, writeSuppressionsToCloudFormation: true }));
   return { app, oidc, serverless, githubApp };
 }

@@ -24,9 +24,16 @@ export interface SsmConfig {
   readonly existingOidcProviderArn?: string;
   /** GitHub REST API base URL for the integrity Lambda (context `githubApiUrl`). */
   readonly githubApiUrl: string;
-  /** Token broker (the GitHub App) base URL (context `brokerUrl`, required for `SsmServerless`). */
+  /**
+   * Token broker base URL (context `brokerUrl`): required with `githubApp=false`; with the hosted
+   * App it defaults to the App stack's exported URL.
+   */
   readonly brokerUrl?: string;
-  /** Audience the integrity Lambda binds into its signed identity (context `brokerAudience`). */
+  /**
+   * Audience of a broker hosted elsewhere (context `brokerAudience`, only with `githubApp=false`;
+   * default `brokerUrl`). The hosted App's audience is never a setting: both stacks take it from
+   * the App stack (`ssm-broker:ACCOUNT:REGION:<appStackName>`, exported there).
+   */
   readonly brokerAudience?: string;
   /**
    * STS endpoint the integrity Lambda signs its broker identity for (context `brokerStsEndpoint`):
@@ -205,7 +212,7 @@ export function readConfig(node: Node, env: NodeJS.ProcessEnv = process.env): Ss
     existingOidcProviderArn: existingProvider,
     githubApiUrl: url('githubApiUrl', str('githubApiUrl', DEFAULTS.githubApiUrl)!),
     brokerUrl: brokerUrl === undefined ? undefined : url('brokerUrl', brokerUrl),
-    brokerAudience: str('brokerAudience', brokerUrl === undefined ? undefined : url('brokerUrl', brokerUrl)),
+    brokerAudience: externalBrokerAudience(str('brokerAudience'), brokerUrl, bool('githubApp', DEFAULTS.githubApp)),
     brokerStsEndpoint:
       brokerStsEndpoint === undefined
         ? undefined
@@ -229,6 +236,24 @@ export function readConfig(node: Node, env: NodeJS.ProcessEnv = process.env): Ss
     deployRoleName: matching('deployRoleName', str('deployRoleName', DEFAULTS.deployRoleName)!, ROLE_NAME),
     planRoleName: matching('planRoleName', str('planRoleName', DEFAULTS.planRoleName)!, ROLE_NAME),
   };
+}
+
+/**
+ * The audience of a broker hosted elsewhere. With the hosted App (`githubApp`) there is none to
+ * set: a setting one synth sees and another does not (an admin's `-c`, CI's arguments) would give
+ * the App and the integrity Lambda two audiences, and every dispatch would be refused.
+ */
+function externalBrokerAudience(audience: string | undefined, brokerUrl: string | undefined, githubApp: boolean): string | undefined {
+  if (githubApp) {
+    if (audience !== undefined) {
+      throw new ConfigError(
+        "context 'brokerAudience' applies only to a broker hosted elsewhere (githubApp=false): the hosted App's " +
+          'audience is always ssm-broker:ACCOUNT:REGION:<appStackName>, which both stacks take from the App stack',
+      );
+    }
+    return undefined;
+  }
+  return audience ?? brokerUrl?.replace(/\/+$/, '');
 }
 
 /**

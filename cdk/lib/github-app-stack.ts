@@ -144,9 +144,18 @@ export class GitHubAppStack extends Stack {
       ),
     ];
 
+    // The one source of the broker's URL and audience: SsmServerless imports both (and an
+    // export cannot change or vanish while it is imported).
+    const exports = brokerExportNames(this.stackName);
     new CfnOutput(this, 'BrokerUrl', {
       value: this.brokerUrl,
       description: 'The token broker base URL (HTTPS): SsmServerless passes it to the integrity Lambda',
+      exportName: exports.url,
+    });
+    new CfnOutput(this, 'BrokerAudience', {
+      value: props.audience,
+      description: "The audience token requests are bound to: SsmServerless's integrity Lambda signs this one",
+      exportName: exports.audience,
     });
     new CfnOutput(this, 'WebhookUrl', {
       value: `${this.brokerUrl}/webhooks`,
@@ -197,6 +206,11 @@ export class GitHubAppStack extends Stack {
       treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
     });
   }
+}
+
+/** The exports SsmServerless reads the hosted broker's URL and audience from. */
+export function brokerExportNames(appStackName: string): { url: string; audience: string } {
+  return { url: `${appStackName}:BrokerUrl`, audience: `${appStackName}:BrokerAudience` };
 }
 
 /** The audience of a hosted broker: unique to the account, region and stack. */

@@ -174,14 +174,13 @@ describe('SsmGitHubApp', () => {
       (r) => r.Type === 'AWS::Lambda::Function' && r.Properties.Environment?.Variables?.SSM_BROKER_URL,
     );
     const iv = integrity.Properties.Environment.Variables;
-    const exportName = Object.values(t.toJSON().Outputs as Record<string, any>).find((o) => o.Export)?.Export.Name;
-    assert.ok(exportName?.startsWith('SsmGitHubApp:'));
-    assert.deepEqual(iv.SSM_BROKER_URL, {
-      'Fn::Join': ['', ['https://', { 'Fn::Select': [2, { 'Fn::Split': ['/', { 'Fn::ImportValue': exportName }] }] }]],
-    });
     const outputs = t.toJSON().Outputs as Record<string, any>;
+    assert.deepEqual(iv.SSM_BROKER_URL, { 'Fn::ImportValue': 'SsmGitHubApp:BrokerUrl' });
+    assert.equal(outputs.BrokerUrl.Export.Name, 'SsmGitHubApp:BrokerUrl');
     assert.deepEqual(outputs.BrokerUrl.Value['Fn::Join'][1][0], 'https://');
-    assert.deepEqual(iv.SSM_BROKER_AUDIENCE, vars.SSM_BROKER_AUDIENCE);
+    assert.deepEqual(iv.SSM_BROKER_AUDIENCE, { 'Fn::ImportValue': 'SsmGitHubApp:BrokerAudience' });
+    assert.equal(outputs.BrokerAudience.Export.Name, 'SsmGitHubApp:BrokerAudience');
+    assert.deepEqual(outputs.BrokerAudience.Value, vars.SSM_BROKER_AUDIENCE);
     assert.match(JSON.stringify(vars.SSM_BROKER_AUDIENCE), /ssm-broker:.*AWS::AccountId.*AWS::Region.*:SsmGitHubApp/);
     assert.ok(built.serverless.dependencies.includes(built.githubApp!), 'SsmServerless deploys after SsmGitHubApp');
     assert.ok(outputs.WebhookUrl && outputs.PrivateKeySecretArn && outputs.WebhookSecretArn);
@@ -189,14 +188,14 @@ describe('SsmGitHubApp', () => {
 });
 
 describe('SsmGitHubApp settings', () => {
-  it('leaves SsmServerless on an explicit brokerUrl (a broker hosted elsewhere), with that audience on both sides', () => {
+  it('leaves SsmServerless on an explicit brokerUrl (another front for the App), with the App stack\'s audience', () => {
     const built = synth();
     const env = (tmpl: Template) =>
       Object.values(tmpl.toJSON().Resources as Record<string, any>).filter((r) => r.Type === 'AWS::Lambda::Function').map((r) => r.Properties.Environment?.Variables ?? {});
     const integrity = env(built.serverlessTemplate).find((v) => v.SSM_BROKER_URL);
     assert.equal(integrity.SSM_BROKER_URL, 'https://broker.example.com');
-    assert.doesNotMatch(JSON.stringify(built.serverlessTemplate.toJSON()), /Fn::ImportValue/);
-    assert.equal(env(Template.fromStack(built.githubApp!))[0].SSM_BROKER_AUDIENCE, 'https://broker.example.com');
+    assert.deepEqual(integrity.SSM_BROKER_AUDIENCE, { 'Fn::ImportValue': 'SsmGitHubApp:BrokerAudience' });
+    assert.match(JSON.stringify(env(Template.fromStack(built.githubApp!))[0].SSM_BROKER_AUDIENCE), /ssm-broker:.*:SsmGitHubApp/);
     // No App id yet (before registration) and the default policy: no rule, every request refused.
     const app = env(Template.fromStack(built.githubApp!))[0];
     assert.equal(app.GITHUB_APP_ID, undefined);

@@ -190,7 +190,8 @@ describe('SsmServerless', () => {
     assert.equal(vars.SSM_STACK_NAME, 'SsmServerless');
     assert.equal(vars.SSM_GITHUB_REPOSITORY, 'acme/serverless-ssm');
     assert.equal(vars.SSM_BROKER_URL, 'https://broker.example.com');
-    assert.equal(vars.SSM_BROKER_AUDIENCE, 'https://broker.example.com');
+    // The hosted App's audience comes from its stack, never from a setting (broker-audience.test.ts).
+    assert.deepEqual(vars.SSM_BROKER_AUDIENCE, { 'Fn::ImportValue': 'SsmGitHubApp:BrokerAudience' });
     assert.equal(vars.SSM_GITHUB_API_URL, 'https://api.github.com');
     assert.ok(Number(vars.SSM_DRIFT_TIMEOUT_SECS) < resources[integrityId].Properties.Timeout);
     const ignored = JSON.stringify(vars.SSM_IGNORED_ROLE_ARNS);
@@ -279,6 +280,8 @@ describe('SsmServerless settings', () => {
     rotationDays: '7',
     sweepSchedule: 'rate(15 minutes)',
     logRetentionDays: '90',
+    // A broker hosted elsewhere: the only case with an audience setting.
+    githubApp: 'false',
     brokerAudience: 'ssm-broker',
     githubApiUrl: 'https://github.example.com/api/v3/',
   });

@@ -22,10 +22,10 @@ cargo build --release --locked -p ssm-rotation --bin ssm-keyring
 cargo build --profile lambda-release --locked -p ssm-crypto --example bare-lambda
 start_moto
 python -c 'import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extractall(sys.argv[2])' \
-  "$CARGO_TARGET_DIR/lambda/ssm-crypto/bootstrap.zip" "$SSM_ROOT/build/cold-start"
+  "$SSM_ROOT/build/lambda/ssm-crypto/bootstrap.zip" "$SSM_ROOT/build/cold-start"
 chmod +x "$SSM_ROOT/build/cold-start/bootstrap"
 python bench/cold_start.py --bootstrap "$SSM_ROOT/build/cold-start/bootstrap" \
   --keyring-cli "$CARGO_TARGET_DIR/release/ssm-keyring" \
   --floor "$CARGO_TARGET_DIR/lambda-release/examples/bare-lambda" \
-  --zip "$CARGO_TARGET_DIR/lambda/ssm-crypto/bootstrap.zip" --spawns "${SPAWNS:-15}" \
+  --zip "$SSM_ROOT/build/lambda/ssm-crypto/bootstrap.zip" --spawns "${SPAWNS:-15}" \
   --json "$SSM_BENCH_OUT/cold-start.json"

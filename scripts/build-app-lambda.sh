@@ -35,16 +35,8 @@ log "lambda-adapter $LWA_VERSION: newest glibc symbol GLIBC_$newest (Amazon Linu
 
 out="build/lambda/lambda-adapter"
 mkdir -p "$out"
-# Deterministic: fixed timestamp and mode, so an unchanged adapter is an unchanged asset.
-python3 - "$bin" "$out/layer.zip" <<'PY'
-import sys, zipfile
-src, dst = sys.argv[1], sys.argv[2]
-info = zipfile.ZipInfo("extensions/lambda-adapter", date_time=(1980, 1, 1, 0, 0, 0))
-info.external_attr = (0o100755 << 16)
-info.compress_type = zipfile.ZIP_DEFLATED
-with open(src, "rb") as f, zipfile.ZipFile(dst, "w") as z:
-    z.writestr(info, f.read())
-PY
+# Deterministic (fixed time, mode, order), so an unchanged adapter is an unchanged asset.
+python3 scripts/deterministic-zip.py "$out/layer.zip" "extensions/lambda-adapter=$bin"
 printf '%-16s %12s %12s\n' layer "binary (B)" "zip (B)"
 printf '%-16s %12s %12s\n' lambda-adapter "$(stat -c %s "$bin")" "$(stat -c %s "$out/layer.zip")"
 if [[ "${LWA_PRINT_BIN:-}" == 1 ]]; then echo "$bin"; fi

@@ -9,6 +9,7 @@ deploy.yml:
     `${{ env.SSM_ACTION_COMMIT || steps.commit.outputs.sha }}`, where SSM_ACTION_COMMIT is a
     literal, empty or 40 hex, and the `commit` step records `git rev-parse HEAD`;
   - every other `uses:` is pinned to a 40-hex commit (a `docker://` one to a digest);
+  - caches are saved only by runs on main (what deploy and reconcile restore);
   - no `ref:`, `repository:` or `uses:` reads an input, a dispatch payload or the head ref, and
     workflow_dispatch has no input but `mode`;
   - Rust is pinned to the toolchain ci.yml installs.
@@ -74,7 +75,8 @@ def check_deploy(doc: dict, ci: dict | None) -> list[str]:
                     errors.append(f"{where}: `{key}: {with_[key]}` is chosen by a writer, not by main")
             if step.get("id") == "commit" and "git rev-parse HEAD" in step.get("run", ""):
                 commit_step = True
-            for m in RUST_PIN.finditer(step.get("run", "")):
+            run = re.sub(r"\$\{?SSM_RUST_TOOLCHAIN\}?", str(env.get("SSM_RUST_TOOLCHAIN", "")), step.get("run", "")).replace('"', "")
+            for m in RUST_PIN.finditer(run):
                 pins.add(m.group(1))
             if uses.startswith("./"):
                 path = local_path(uses)
@@ -102,7 +104,12 @@ def check_deploy(doc: dict, ci: dict | None) -> list[str]:
                 ref = uses.rpartition("@")[2]
                 if not SHA.match(ref):
                     errors.append(f"{where}: `uses: {uses}` is not pinned to a 40-hex commit (a tag or branch can move)")
-                if uses.split("@")[0] == "actions/checkout":
+                action = uses.split("@")[0]
+                if action == "actions/cache":
+                    errors.append(f"{where}: actions/cache saves from any ref: use actions/cache/restore, and actions/cache/save on main only")
+                if action == "actions/cache/save" and MAIN_GUARD not in str(step.get("if", "")).replace('"', "'"):
+                    errors.append(f"{where}: a cache save without `if: ... {MAIN_GUARD}` (a pull request could plant what main restores)")
+                if action == "actions/checkout":
                     checkouts[local_path(str(with_.get("path", "")))] = step
     if ci is not None:
         ci_pins = {m.group(1) for job in (ci.get("jobs") or {}).values() for s in steps_of(job) for m in RUST_PIN.finditer(s.get("run", ""))}

@@ -1,6 +1,6 @@
 /**
- * Lambda code comes from the zips `scripts/build-lambdas.sh` writes (cargo lambda build --release
- * --output-format zip, copied to `<dir>/<bin>/bootstrap.zip`). A missing zip fails synth with the
+ * Lambda code comes from the zips `scripts/build-lambdas.sh` writes (cargo lambda build, each binary
+ * zipped byte-reproducibly to `<dir>/<bin>/bootstrap.zip`). A missing zip fails synth with the
  * command that builds it, rather than synthesizing a template whose code cannot be published.
  */
 import * as fs from 'node:fs';

@@ -16,7 +16,7 @@ deploy.yml:
 release.yml:
   - every job that may write (contents, packages) runs only on refs/heads/main: a job-level
     `if: github.ref == 'refs/heads/main'`, or it needs a job whose step fails unless on main;
-  - no tag is forced (`git tag -f`, `push --force`).
+  - no tag is forced (`git tag -f`, `push --force`), every action is pinned to a commit.
 Prints each violation and exits 1 if there is any.
 """
 import re
@@ -145,6 +145,9 @@ def check_release(doc: dict) -> list[str]:
         if writes and not on_main_only(name):
             errors.append(f"release.yml: job {name} may write but does not refuse refs other than refs/heads/main")
         for i, step in enumerate(steps_of(job)):
+            uses = step.get("uses", "")
+            if uses and not uses.startswith("./") and not SHA.match(uses.rpartition("@")[2]):
+                errors.append(f"release.yml: jobs.{name}.steps[{i}]: `uses: {uses}` is not pinned to a 40-hex commit (it runs with write access)")
             run = step.get("run", "")
             if re.search(r"git tag (-f|--force)\b|git push (--force|-f)\b", run):
                 errors.append(f"release.yml: jobs.{name}.steps[{i}] forces a tag (tags are immutable)")

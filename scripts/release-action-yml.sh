@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Points action.yml at a pushed image, for a release commit:
 #   bash scripts/release-action-yml.sh ghcr.io/<owner>/<repo>/ssm-action@sha256:<64 hex> [action.yml]
-# rewrites `runs.image: Dockerfile` to `docker://<that reference>` in place, so `uses: <repo>@vX`
+# rewrites `runs.image: Dockerfile` to `docker://<that reference>` in place, so `uses: <repo>@<release commit>`
 # pulls the image instead of compiling it. Only an image pinned by digest is accepted (a tag can
 # move under a release), and only an action.yml that still builds the Dockerfile (not one that is
 # released already). The release workflow runs it; CI checks it (scripts/ci.d/50-action.sh).

@@ -35,8 +35,9 @@ refuse "a third-party action by tag" deploy.yml 's|actions/setup-node@[0-9a-f]*|
 refuse "another toolchain than ci.yml" deploy.yml 's/^  SSM_RUST_TOOLCHAIN: .*/  SSM_RUST_TOOLCHAIN: 1.90.0/'
 refuse "a cache saved from any ref" deploy.yml "s/ \&\& github.ref == 'refs\/heads\/main'$//"
 refuse "a release without the main guard" release.yml "/if: github.ref != 'refs\/heads\/main'/d"
+refuse "a release action by tag" release.yml 's|docker/login-action@[0-9a-f]*|docker/login-action@v3|'
 refuse "a forced tag" release.yml 's/git push origin "refs\/tags\/v$VERSION"/git push --force origin "refs\/tags\/v$VERSION"/'
-log "check-workflows.py: refuses each of 11 broken copies"
+log "check-workflows.py: refuses each of 12 broken copies"
 
 log "lambda-source-key.py: changes with what the zips are built from, only"
 tree="$work/tree"

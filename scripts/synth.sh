@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Synthesizes the CDK app (both stacks) into cdk/cdk.out, the cloud assembly the deploy Action
+# Synthesizes the CDK app (its three stacks) into cdk/cdk.out, the cloud assembly the deploy Action
 # consumes. Needs the Lambda zips from `bash scripts/build-lambdas.sh` (fails naming any missing
 # one) and cdk/node_modules from `bash scripts/setup.sh`. Fails on any unacknowledged cdk-nag
 # finding. Extra arguments are CDK context settings, e.g.:

@@ -1,7 +1,8 @@
 /**
- * Builds the CDK app: both stacks, cdk-nag's AwsSolutions checks on every construct, and the
- * settings of `cdk.json` as context defaults (so running this file directly, without the CDK CLI,
- * sees the same feature flags; values passed by the CLI or `CDK_CONTEXT_JSON` override them).
+ * Builds the CDK app: its three stacks (`SsmGitHubOidc`, `SsmGitHubApp` unless `githubApp=false`,
+ * `SsmServerless`), cdk-nag's AwsSolutions checks on every construct, and the settings of
+ * `cdk.json` as context defaults (so running this file directly, without the CDK CLI, sees the
+ * same feature flags; values passed by the CLI or `CDK_CONTEXT_JSON` override them).
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';

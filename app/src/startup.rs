@@ -6,39 +6,15 @@ use std::sync::Arc;
 
 use actix_web::dev::Server;
 use actix_web::{App, HttpServer, web};
-use secrecy::SecretString;
-use ssm_core::broker::Policy;
 
 use crate::cache::{Deliveries, InstallationCache, TokenCache};
 use crate::config::Settings;
-use crate::error;
 use crate::github::{GitHubApp, RetryPolicy};
 use crate::metrics::Metrics;
 use crate::routes;
 use crate::routes::fallback::method_not_allowed;
+use crate::state::{AppState, TOKEN_BODY_LIMIT, WEBHOOK_BODY_LIMIT};
 use crate::sts::Sts;
-
-/// Largest webhook body GitHub sends (25 MB); larger ones get 413.
-pub const WEBHOOK_BODY_LIMIT: usize = 25 * 1024 * 1024;
-/// Largest token request body; a signed identity request is a few KB.
-pub const TOKEN_BODY_LIMIT: usize = 64 * 1024;
-
-/// Everything the handlers share.
-#[derive(Debug)]
-pub struct AppState {
-    pub audience: String,
-    pub policy: Policy,
-    pub webhook_secrets: Vec<SecretString>,
-    pub token_refresh_margin: chrono::Duration,
-    /// Least time between two replacements of one scope's rejected token.
-    pub token_replace_min_interval: std::time::Duration,
-    pub sts: Sts,
-    pub github: GitHubApp,
-    pub installations: InstallationCache,
-    pub tokens: TokenCache,
-    pub deliveries: Deliveries,
-    pub metrics: Arc<Metrics>,
-}
 
 /// A built, not yet running, server.
 pub struct Application {
@@ -92,7 +68,7 @@ impl Application {
                 .app_data(
                     web::JsonConfig::default()
                         .limit(TOKEN_BODY_LIMIT)
-                        .error_handler(error::json_error),
+                        .error_handler(routes::extract::json_error),
                 )
                 .service(
                     web::resource("/healthz")

@@ -12,7 +12,19 @@ use ssm_core::broker::{
     ForwardRequest, IdentityError, MAX_IDENTITY_AGE, StsEndpoints, escaped, parse_caller_identity,
 };
 
-use crate::error::ApiError;
+/// Why no caller ARN came back. The route turns it into its HTTP error.
+#[derive(Debug, thiserror::Error)]
+pub enum StsError {
+    #[error(transparent)]
+    Identity(#[from] IdentityError),
+    #[error("STS rejected the signed identity request (HTTP {0})")]
+    Rejected(u16),
+    #[error("STS is unavailable: {0}")]
+    Unavailable(String),
+    /// A header the checks let through that the HTTP client cannot send.
+    #[error("{0}")]
+    Header(String),
+}
 
 /// Byte-identical signed requests get the same answer from STS; remembering it until the request
 /// leaves the freshness window saves a round trip when a caller reuses its signed request.
@@ -50,10 +62,10 @@ impl Sts {
     }
 
     /// Sends the checked request to the endpoint it was signed for and returns the caller's ARN.
-    pub async fn caller_arn(&self, req: &ForwardRequest) -> Result<String, ApiError> {
+    pub async fn caller_arn(&self, req: &ForwardRequest) -> Result<String, StsError> {
         // `check_identity` only returns accepted endpoints; this keeps it so whatever the caller.
         let Some(endpoint) = self.endpoints.find(&req.url) else {
-            return Err(ApiError::Identity(IdentityError::Url {
+            return Err(StsError::Identity(IdentityError::Url {
                 expected: self.endpoints.describe(),
                 received: escaped(&req.url, 200),
             }));
@@ -68,13 +80,13 @@ impl Sts {
         let mut headers = HeaderMap::new();
         for (name, value) in &req.headers {
             let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
-                ApiError::Malformed(format!(
+                StsError::Header(format!(
                     "identity header name {} is invalid",
                     escaped(name, 64)
                 ))
             })?;
             let value = HeaderValue::from_str(value).map_err(|_| {
-                ApiError::Malformed(format!("identity header {name} has an invalid value"))
+                StsError::Header(format!("identity header {name} has an invalid value"))
             })?;
             headers.insert(name, value);
         }
@@ -85,22 +97,19 @@ impl Sts {
             .body(req.body.clone())
             .send()
             .await
-            .map_err(|e| ApiError::StsUnavailable(e.without_url().to_string()))?;
+            .map_err(|e| StsError::Unavailable(e.without_url().to_string()))?;
         let status = resp.status();
         if status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS {
-            return Err(ApiError::StsUnavailable(format!(
-                "HTTP {}",
-                status.as_u16()
-            )));
+            return Err(StsError::Unavailable(format!("HTTP {}", status.as_u16())));
         }
         if !status.is_success() {
-            return Err(ApiError::StsRejected(status.as_u16()));
+            return Err(StsError::Rejected(status.as_u16()));
         }
         let body = resp
             .text()
             .await
-            .map_err(|e| ApiError::StsUnavailable(e.without_url().to_string()))?;
-        let arn = parse_caller_identity(&body).map_err(ApiError::Identity)?;
+            .map_err(|e| StsError::Unavailable(e.without_url().to_string()))?;
+        let arn = parse_caller_identity(&body).map_err(StsError::Identity)?;
         let mut remembered = self.remembered_lock();
         if remembered.len() >= MAX_REMEMBERED {
             remembered.retain(|_, (_, until)| now < *until);

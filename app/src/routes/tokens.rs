@@ -13,7 +13,7 @@ use crate::cache::{CachedToken, ScopeKey};
 use crate::error::ApiError;
 use crate::github::GitHubError;
 use crate::metrics::inc;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// Where an issued token came from, for the audit log.
 #[derive(Debug, Clone, Copy)]

@@ -6,7 +6,7 @@ use std::time::Duration;
 use actix_web::web;
 use aws_credential_types::Credentials;
 use ssm_app::config::{LogFormat, Redacted};
-use ssm_app::startup::AppState;
+use ssm_app::state::AppState;
 use ssm_app::{Application, Opts, Settings};
 use ssm_broker_client::{BrokerClient, BrokerClientConfig};
 use ssm_core::broker::Policy;

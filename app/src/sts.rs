@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use sha2::{Digest, Sha256};
 use ssm_core::broker::{
-    ForwardRequest, IdentityError, MAX_IDENTITY_AGE, StsEndpoints, escaped, parse_caller_identity,
+    ForwardRequest, IdentityError, StsEndpoints, escaped, parse_caller_identity,
 };
 
 /// Why no caller ARN came back. The route turns it into its HTTP error.
@@ -27,7 +27,9 @@ pub enum StsError {
 }
 
 /// Byte-identical signed requests get the same answer from STS; remembering it until the request
-/// leaves the freshness window saves a round trip when a caller reuses its signed request.
+/// stops being valid (its `valid_until`, never later) saves a round trip when a caller reuses its
+/// signed request. The key covers every forwarded header, the signed scope among them, so a
+/// remembered identity serves only the repository and permissions it was signed for.
 const MAX_REMEMBERED: usize = 10_000;
 
 /// Digest of a forwarded request → (caller ARN, end of its freshness window).
@@ -115,7 +117,7 @@ impl Sts {
             remembered.retain(|_, (_, until)| now < *until);
         }
         if remembered.len() < MAX_REMEMBERED {
-            remembered.insert(key, (arn.clone(), req.signed_at + MAX_IDENTITY_AGE));
+            remembered.insert(key, (arn.clone(), req.valid_until));
         }
         Ok(arn)
     }

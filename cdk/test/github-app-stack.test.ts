@@ -224,6 +224,8 @@ describe('SsmGitHubApp settings', () => {
     [{ brokerPolicy: '{"rules": [{"principal": "integrity", "repositories": ["a/b"], "permissions": {}}]}' }, /principal/],
     [{ brokerPolicy: '{"rules": [{"principal": "arn:aws:iam::123456789012:role/x", "repositories": ["a"], "permissions": {}}]}' }, /repositories/],
     [{ brokerPolicy: '{"rules": [{"principal": "arn:aws:iam::123456789012:role/x", "repositories": ["a/b"], "permissions": {"contents": "all"}}]}' }, /permissions/],
+    [{ brokerPolicy: '{"rules": [{"principal": "arn:aws:sts::123456789012:assumed-role/ci/alice", "repositories": ["a/b"], "permissions": {}}]}' }, /assumed-role session/],
+    [{ brokerPolicy: '{"rules": [{"principal": "arn:aws:sts::123456789012:role/ci", "repositories": ["a/b"], "permissions": {}}]}' }, /IAM role or user/],
     [{ brokerPolicy: '{"rules": [], "extra": 1}' }, /expected/],
     [{ brokerPolicy: 'not json' }, /not valid/],
     [{ brokerPolicy: '{"rules": []}', brokerPolicyFile: 'p.json' }, /not both/],

@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::json;
 use ssm_broker_client::BrokerClientError;
-use ssm_core::broker::{AUDIENCE_HEADER, ErrorBody, TokenDigest, TokenRequest};
+use ssm_core::broker::{AUDIENCE_HEADER, ErrorBody, SCOPE_HEADER, TokenDigest, TokenRequest};
 
 use crate::helpers::{
     ALLOWED_ROLE, AUDIENCE, INSTALLATION, TestApp, logs, perms, spawn_app, spawn_app_with,
@@ -18,7 +18,7 @@ async fn request_body(app: &TestApp, repo: &str, permissions: &[(&str, &str)]) -
         permissions: perms(permissions),
         identity: app
             .client()
-            .sign_identity(&creds, SystemTime::now())
+            .sign_identity(&creds, SystemTime::now(), repo, &perms(permissions))
             .expect("sign"),
         rejected_token_sha256: None,
     }
@@ -210,11 +210,48 @@ async fn identity_requests_that_do_not_bind_to_this_broker_are_401() {
     let creds = app.assume(ALLOWED_ROLE).await;
     let stale = app
         .client()
-        .sign_identity(&creds, SystemTime::now() - Duration::from_secs(6 * 60))
+        .sign_identity(
+            &creds,
+            SystemTime::now() - Duration::from_secs(6 * 60),
+            "acme/infra",
+            &perms(&[("contents", "write")]),
+        )
+        .expect("sign");
+    let future = app
+        .client()
+        .sign_identity(
+            &creds,
+            SystemTime::now() + Duration::from_secs(2 * 60),
+            "acme/infra",
+            &perms(&[("contents", "write")]),
+        )
+        .expect("sign");
+    let other_scope = app
+        .client()
+        .sign_identity(
+            &creds,
+            SystemTime::now(),
+            "acme/web",
+            &perms(&[("contents", "write")]),
+        )
+        .expect("sign");
+    let other_permissions = app
+        .client()
+        .sign_identity(
+            &creds,
+            SystemTime::now(),
+            "acme/infra",
+            &perms(&[("contents", "read")]),
+        )
         .expect("sign");
     let other_audience = app
         .client_for("another-broker")
-        .sign_identity(&creds, SystemTime::now())
+        .sign_identity(
+            &creds,
+            SystemTime::now(),
+            "acme/infra",
+            &perms(&[("contents", "write")]),
+        )
         .expect("sign");
     let cases: Vec<(&str, TokenRequest)> = vec![
         (
@@ -229,6 +266,24 @@ async fn identity_requests_that_do_not_bind_to_this_broker_are_401() {
             mutate(&|r| r.identity = other_audience.clone()),
         ),
         ("stale date", mutate(&|r| r.identity = stale.clone())),
+        (
+            "dated two minutes ahead",
+            mutate(&|r| r.identity = future.clone()),
+        ),
+        (
+            "signed for another repository",
+            mutate(&|r| r.identity = other_scope.clone()),
+        ),
+        (
+            "signed for other permissions",
+            mutate(&|r| r.identity = other_permissions.clone()),
+        ),
+        (
+            "no scope header",
+            mutate(&|r| {
+                r.identity.headers.remove(SCOPE_HEADER);
+            }),
+        ),
         (
             "wrong body",
             mutate(&|r| r.identity.body = "Action=GetSessionToken&Version=2011-06-15".into()),

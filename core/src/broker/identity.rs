@@ -13,8 +13,17 @@ use super::wire::SignedIdentityRequest;
 pub const AUDIENCE_HEADER: &str = "x-ssm-broker-audience";
 /// The only body a signed identity request may carry.
 pub const GET_CALLER_IDENTITY_BODY: &str = "Action=GetCallerIdentity&Version=2011-06-15";
-/// How far `X-Amz-Date` may be from the broker's clock.
+/// Header naming the repository and permissions a signed identity request is for; it must be
+/// signed and equal [`signed_scope`] of the token request, so an identity captured on its way
+/// to one repository's token cannot be spent on another's.
+pub const SCOPE_HEADER: &str = "x-ssm-scope";
+/// How long a signed identity request stays valid after its `X-Amz-Date`.
 pub const MAX_IDENTITY_AGE: Duration = Duration::minutes(5);
+/// How far `X-Amz-Date` may be ahead of the broker's clock. Lambda and CI runners keep NTP time
+/// (Lambda's to the millisecond through the Amazon Time Sync Service), so a minute covers a
+/// badly synchronised runner while keeping a signed request usable at most
+/// `MAX_FUTURE_SKEW + MAX_IDENTITY_AGE` (6 minutes) after it was made, not 10.
+pub const MAX_FUTURE_SKEW: Duration = Duration::seconds(60);
 
 /// What the broker expects of a signed identity request.
 #[derive(Debug, Clone)]
@@ -23,6 +32,8 @@ pub struct IdentityExpectations<'a> {
     pub sts: &'a StsEndpoints,
     /// This broker's audience.
     pub audience: &'a str,
+    /// [`signed_scope`] of the token request the identity comes with.
+    pub scope: &'a str,
     pub now: DateTime<Utc>,
 }
 
@@ -48,8 +59,20 @@ pub enum IdentityError {
     AudienceNotSigned,
     #[error("identity request has no valid X-Amz-Date header")]
     MissingDate,
-    #[error("identity request is older or newer than five minutes")]
+    #[error("identity request is older than five minutes")]
     Stale,
+    #[error("identity request is dated more than 60 seconds ahead of the broker's clock")]
+    FromTheFuture,
+    #[error(
+        "identity request lacks the {SCOPE_HEADER} header naming the repository and permissions"
+    )]
+    MissingScope,
+    #[error(
+        "the {SCOPE_HEADER} header names another repository or other permissions than the token request ({expected})"
+    )]
+    WrongScope { expected: String },
+    #[error("the {SCOPE_HEADER} header is not covered by the signature")]
+    ScopeNotSigned,
     #[error(
         "identity request header {0} appears more than once (header names are case-insensitive)"
     )]
@@ -93,6 +116,9 @@ pub struct ForwardRequest {
     pub body: String,
     /// `X-Amz-Date`.
     pub signed_at: DateTime<Utc>,
+    /// When the request stops being accepted (`signed_at + MAX_IDENTITY_AGE`): the broker may
+    /// remember the identity STS confirmed for it until then, never longer.
+    pub valid_until: DateTime<Utc>,
 }
 
 /// Checks a signed identity request against the broker's expectations without any I/O.
@@ -139,6 +165,17 @@ pub fn check_identity(
     if !auth.signs(AUDIENCE_HEADER) {
         return Err(IdentityError::AudienceNotSigned);
     }
+    let scope = headers
+        .get(SCOPE_HEADER)
+        .ok_or(IdentityError::MissingScope)?;
+    if *scope != expect.scope {
+        return Err(IdentityError::WrongScope {
+            expected: expect.scope.to_owned(),
+        });
+    }
+    if !auth.signs(SCOPE_HEADER) {
+        return Err(IdentityError::ScopeNotSigned);
+    }
     let raw_date = headers
         .get("x-amz-date")
         .copied()
@@ -150,7 +187,11 @@ pub fn check_identity(
     if !auth.signs("x-amz-date") {
         return Err(IdentityError::MissingDate);
     }
-    if (expect.now - date).abs() > MAX_IDENTITY_AGE {
+    if date - expect.now > MAX_FUTURE_SKEW {
+        return Err(IdentityError::FromTheFuture);
+    }
+    let valid_until = date + MAX_IDENTITY_AGE;
+    if expect.now > valid_until {
         return Err(IdentityError::Stale);
     }
     let host = headers.get("host").copied().unwrap_or_default();
@@ -183,6 +224,7 @@ pub fn check_identity(
         headers: forward,
         body: req.body.clone(),
         signed_at: date,
+        valid_until,
     })
 }
 
@@ -248,7 +290,8 @@ mod tests {
                 "content-type",
                 "x-amz-date",
                 "x-amz-security-token",
-                AUDIENCE_HEADER
+                AUDIENCE_HEADER,
+                SCOPE_HEADER
             ]
         );
         assert_eq!(fwd.body, GET_CALLER_IDENTITY_BODY);
@@ -319,17 +362,63 @@ mod tests {
     }
 
     #[test]
-    fn identity_freshness_window_is_five_minutes_both_ways() {
+    fn identity_is_valid_five_minutes_after_signing_and_at_most_a_minute_before() {
         let req = signed(Some(AUD), ALL_SIGNED); // signed at 00:58:00
         let sts = global();
-        let at = |m: i64, s: i64| IdentityExpectations {
-            now: now() - Duration::minutes(2) + Duration::minutes(m) + Duration::seconds(s),
+        let signed_at = now() - Duration::minutes(2);
+        let at = |offset: Duration| IdentityExpectations {
+            now: signed_at + offset,
             ..expect(&sts)
         };
-        assert!(check_identity(&req, &at(5, 0)).is_ok());
-        assert_eq!(check_identity(&req, &at(5, 1)), Err(IdentityError::Stale));
-        assert!(check_identity(&req, &at(-5, 0)).is_ok());
-        assert_eq!(check_identity(&req, &at(-5, -1)), Err(IdentityError::Stale));
+        let fwd = check_identity(&req, &at(Duration::minutes(5))).expect("last valid second");
+        assert_eq!(fwd.valid_until, signed_at + Duration::minutes(5));
+        let late = Duration::minutes(5) + Duration::seconds(1);
+        assert_eq!(check_identity(&req, &at(late)), Err(IdentityError::Stale));
+        // Dated up to a minute ahead of the broker's clock (a runner's clock a little fast)...
+        let fwd = check_identity(&req, &at(-Duration::seconds(60))).expect("60 s ahead");
+        assert_eq!(fwd.valid_until, signed_at + MAX_IDENTITY_AGE);
+        // ...but not more: a request signed 5 minutes ahead was a 10-minute bearer credential.
+        for ahead in [Duration::seconds(61), Duration::minutes(5)] {
+            assert_eq!(
+                check_identity(&req, &at(-ahead)),
+                Err(IdentityError::FromTheFuture),
+                "{ahead}"
+            );
+        }
+    }
+
+    /// The scope header binds the signed identity to one repository and permission set.
+    #[test]
+    fn identity_is_bound_to_the_signed_scope() {
+        let sts = global();
+        let other = "acme/web contents=write";
+        let for_other = IdentityExpectations {
+            scope: other,
+            ..expect(&sts)
+        };
+        assert_eq!(
+            check_identity(&signed(Some(AUD), ALL_SIGNED), &for_other),
+            Err(IdentityError::WrongScope {
+                expected: other.to_owned()
+            })
+        );
+        let mut req = signed(Some(AUD), ALL_SIGNED);
+        req.headers.remove(SCOPE_HEADER);
+        assert_eq!(check(&req), Err(IdentityError::MissingScope));
+        let unsigned = "content-type;host;x-amz-date;x-amz-security-token;x-ssm-broker-audience";
+        assert_eq!(
+            check(&signed(Some(AUD), unsigned)),
+            Err(IdentityError::ScopeNotSigned)
+        );
+        let repo = RepoName::parse("Acme/Infra").expect("repo");
+        assert_eq!(
+            signed_scope(
+                &repo,
+                &perms(&[("metadata", "read"), ("contents", "write")])
+            ),
+            "acme/infra contents=write,metadata=read"
+        );
+        assert_eq!(signed_scope(&repo, &perms(&[("contents", "write")])), SCOPE);
     }
 
     #[test]
@@ -337,7 +426,10 @@ mod tests {
         let mut req = signed(Some(AUD), ALL_SIGNED);
         req.headers.remove("X-Amz-Date");
         assert_eq!(check(&req), Err(IdentityError::MissingDate));
-        let req = signed(Some(AUD), "content-type;host;x-ssm-broker-audience");
+        let req = signed(
+            Some(AUD),
+            "content-type;host;x-ssm-broker-audience;x-ssm-scope",
+        );
         assert_eq!(check(&req), Err(IdentityError::MissingDate));
         let mut req = signed(Some(AUD), ALL_SIGNED);
         req.headers
@@ -452,7 +544,7 @@ mod tests {
             1,
         );
         let req: SignedIdentityRequest = serde_json::from_str(&text).expect("parses");
-        assert_eq!(req.headers.len(), 7);
+        assert_eq!(req.headers.len(), 8);
         assert_eq!(
             check(&req),
             Err(IdentityError::DuplicateHeader("\"x-amz-date\"".into()))
@@ -481,6 +573,7 @@ mod tests {
                 ("x-amz-date".to_owned(), DATE.to_owned()),
                 ("x-amz-security-token".to_owned(), "session".to_owned()),
                 (AUDIENCE_HEADER.to_owned(), AUD.to_owned()),
+                (SCOPE_HEADER.to_owned(), SCOPE.to_owned()),
             ]
         );
         assert_eq!(fwd.signed_at, now() - Duration::minutes(2));
@@ -498,7 +591,7 @@ mod tests {
         assert!(matches!(check(&req), Err(IdentityError::Host { .. })));
         let req = signed(
             Some(AUD),
-            "content-type;x-amz-date;x-amz-security-token;x-ssm-broker-audience",
+            "content-type;x-amz-date;x-amz-security-token;x-ssm-broker-audience;x-ssm-scope",
         );
         assert!(matches!(check(&req), Err(IdentityError::Host { .. })));
         for scope in [

@@ -130,6 +130,18 @@ pub fn permissions_to_wire(perms: &Permissions) -> BTreeMap<String, String> {
         .collect()
 }
 
+/// The value of the signed scope header ([`super::SCOPE_HEADER`]) for a token request: the
+/// repository (lowercase, as [`RepoName`] prints it) and the permissions in name order,
+/// `acme/infra contents=write,metadata=read`. Built only from validated parts, so the client
+/// and the broker spell one request's scope the same way.
+pub fn signed_scope(repo: &RepoName, permissions: &Permissions) -> String {
+    let perms: Vec<String> = permissions
+        .iter()
+        .map(|(name, level)| format!("{name}={}", level.as_str()))
+        .collect();
+    format!("{repo} {}", perms.join(","))
+}
+
 /// Whether GitHub granted exactly what was asked: every requested permission at its level and
 /// nothing more, except `metadata: read`, which GitHub adds to every installation token.
 pub fn scope_matches(requested: &Permissions, granted: &BTreeMap<String, String>) -> bool {

@@ -12,6 +12,8 @@ pub(crate) fn now() -> DateTime<Utc> {
 
 pub(crate) const STS: &str = "https://sts.amazonaws.com/";
 pub(crate) const AUD: &str = "ssm-broker.example";
+/// The signed scope of every request [`signed`] builds.
+pub(crate) const SCOPE: &str = "acme/infra contents=write";
 
 pub(crate) const SIG: &str = "fe5f80f77d5fa3beca038a248ff027d0445342fe2855ddc963176630326f1024";
 pub(crate) const DATE: &str = "20261128T005800Z";
@@ -30,6 +32,7 @@ pub(crate) fn signed(audience: Option<&str>, signed_list: &str) -> SignedIdentit
             "application/x-www-form-urlencoded; charset=utf-8".to_owned(),
         ),
         ("X-Amz-Date".to_owned(), DATE.to_owned()),
+        (SCOPE_HEADER.to_owned(), SCOPE.to_owned()),
         ("X-Amz-Security-Token".to_owned(), "session".to_owned()),
         ("Authorization".to_owned(), auth(signed_list)),
     ]);
@@ -45,7 +48,7 @@ pub(crate) fn signed(audience: Option<&str>, signed_list: &str) -> SignedIdentit
 }
 
 pub(crate) const ALL_SIGNED: &str =
-    "content-type;host;x-amz-date;x-amz-security-token;x-ssm-broker-audience";
+    "content-type;host;x-amz-date;x-amz-security-token;x-ssm-broker-audience;x-ssm-scope";
 
 pub(crate) fn global() -> StsEndpoints {
     StsEndpoints::global_and_regions::<&str>(&[]).expect("endpoints")
@@ -55,6 +58,7 @@ pub(crate) fn expect(sts: &StsEndpoints) -> IdentityExpectations<'_> {
     IdentityExpectations {
         sts,
         audience: AUD,
+        scope: SCOPE,
         now: now(),
     }
 }

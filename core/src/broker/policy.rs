@@ -23,7 +23,7 @@ pub struct PolicyFile {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct PolicyRule {
-    /// An IAM role or user ARN.
+    /// An IAM role or user ARN (never an assumed-role session: see [`Principal::from_rule_arn`]).
     pub principal: String,
     /// `owner/name` or `owner/*`.
     pub repositories: Vec<String>,
@@ -108,8 +108,7 @@ impl Policy {
             .enumerate()
             .map(|(i, rule)| {
                 let err = |message: String| PolicyError::Rule { rule: i, message };
-                let principal =
-                    Principal::from_arn(&rule.principal).map_err(|e| err(e.to_string()))?;
+                let principal = Principal::from_rule_arn(&rule.principal).map_err(err)?;
                 let repositories = rule
                     .repositories
                     .iter()
@@ -241,6 +240,22 @@ mod tests {
             p.check(&other_account, &infra, &perms(&[("contents", "read")])),
             Decision::Deny(DenyReason::UnknownPrincipal(_))
         ));
+    }
+
+    /// A rule naming `assumed-role/ci/alice` used to grant every session of `ci`.
+    #[test]
+    fn a_rule_naming_a_session_is_refused_at_load() {
+        let err = Policy::from_json(
+            r#"{"rules": [
+              {"principal": "arn:aws:iam::123456789012:role/integrity",
+               "repositories": ["acme/infra"], "permissions": {"contents": "read"}},
+              {"principal": "arn:aws:sts::123456789012:assumed-role/ci/alice",
+               "repositories": ["acme/infra"], "permissions": {"contents": "write"}}
+            ]}"#,
+        )
+        .expect_err("a session rule");
+        assert!(err.to_string().starts_with("rule 1:"), "{err}");
+        assert!(err.to_string().contains("assumed-role session"), "{err}");
     }
 
     #[test]

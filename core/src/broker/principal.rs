@@ -20,6 +20,23 @@ pub enum Principal {
 }
 
 impl Principal {
+    /// Parses the principal of a policy rule: an IAM role or user ARN. An assumed-role session
+    /// ARN is refused: whoever assumes the role picks the session name, so a rule naming one
+    /// would either grant every session of the role (what [`Principal::from_arn`] maps it to)
+    /// or rest on a name the caller chooses.
+    pub fn from_rule_arn(arn: &str) -> Result<Self, String> {
+        let is_session = crate::arn::Arn::parse(arn).is_ok_and(|parsed| {
+            parsed.service == "sts" && parsed.resource.starts_with("assumed-role/")
+        });
+        if is_session {
+            return Err(format!(
+                "principal {arn:?} names an assumed-role session, which whoever assumes the role \
+                 chooses; name the role instead (arn:PARTITION:iam::ACCOUNT:role/NAME)"
+            ));
+        }
+        Self::from_arn(arn).map_err(|e| e.to_string())
+    }
+
     /// Parses an IAM role, IAM user or STS assumed-role ARN. Role and user paths are dropped
     /// (an assumed-role ARN does not carry them, so the policy matches on account and name).
     pub fn from_arn(arn: &str) -> Result<Self, IdentityError> {
@@ -79,6 +96,19 @@ impl fmt::Display for Principal {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn policy_rules_may_not_name_a_session() {
+        let err = Principal::from_rule_arn("arn:aws:sts::123456789012:assumed-role/ci/alice")
+            .expect_err("a session is not a principal of a rule");
+        assert!(err.contains("assumed-role session"), "{err}");
+        assert_eq!(
+            Principal::from_rule_arn("arn:aws:iam::123456789012:role/ci"),
+            Ok(Principal::from_arn("arn:aws:iam::123456789012:role/ci").expect("role"))
+        );
+        assert!(Principal::from_rule_arn("arn:aws:iam::123456789012:user/bob").is_ok());
+        assert!(Principal::from_rule_arn("not an arn").is_err());
+    }
 
     #[test]
     fn principals_from_arns() {

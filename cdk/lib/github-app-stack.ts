@@ -73,7 +73,7 @@ export class GitHubAppStack extends Stack {
     );
     this.webhookSecret = this.appSecret(
       'WebhookSecret',
-      'GitHub App webhook secret(s), comma-separated during a rotation; readable by the App function only',
+      'GitHub App webhook secret: the string, or a JSON list ["new", "old"] during a rotation; readable by the App function only',
       role,
     );
     role.addToPrincipalPolicy(

@@ -1,5 +1,6 @@
 //! Builds the server from [`Settings`]: shared state, routes, listener on the configured address
-//! (port 0 in tests).
+//! (port 0 in tests), and the optional metrics listener (`GET /metrics` only, never on the
+//! public listener).
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -19,6 +20,7 @@ use crate::sts::Sts;
 /// A built, not yet running, server.
 pub struct Application {
     port: u16,
+    metrics: Option<(u16, Server)>,
     state: web::Data<AppState>,
     server: Server,
 }
@@ -76,11 +78,6 @@ impl Application {
                         .default_service(web::to(method_not_allowed("GET"))),
                 )
                 .service(
-                    web::resource("/metrics")
-                        .route(web::get().to(routes::health::metrics))
-                        .default_service(web::to(method_not_allowed("GET"))),
-                )
-                .service(
                     web::resource("/v1/tokens")
                         .route(web::post().to(routes::tokens::issue))
                         .default_service(web::to(method_not_allowed("POST"))),
@@ -95,6 +92,10 @@ impl Application {
         })
         .listen(listener)?
         .run();
+        let metrics_server = match settings.metrics_listen {
+            Some(addr) => Some(metrics_server(addr, state.clone())?),
+            None => None,
+        };
         tracing::info!(
             port,
             sts_endpoints = %state.sts.endpoints().describe(),
@@ -102,6 +103,7 @@ impl Application {
         );
         Ok(Self {
             port,
+            metrics: metrics_server,
             state,
             server,
         })
@@ -111,12 +113,50 @@ impl Application {
         self.port
     }
 
+    /// The metrics listener's port, when one is configured.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics.as_ref().map(|(port, _)| *port)
+    }
+
     /// The shared state (tests read caches and metrics through it).
     pub fn state(&self) -> web::Data<AppState> {
         self.state.clone()
     }
 
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let Some((_, metrics)) = self.metrics else {
+            return self.server.await;
+        };
+        let handle = metrics.handle();
+        let metrics = tokio::spawn(metrics);
+        let served = self.server.await;
+        handle.stop(true).await;
+        drop(metrics.await);
+        served
     }
+}
+
+/// `GET /metrics` on its own listener, with the shared state; every other path is 404.
+fn metrics_server(
+    addr: std::net::SocketAddr,
+    state: web::Data<AppState>,
+) -> anyhow::Result<(u16, Server)> {
+    let listener = TcpListener::bind(addr)?;
+    let port = listener.local_addr()?.port();
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .service(
+                web::resource("/metrics")
+                    .route(web::get().to(routes::health::metrics))
+                    .default_service(web::to(method_not_allowed("GET"))),
+            )
+            .default_service(web::to(routes::fallback::not_found))
+    })
+    .workers(1)
+    .disable_signals()
+    .listen(listener)?
+    .run();
+    tracing::info!(port, "ssm-app metrics listening");
+    Ok((port, server))
 }

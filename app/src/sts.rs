@@ -28,12 +28,16 @@ pub enum StsError {
 
 /// Byte-identical signed requests get the same answer from STS; remembering it until the request
 /// stops being valid (its `valid_until`, never later) saves a round trip when a caller reuses its
-/// signed request. The key covers every forwarded header, the signed scope among them, so a
-/// remembered identity serves only the repository and permissions it was signed for.
+/// signed request, and makes a replayed refused request (a flood of one forged request) cost one
+/// STS call, not one each. The key covers every forwarded header, the signed scope among them,
+/// so a remembered identity serves only the repository and permissions it was signed for.
 const MAX_REMEMBERED: usize = 10_000;
 
-/// Digest of a forwarded request → (caller ARN, end of its freshness window).
-type Remembered = HashMap<[u8; 32], (String, DateTime<Utc>)>;
+/// What STS answered for a request: the caller's ARN, or the status it refused it with.
+type Answer = Result<String, u16>;
+
+/// Digest of a forwarded request → (STS's answer, end of the request's validity).
+type Remembered = HashMap<[u8; 32], (Answer, DateTime<Utc>)>;
 
 /// The STS side of the broker: one HTTP client (redirects off, timeouts) and the endpoints
 /// identity requests may be signed for.
@@ -74,10 +78,10 @@ impl Sts {
         };
         let key = digest(req);
         let now = Utc::now();
-        if let Some((arn, until)) = self.remembered_lock().get(&key)
+        if let Some((answer, until)) = self.remembered_lock().get(&key)
             && now < *until
         {
-            return Ok(arn.clone());
+            return answer.clone().map_err(StsError::Rejected);
         }
         let mut headers = HeaderMap::new();
         for (name, value) in &req.headers {
@@ -105,6 +109,7 @@ impl Sts {
             return Err(StsError::Unavailable(format!("HTTP {}", status.as_u16())));
         }
         if !status.is_success() {
+            self.remember(key, Err(status.as_u16()), req.valid_until, now);
             return Err(StsError::Rejected(status.as_u16()));
         }
         let body = resp
@@ -112,14 +117,19 @@ impl Sts {
             .await
             .map_err(|e| StsError::Unavailable(e.without_url().to_string()))?;
         let arn = parse_caller_identity(&body).map_err(StsError::Identity)?;
+        self.remember(key, Ok(arn.clone()), req.valid_until, now);
+        Ok(arn)
+    }
+
+    /// Keeps `answer` until `until` while there is room (expired entries make room first).
+    fn remember(&self, key: [u8; 32], answer: Answer, until: DateTime<Utc>, now: DateTime<Utc>) {
         let mut remembered = self.remembered_lock();
         if remembered.len() >= MAX_REMEMBERED {
             remembered.retain(|_, (_, until)| now < *until);
         }
         if remembered.len() < MAX_REMEMBERED {
-            remembered.insert(key, (arn.clone(), req.valid_until));
+            remembered.insert(key, (answer, until));
         }
-        Ok(arn)
     }
 
     fn remembered_lock(&self) -> std::sync::MutexGuard<'_, Remembered> {

@@ -5,7 +5,7 @@ import { describe, it } from 'node:test';
 import { Template } from 'aws-cdk-lib/assertions';
 import { buildApp } from '../lib/app';
 import { ConfigError } from '../lib/config';
-import { APP_PORT, LWA_VERSION } from '../lib/github-app-stack';
+import { APP_PORT, APP_RESERVED_CONCURRENCY, LWA_VERSION } from '../lib/github-app-stack';
 import { MissingLambdaZipError } from '../lib/lambda-assets';
 import { asArray, BASE_CONTEXT, BINS, fixtureAssetDir, logicalIdOf, policyStatements, roleStatements, synth } from './helpers';
 
@@ -151,6 +151,13 @@ describe('SsmGitHubApp', () => {
       ['lambda:InvokeFunction', null, true],
       ['lambda:InvokeFunctionUrl', 'NONE', null],
     ]);
+  });
+
+  it('bounds the anonymous URL: reserved concurrency, and no metrics listener', () => {
+    assert.equal(APP_RESERVED_CONCURRENCY, 10);
+    assert.equal(fn.ReservedConcurrentExecutions, APP_RESERVED_CONCURRENCY);
+    // ssm-app serves /metrics only on SSM_METRICS_LISTEN, which the function does not set.
+    assert.equal(vars.SSM_METRICS_LISTEN, undefined);
   });
 
   it('alarms on errors, throttles and 5xx answers of this function', () => {

@@ -208,42 +208,17 @@ async fn identity_requests_that_do_not_bind_to_this_broker_are_401() {
         r.identity.headers.insert("authorization".into(), auth);
     };
     let creds = app.assume(ALLOWED_ROLE).await;
-    let stale = app
-        .client()
-        .sign_identity(
-            &creds,
-            SystemTime::now() - Duration::from_secs(6 * 60),
-            "acme/infra",
-            &perms(&[("contents", "write")]),
-        )
-        .expect("sign");
-    let future = app
-        .client()
-        .sign_identity(
-            &creds,
-            SystemTime::now() + Duration::from_secs(2 * 60),
-            "acme/infra",
-            &perms(&[("contents", "write")]),
-        )
-        .expect("sign");
-    let other_scope = app
-        .client()
-        .sign_identity(
-            &creds,
-            SystemTime::now(),
-            "acme/web",
-            &perms(&[("contents", "write")]),
-        )
-        .expect("sign");
-    let other_permissions = app
-        .client()
-        .sign_identity(
-            &creds,
-            SystemTime::now(),
-            "acme/infra",
-            &perms(&[("contents", "read")]),
-        )
-        .expect("sign");
+    let sign = |at: SystemTime, repo: &str, level: &str| {
+        app.client()
+            .sign_identity(&creds, at, repo, &perms(&[("contents", level)]))
+            .expect("sign")
+    };
+    let now = SystemTime::now();
+    let minutes = |m: u64| Duration::from_secs(60 * m);
+    let stale = sign(now - minutes(6), "acme/infra", "write");
+    let future = sign(now + minutes(2), "acme/infra", "write");
+    let other_scope = sign(now, "acme/web", "write");
+    let other_permissions = sign(now, "acme/infra", "read");
     let other_audience = app
         .client_for("another-broker")
         .sign_identity(
@@ -517,17 +492,13 @@ async fn health_and_metrics() {
     let Some(app) = spawn_app("health_and_metrics").await else {
         return;
     };
-    let resp = app
-        .http
-        .get(format!("{}/healthz", app.address))
-        .send()
-        .await
-        .expect("send");
+    let get = |url: String| app.http.get(url).send();
+    let resp = get(format!("{}/healthz", app.address)).await.expect("send");
     assert_eq!(resp.status(), 200);
-    let resp = app
-        .http
-        .get(format!("{}/metrics", app.address))
-        .send()
+    // Metrics are not on the public listener (the Function URL): only on their own.
+    let public = get(format!("{}/metrics", app.address)).await.expect("send");
+    assert_eq!(public.status(), 404);
+    let resp = get(format!("{}/metrics", app.metrics_address))
         .await
         .expect("send");
     assert_eq!(resp.status(), 200);

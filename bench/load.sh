@@ -137,8 +137,9 @@ run_crypto() {
 
 # --- ssm-app ----------------------------------------------------------------------------------
 run_app() {
-  local port base secret=load-test-secret
+  local port base secret=load-test-secret metrics_port
   port="$(free_port)"
+  metrics_port="$(free_port)"
   base="http://127.0.0.1:$port"
   local body="testkit/fixtures/webhooks/workflow_run.json"
   local signature
@@ -147,7 +148,7 @@ run_app() {
   # GITHUB_API_URL and SSM_STS_ENDPOINT point at a closed port: the webhook path must not need them.
   start_server app "$base/healthz" env -u GITHUB_APP_PRIVATE_KEY_SECRET_ID -u GITHUB_WEBHOOK_SECRET_ID \
     -u GITHUB_APP_PRIVATE_KEY -u SSM_BROKER_POLICY -u SSM_STS_ALLOWED_REGIONS \
-    SSM_APP_LISTEN="127.0.0.1:$port" GITHUB_APP_ID=1 \
+    SSM_APP_LISTEN="127.0.0.1:$port" SSM_METRICS_LISTEN="127.0.0.1:$metrics_port" GITHUB_APP_ID=1 \
     GITHUB_APP_PRIVATE_KEY_FILE=testkit/fixtures/test-only-github-app-key.pem \
     GITHUB_WEBHOOK_SECRETS="$secret" GITHUB_API_URL=http://127.0.0.1:9 \
     SSM_STS_ENDPOINT=http://127.0.0.1:9 SSM_BROKER_AUDIENCE=ssm-broker.load \
@@ -162,7 +163,7 @@ run_app() {
   load app-webhook-workflow-run "$secs" "$base/webhooks" "${post[@]}"
   rss_sample "$pid" final app
   python3 -c 'import sys, urllib.request; sys.stdout.write(urllib.request.urlopen(sys.argv[1]).read().decode())' \
-    "$base/metrics" >"$out/app.metrics"
+    "http://127.0.0.1:$metrics_port/metrics" >"$out/app.metrics"
 }
 
 for server in "${servers[@]}"; do

@@ -226,7 +226,7 @@ async fn main() {
         repository: "acme/infra".into(),
         permissions: permissions.clone(),
         identity: client
-            .sign_identity(&creds, SystemTime::now())
+            .sign_identity(&creds, SystemTime::now(), "acme/infra", &permissions)
             .expect("sign"),
         rejected_token_sha256: None,
     };
@@ -236,7 +236,9 @@ async fn main() {
         fresh.push(TokenRequest {
             repository: "acme/infra".into(),
             permissions: permissions.clone(),
-            identity: client.sign_identity(&c, SystemTime::now()).expect("sign"),
+            identity: client
+                .sign_identity(&c, SystemTime::now(), "acme/infra", &permissions)
+                .expect("sign"),
             rejected_token_sha256: None,
         });
     }

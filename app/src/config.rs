@@ -49,6 +49,11 @@ pub struct Opts {
     /// Address to listen on.
     #[arg(long, env = "SSM_APP_LISTEN", default_value = "0.0.0.0:8080")]
     pub listen: SocketAddr,
+    /// Address of a second listener serving only `GET /metrics`; none when unset. The public
+    /// listener (behind the Function URL) never serves metrics; on Lambda only the Web
+    /// Adapter's port is reachable, so metrics stay off the public face.
+    #[arg(long, env = "SSM_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
     /// The App's id or client id (the JWT's `iss`); may instead come from the private key secret.
     #[arg(long, env = "GITHUB_APP_ID", default_value = "")]
     pub app_id: String,
@@ -158,6 +163,7 @@ impl fmt::Debug for AppKey {
 #[derive(Debug)]
 pub struct Settings {
     pub listen: SocketAddr,
+    pub metrics_listen: Option<SocketAddr>,
     pub app_id: String,
     pub app_key: AppKey,
     pub webhook_secrets: Vec<SecretString>,
@@ -217,6 +223,7 @@ impl Settings {
             .collect();
         Ok(Self {
             listen: opts.listen,
+            metrics_listen: opts.metrics_listen,
             app_id: opts.app_id,
             app_key: AppKey(key),
             webhook_secrets,

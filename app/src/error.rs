@@ -7,7 +7,7 @@ use actix_web::{HttpResponse, ResponseError};
 use ssm_core::broker::{DenyReason, ErrorBody, IdentityError, RequestError};
 use ssm_core::webhook::SignatureError;
 
-use crate::audit;
+use crate::sts::StsError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -39,6 +39,17 @@ pub enum ApiError {
     NotFound,
     #[error("method not allowed; allowed: {0}")]
     MethodNotAllowed(&'static str),
+}
+
+impl From<StsError> for ApiError {
+    fn from(err: StsError) -> Self {
+        match err {
+            StsError::Identity(e) => Self::Identity(e),
+            StsError::Rejected(status) => Self::StsRejected(status),
+            StsError::Unavailable(why) => Self::StsUnavailable(why),
+            StsError::Header(why) => Self::Malformed(why),
+        }
+    }
 }
 
 impl ApiError {
@@ -91,24 +102,4 @@ impl ResponseError for ApiError {
         }
         resp.json(ErrorBody::new(self.code(), self.to_string()))
     }
-}
-
-/// Turns actix's JSON and payload extractor errors into our 400/413 bodies, each an audit line.
-pub fn json_error(
-    err: actix_web::error::JsonPayloadError,
-    req: &actix_web::HttpRequest,
-) -> actix_web::Error {
-    use actix_web::error::JsonPayloadError as E;
-    let api = match err {
-        E::OverflowKnownLength { .. } | E::Overflow { .. } => {
-            ApiError::PayloadTooLarge("request body is too large".into())
-        }
-        E::ContentType => ApiError::Malformed("Content-Type must be application/json".into()),
-        other => ApiError::Malformed(format!("request body is not valid: {other}")),
-    };
-    if let Some(state) = req.app_data::<actix_web::web::Data<crate::startup::AppState>>() {
-        crate::metrics::inc(&state.metrics.requests_malformed);
-    }
-    audit::refused(req, &api, &audit::Context::default());
-    api.into()
 }

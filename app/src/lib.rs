@@ -16,6 +16,7 @@ pub mod routes;
 pub mod secrets;
 pub mod setup;
 pub mod startup;
+pub mod state;
 pub mod sts;
 pub mod telemetry;
 pub mod webhook_event;

@@ -5,7 +5,9 @@
 //! Shapes (what `ssm-app setup` writes; hand-made secrets may use the short forms):
 //! - private key: JSON `{"app_id": "123", "pem": "-----BEGIN RSA PRIVATE KEY-----..."}`, or the
 //!   PEM text alone (then the App id comes from `GITHUB_APP_ID`);
-//! - webhook secret: the secret string, or a JSON list of strings, all accepted (rotation).
+//! - webhook secret: the secret string, or a JSON list of strings, all accepted (rotation:
+//!   `["new", "old"]`). A plain string with a comma is refused at startup: it is what an
+//!   `old,new` rotation attempt looks like, and taken as one secret it would fail every webhook.
 
 use anyhow::{Context, bail};
 use aws_sdk_secretsmanager::error::DisplayErrorContext;
@@ -99,11 +101,17 @@ pub fn parse_private_key(text: &str) -> anyhow::Result<KeySecret> {
     })
 }
 
-/// A string, or a JSON list of strings. Parse errors never quote the secret.
+/// A string without a comma, or a JSON list of strings. Parse errors never quote the secret.
 pub fn parse_webhook_secrets(text: &str) -> anyhow::Result<Vec<Redacted>> {
     let secrets: Vec<String> = if text.trim_start().starts_with('[') {
         serde_json::from_str(text)
             .map_err(|_| anyhow::anyhow!("starts with '[' but is not a JSON list of strings"))?
+    } else if text.contains(',') {
+        bail!(
+            "holds a comma: several webhook secrets (a rotation) are stored as a JSON list, \
+             [\"new\", \"old\"], not comma-separated; a single secret with a comma is stored as \
+             [\"the secret\"]"
+        );
     } else {
         vec![text.to_owned()]
     };
@@ -158,6 +166,22 @@ mod tests {
         );
         assert!(!err.contains("hunter2"), "{err}");
         assert!(parse_webhook_secrets("").is_err());
+        // The format the stack once documented: refused with the one to use, never taken as one
+        // secret that fails every webhook.
+        let err = format!(
+            "{:#}",
+            parse_webhook_secrets("hunter2,hunter3").expect_err("comma-separated")
+        );
+        assert!(
+            err.contains("JSON list") && !err.contains("hunter"),
+            "{err}"
+        );
+        assert_eq!(
+            parse_webhook_secrets(r#"["a,b"]"#)
+                .expect("a comma inside a list")
+                .len(),
+            1
+        );
         assert!(parse_webhook_secrets("[]").is_err());
     }
 }

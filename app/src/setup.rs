@@ -5,10 +5,19 @@
 //!    `{github}/settings/apps/new` (or an organization's) with a random `state`.
 //! 2. GitHub redirects the browser to `/callback?code=...&state=...`; the state must match.
 //! 3. The code is converted once (`POST {api}/app-manifests/{code}/conversions`, through
-//!    octocrab, no authentication) into the App's id, private key and webhook secret.
-//! 4. They are written to `{prefix}/private-key` (`{"app_id", "pem"}`) and
-//!    `{prefix}/webhook-secret` (the string), the shapes [`crate::secrets`] reads; nothing secret
-//!    is printed or logged.
+//!    octocrab, no authentication) into the App's id, private key and webhook secret. The
+//!    converted App must be the one whose manifest the page posted: its name, and with `--org`
+//!    its owner; another App's credentials are not stored.
+//! 4. They are written to the App stack's secrets (`--private-key-secret-id`,
+//!    `--webhook-secret-id`; by default `{prefix}/private-key` and `{prefix}/webhook-secret`):
+//!    the key as `{"app_id", "pem"}`, the webhook secret as the string, the shapes
+//!    [`crate::secrets`] reads; nothing secret is printed or logged. Both secrets must exist already (the App stack creates them with a
+//!    resource policy that only the App's role may read through); setup never creates a secret,
+//!    which would be readable by every principal of the account allowed `GetSecretValue`.
+//!
+//! The page answers only requests whose `Host` is the address it printed (a loopback name and
+//! its port), and refuses any request carrying an `Origin` other than its own: another site the
+//! browser visits, even one whose DNS name is rebound to 127.0.0.1, cannot drive it.
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Mutex;
@@ -54,6 +63,14 @@ pub struct SetupOpts {
     /// Secrets Manager name prefix: `{prefix}/private-key` and `{prefix}/webhook-secret`.
     #[arg(long, default_value = "serverless-ssm/github-app")]
     pub secret_prefix: String,
+    /// The secret that receives the private key: the App stack's `PrivateKeySecretArn`
+    /// (`{prefix}/private-key` when absent).
+    #[arg(long, env = "GITHUB_APP_PRIVATE_KEY_SECRET_ID")]
+    pub private_key_secret_id: Option<String>,
+    /// The secret that receives the webhook secret: the App stack's `WebhookSecretArn`
+    /// (`{prefix}/webhook-secret` when absent).
+    #[arg(long, env = "GITHUB_WEBHOOK_SECRET_ID")]
+    pub webhook_secret_id: Option<String>,
     /// Local address of the setup page (GitHub redirects the browser back to it).
     #[arg(long, default_value = "127.0.0.1:3000")]
     pub listen: SocketAddr,
@@ -140,10 +157,16 @@ pub struct Registered {
 
 struct SetupState {
     nonce: String,
+    /// `Host` values the page answers: `127.0.0.1:PORT`, `localhost:PORT`, `[::1]:PORT`.
+    hosts: Vec<String>,
+    /// The App the page's manifest describes.
+    expected: ExpectedApp,
     page: String,
     github: Octocrab,
     secrets: aws_sdk_secretsmanager::Client,
-    prefix: String,
+    /// Where the key and the webhook secret go (existing secrets).
+    private_key_id: String,
+    webhook_id: String,
     done: Mutex<Option<oneshot::Sender<Registered>>>,
 }
 
@@ -172,20 +195,42 @@ impl SetupServer {
             TcpListener::bind(opts.listen).with_context(|| format!("binding {}", opts.listen))?;
         let addr = listener.local_addr()?;
         let nonce = format!("{:032x}", rand::random::<u128>());
-        let redirect = format!("http://{addr}/callback");
+        let port = addr.port();
+        let redirect = format!("http://127.0.0.1:{port}/callback");
         let manifest = manifest(&opts.webhook_url, &redirect, opts.name.as_deref())?;
+        let expected = ExpectedApp {
+            name: manifest["name"]
+                .as_str()
+                .context("the manifest has no name")?
+                .to_owned(),
+            owner: opts.org.clone(),
+        };
         let (tx, rx) = oneshot::channel();
         let state = web::Data::new(SetupState {
             page: page(&opts.form_action(&nonce)?, &manifest),
             nonce,
+            hosts: ["127.0.0.1", "localhost", "[::1]"]
+                .iter()
+                .map(|h| format!("{h}:{port}"))
+                .collect(),
+            expected,
             github: octocrab_client(&opts.api_url()?, Duration::from_secs(30))?,
             secrets,
-            prefix: opts.secret_prefix.trim_end_matches('/').to_owned(),
+            private_key_id: opts.private_key_secret_id.clone().unwrap_or_else(|| {
+                format!("{}/private-key", opts.secret_prefix.trim_end_matches('/'))
+            }),
+            webhook_id: opts.webhook_secret_id.clone().unwrap_or_else(|| {
+                format!(
+                    "{}/webhook-secret",
+                    opts.secret_prefix.trim_end_matches('/')
+                )
+            }),
             done: Mutex::new(Some(tx)),
         });
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
+                .wrap(actix_web::middleware::from_fn(same_origin_only))
                 .route("/", web::get().to(index))
                 .route("/callback", web::get().to(callback))
         })
@@ -194,7 +239,7 @@ impl SetupServer {
         .listen(listener)?
         .run();
         Ok(Self {
-            port: addr.port(),
+            port,
             server,
             registered: rx,
         })
@@ -240,6 +285,69 @@ pub async fn run(opts: SetupOpts) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What the callback checks of the converted App: the manifest's name (GitHub keeps it as given)
+/// and, with `--org`, the owner.
+#[derive(Debug, Clone)]
+struct ExpectedApp {
+    name: String,
+    owner: Option<String>,
+}
+
+impl ExpectedApp {
+    /// Why `app` is not the App this page registered, if it is not.
+    fn mismatch(&self, app: &Conversion) -> Option<&'static str> {
+        if app.name != self.name {
+            return Some("its name is not the manifest's");
+        }
+        match (&self.owner, &app.owner) {
+            (Some(org), Some(owner)) if owner.login.eq_ignore_ascii_case(org) => None,
+            (Some(_), _) => Some("its owner is not the organization given with --org"),
+            (None, _) => None,
+        }
+    }
+}
+
+/// Whether a request may reach the page: `Host` one of the page's own loopback addresses, and
+/// no `Origin` but the page's own (DNS rebinding, cross-site requests).
+fn allowed(hosts: &[String], host: Option<&str>, origin: Option<&str>) -> bool {
+    let ours = |h: &str| hosts.iter().any(|o| o.eq_ignore_ascii_case(h));
+    let host_ok = host.is_some_and(ours);
+    let origin_ok = origin.is_none_or(|o| {
+        o.strip_prefix("http://")
+            .is_some_and(|h| ours(h.trim_end_matches('/')))
+    });
+    host_ok && origin_ok
+}
+
+async fn same_origin_only(
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody + 'static>,
+) -> Result<actix_web::dev::ServiceResponse<actix_web::body::BoxBody>, actix_web::Error> {
+    let header = |name| {
+        req.headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap_or("\u{0}"))
+    };
+    let ok = req
+        .app_data::<web::Data<SetupState>>()
+        .is_some_and(|state| {
+            allowed(
+                &state.hosts,
+                header(actix_web::http::header::HOST),
+                header(actix_web::http::header::ORIGIN),
+            )
+        });
+    if !ok {
+        tracing::warn!("setup page: request for another host or from another origin refused");
+        let resp = text(
+            actix_web::http::StatusCode::FORBIDDEN,
+            "this page answers only http://127.0.0.1:PORT/ opened in this browser",
+        );
+        return Ok(req.into_response(resp));
+    }
+    Ok(next.call(req).await?.map_into_boxed_body())
+}
+
 async fn index(state: web::Data<SetupState>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/html; charset=utf-8")
@@ -254,9 +362,16 @@ struct CallbackQuery {
 }
 
 #[derive(Deserialize)]
+struct Owner {
+    login: String,
+}
+
+#[derive(Deserialize)]
 struct Conversion {
     id: u64,
     slug: String,
+    name: String,
+    owner: Option<Owner>,
     html_url: String,
     pem: SecretString,
     webhook_secret: Option<SecretString>,
@@ -311,6 +426,16 @@ async fn callback(state: web::Data<SetupState>, query: web::Query<CallbackQuery>
             "GitHub's conversion answer has an unexpected shape",
         );
     };
+    if let Some(why) = state.expected.mismatch(&app) {
+        tracing::warn!(slug = %app.slug, why, "the converted App is not the one this page registered; nothing stored");
+        return text(
+            StatusCode::BAD_REQUEST,
+            &format!(
+                "GitHub converted another App than the one this page registered ({why}); \
+                 nothing was stored. Delete that App on GitHub if you did not mean to create it."
+            ),
+        );
+    }
     match store(&state, &app).await {
         Ok(registered) => {
             tracing::info!(app_id = registered.app_id, slug = %registered.slug, "GitHub App registered; credentials stored");
@@ -337,13 +462,13 @@ async fn callback(state: web::Data<SetupState>, query: web::Query<CallbackQuery>
 
 async fn store(state: &SetupState, app: &Conversion) -> anyhow::Result<Registered> {
     let key = json!({"app_id": app.id.to_string(), "pem": app.pem.expose_secret()}).to_string();
-    let private_key_secret = put(state, "private-key", key).await?;
+    let private_key_secret = put(state, &state.private_key_id, key).await?;
     let hook = app
         .webhook_secret
         .as_ref()
         .map(|s| s.expose_secret().to_owned())
         .context("GitHub returned no webhook secret (the manifest must set hook_attributes)")?;
-    let webhook_secret = put(state, "webhook-secret", hook).await?;
+    let webhook_secret = put(state, &state.webhook_id, hook).await?;
     Ok(Registered {
         app_id: app.id,
         slug: app.slug.clone(),
@@ -353,34 +478,27 @@ async fn store(state: &SetupState, app: &Conversion) -> anyhow::Result<Registere
     })
 }
 
-/// Creates `{prefix}/{name}`, or adds a new current version when it exists; returns its ARN.
-async fn put(state: &SetupState, name: &str, value: String) -> anyhow::Result<String> {
-    let id = format!("{}/{name}", state.prefix);
-    let created = state
+/// Adds a new current version to secret `id`, which must exist (the App stack creates it with a
+/// resource policy only the App's role can read through); returns its ARN. A missing secret is
+/// an error, never created here: a new secret would carry no such policy.
+async fn put(state: &SetupState, id: &str, value: String) -> anyhow::Result<String> {
+    let out = state
         .secrets
-        .create_secret()
-        .name(&id)
-        .description("Serverless SSM GitHub App credential (written by ssm-app setup)")
-        .secret_string(value.clone())
+        .put_secret_value()
+        .secret_id(id)
+        .secret_string(value)
         .send()
-        .await;
-    match created {
-        Ok(out) => Ok(out.arn.unwrap_or(id)),
-        Err(e) if e.code() == Some("ResourceExistsException") => {
-            let out = state
-                .secrets
-                .put_secret_value()
-                .secret_id(&id)
-                .secret_string(value)
-                .send()
-                .await
-                .map_err(|e| {
-                    anyhow::anyhow!("updating secret {id}: {}", DisplayErrorContext(&e))
-                })?;
-            Ok(out.arn.unwrap_or(id))
-        }
-        Err(e) => bail!("creating secret {id}: {}", DisplayErrorContext(&e)),
-    }
+        .await
+        .map_err(|e| match e.code() {
+            Some("ResourceNotFoundException") => anyhow::anyhow!(
+                "secret {id} does not exist: deploy the App stack first (it creates the App's \
+                 secrets, readable by the App's role only) and pass its outputs \
+                 PrivateKeySecretArn and WebhookSecretArn as --private-key-secret-id and \
+                 --webhook-secret-id"
+            ),
+            _ => anyhow::anyhow!("updating secret {id}: {}", DisplayErrorContext(&e)),
+        })?;
+    Ok(out.arn.unwrap_or_else(|| id.to_owned()))
 }
 
 #[cfg(test)]
@@ -392,6 +510,61 @@ mod tests {
         let mut args = vec!["setup", "--webhook-url=https://ssm.example.com/webhooks"];
         args.extend_from_slice(extra);
         SetupOpts::try_parse_from(args).expect("options")
+    }
+
+    #[test]
+    fn only_the_pages_own_loopback_host_and_origin_are_answered() {
+        let hosts: Vec<String> = ["127.0.0.1:3000", "localhost:3000", "[::1]:3000"]
+            .map(String::from)
+            .to_vec();
+        assert!(allowed(&hosts, Some("127.0.0.1:3000"), None));
+        assert!(allowed(&hosts, Some("LOCALHOST:3000"), None));
+        assert!(allowed(
+            &hosts,
+            Some("127.0.0.1:3000"),
+            Some("http://127.0.0.1:3000")
+        ));
+        // DNS rebinding: the browser sends the attacker's name as Host.
+        assert!(!allowed(&hosts, Some("evil.example:3000"), None));
+        assert!(!allowed(&hosts, Some("127.0.0.1:3001"), None));
+        assert!(!allowed(&hosts, None, None));
+        // A cross-site request, even to the right host.
+        assert!(!allowed(
+            &hosts,
+            Some("127.0.0.1:3000"),
+            Some("http://evil.example:3000")
+        ));
+        assert!(!allowed(&hosts, Some("127.0.0.1:3000"), Some("null")));
+    }
+
+    #[test]
+    fn the_converted_app_must_be_the_manifests() {
+        let conversion = |name: &str, owner: &str| Conversion {
+            id: 1,
+            slug: "s".into(),
+            name: name.into(),
+            owner: Some(Owner {
+                login: owner.into(),
+            }),
+            html_url: "https://github.com/apps/s".into(),
+            pem: SecretString::from("pem"),
+            webhook_secret: None,
+        };
+        let org = ExpectedApp {
+            name: "Serverless SSM".into(),
+            owner: Some("acme".into()),
+        };
+        assert_eq!(org.mismatch(&conversion("Serverless SSM", "Acme")), None);
+        assert!(org.mismatch(&conversion("Other App", "acme")).is_some());
+        assert!(
+            org.mismatch(&conversion("Serverless SSM", "evil"))
+                .is_some()
+        );
+        let user = ExpectedApp {
+            name: "Serverless SSM".into(),
+            owner: None,
+        };
+        assert_eq!(user.mismatch(&conversion("Serverless SSM", "alice")), None);
     }
 
     #[test]

@@ -1,48 +1,26 @@
 //! Builds the server from [`Settings`]: shared state, routes, listener on the configured address
-//! (port 0 in tests).
+//! (port 0 in tests), and the optional metrics listener (`GET /metrics` only, never on the
+//! public listener).
 
 use std::net::TcpListener;
 use std::sync::Arc;
 
 use actix_web::dev::Server;
 use actix_web::{App, HttpServer, web};
-use secrecy::SecretString;
-use ssm_core::broker::Policy;
 
 use crate::cache::{Deliveries, InstallationCache, TokenCache};
 use crate::config::Settings;
-use crate::error;
 use crate::github::{GitHubApp, RetryPolicy};
 use crate::metrics::Metrics;
 use crate::routes;
 use crate::routes::fallback::method_not_allowed;
+use crate::state::{AppState, TOKEN_BODY_LIMIT, WEBHOOK_BODY_LIMIT};
 use crate::sts::Sts;
-
-/// Largest webhook body GitHub sends (25 MB); larger ones get 413.
-pub const WEBHOOK_BODY_LIMIT: usize = 25 * 1024 * 1024;
-/// Largest token request body; a signed identity request is a few KB.
-pub const TOKEN_BODY_LIMIT: usize = 64 * 1024;
-
-/// Everything the handlers share.
-#[derive(Debug)]
-pub struct AppState {
-    pub audience: String,
-    pub policy: Policy,
-    pub webhook_secrets: Vec<SecretString>,
-    pub token_refresh_margin: chrono::Duration,
-    /// Least time between two replacements of one scope's rejected token.
-    pub token_replace_min_interval: std::time::Duration,
-    pub sts: Sts,
-    pub github: GitHubApp,
-    pub installations: InstallationCache,
-    pub tokens: TokenCache,
-    pub deliveries: Deliveries,
-    pub metrics: Arc<Metrics>,
-}
 
 /// A built, not yet running, server.
 pub struct Application {
     port: u16,
+    metrics: Option<(u16, Server)>,
     state: web::Data<AppState>,
     server: Server,
 }
@@ -92,16 +70,11 @@ impl Application {
                 .app_data(
                     web::JsonConfig::default()
                         .limit(TOKEN_BODY_LIMIT)
-                        .error_handler(error::json_error),
+                        .error_handler(routes::extract::json_error),
                 )
                 .service(
                     web::resource("/healthz")
                         .route(web::get().to(routes::health::healthz))
-                        .default_service(web::to(method_not_allowed("GET"))),
-                )
-                .service(
-                    web::resource("/metrics")
-                        .route(web::get().to(routes::health::metrics))
                         .default_service(web::to(method_not_allowed("GET"))),
                 )
                 .service(
@@ -119,6 +92,10 @@ impl Application {
         })
         .listen(listener)?
         .run();
+        let metrics_server = match settings.metrics_listen {
+            Some(addr) => Some(metrics_server(addr, state.clone())?),
+            None => None,
+        };
         tracing::info!(
             port,
             sts_endpoints = %state.sts.endpoints().describe(),
@@ -126,6 +103,7 @@ impl Application {
         );
         Ok(Self {
             port,
+            metrics: metrics_server,
             state,
             server,
         })
@@ -135,12 +113,50 @@ impl Application {
         self.port
     }
 
+    /// The metrics listener's port, when one is configured.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics.as_ref().map(|(port, _)| *port)
+    }
+
     /// The shared state (tests read caches and metrics through it).
     pub fn state(&self) -> web::Data<AppState> {
         self.state.clone()
     }
 
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let Some((_, metrics)) = self.metrics else {
+            return self.server.await;
+        };
+        let handle = metrics.handle();
+        let metrics = tokio::spawn(metrics);
+        let served = self.server.await;
+        handle.stop(true).await;
+        drop(metrics.await);
+        served
     }
+}
+
+/// `GET /metrics` on its own listener, with the shared state; every other path is 404.
+fn metrics_server(
+    addr: std::net::SocketAddr,
+    state: web::Data<AppState>,
+) -> anyhow::Result<(u16, Server)> {
+    let listener = TcpListener::bind(addr)?;
+    let port = listener.local_addr()?.port();
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .service(
+                web::resource("/metrics")
+                    .route(web::get().to(routes::health::metrics))
+                    .default_service(web::to(method_not_allowed("GET"))),
+            )
+            .default_service(web::to(routes::fallback::not_found))
+    })
+    .workers(1)
+    .disable_signals()
+    .listen(listener)?
+    .run();
+    tracing::info!(port, "ssm-app metrics listening");
+    Ok((port, server))
 }

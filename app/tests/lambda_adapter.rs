@@ -467,12 +467,13 @@ async fn app_behind_the_web_adapter_answers_function_url_events() {
     })
     .expect("client");
     let token_event = |creds: &Credentials| {
+        let permissions = BTreeMap::from([("contents".to_owned(), "write".to_owned())]);
         let request = TokenRequest {
             repository: "acme/infra".into(),
-            permissions: BTreeMap::from([("contents".to_owned(), "write".to_owned())]),
             identity: client
-                .sign_identity(creds, SystemTime::now())
+                .sign_identity(creds, SystemTime::now(), "acme/infra", &permissions)
                 .expect("sign"),
+            permissions,
             rejected_token_sha256: None,
         };
         let body = serde_json::to_string(&request).expect("request");

@@ -258,7 +258,8 @@ function externalBrokerAudience(audience: string | undefined, brokerUrl: string 
 
 /**
  * The broker policy, checked for the shape ssm-app accepts (`{"rules": [{principal, repositories,
- * permissions}]}`, role or user ARNs) and compacted, since it travels in the function's environment.
+ * permissions}]}`, role or user ARNs, never an assumed-role session) and compacted, since it travels in
+ * the function's environment.
  */
 export function brokerPolicy(json: string): string {
   const bad = (why: string) => new ConfigError(`the broker policy is not valid: ${why}`);
@@ -274,7 +275,11 @@ export function brokerPolicy(json: string): string {
     if (!obj(rule)) throw bad(`rule ${i} is not an object`);
     const keys = Object.keys(rule).sort().join(',');
     if (keys !== 'permissions,principal,repositories') throw bad(`rule ${i} must have exactly principal, repositories, permissions`);
-    if (typeof rule.principal !== 'string' || !/^arn:aws[\w-]*:(iam|sts)::\d{12}:(role|user|assumed-role)\/.+$/.test(rule.principal)) {
+    if (typeof rule.principal === 'string' && /^arn:aws[\w-]*:sts::\d{12}:assumed-role\//.test(rule.principal)) {
+      // Whoever assumes a role picks the session name: it names no one, so a rule may not rest on it.
+      throw bad(`rule ${i}: principal names an assumed-role session, which whoever assumes the role chooses; name the role (arn:aws:iam::ACCOUNT:role/NAME)`);
+    }
+    if (typeof rule.principal !== 'string' || !/^arn:aws[\w-]*:iam::\d{12}:(role|user)\/.+$/.test(rule.principal)) {
       throw bad(`rule ${i}: principal must be an IAM role or user ARN`);
     }
     if (!Array.isArray(rule.repositories) || !rule.repositories.every((r) => typeof r === 'string' && /^[\w.-]+\/([\w.-]+|\*)$/.test(r))) {

@@ -8,7 +8,10 @@
  *   127.0.0.1:8080 and the response back into the event's answer. Both zips are CDK file assets,
  *   so the deploy Action publishes them like the other functions' code.
  * - A Function URL (HTTPS, AuthType NONE): the App authenticates every request itself, webhooks by
- *   their HMAC signature and token requests by a signed `sts:GetCallerIdentity`.
+ *   their HMAC signature and token requests by a signed `sts:GetCallerIdentity`. Being anonymous,
+ *   it is bounded: the function has reserved concurrency (a flood of `/v1/tokens` throttles this
+ *   function, never the account's other functions, the crypto API or rotation among them), and
+ *   `/metrics` is not served on it (ssm-app serves metrics only on `SSM_METRICS_LISTEN`, unset here).
  * - Two secrets, the App's private key and its webhook secret, that only this function's role may
  *   read (its policy grants it; each secret's resource policy denies every other principal). Their
  *   values never pass through the template: GitHub makes the key at registration.
@@ -30,11 +33,24 @@ export const LWA_VERSION = '0.9.1';
 export const APP_PORT = 8080;
 /** Longest token request: a GitHub call with its retries (ssm-app's defaults) fits well inside. */
 export const APP_TIMEOUT = Duration.seconds(30);
+/**
+ * Concurrent executions reserved for (and capping) the App. A token request takes tens of
+ * milliseconds when its token and identity are cached and about a second when minted, so ten
+ * environments serve hundreds of requests a second, far above what CI callers and GitHub's
+ * webhooks send; an anonymous flood beyond it is throttled (429) here instead of taking the
+ * account's unreserved concurrency. The account's unreserved pool must keep its minimum on top.
+ */
+export const APP_RESERVED_CONCURRENCY = 10;
 
 export interface GitHubAppStackProps extends StackProps {
   readonly config: SsmConfig;
   /** The audience token requests must be bound to (the integrity Lambda signs the same one). */
   readonly audience: string;
+  /**
+   * Reserved (and maximum) concurrent executions of the App; `APP_RESERVED_CONCURRENCY` by default,
+   * `null` for none (an account whose concurrency quota cannot spare it, e.g. a new one at 10).
+   */
+  readonly reservedConcurrency?: number | null;
 }
 
 export class GitHubAppStack extends Stack {
@@ -73,7 +89,7 @@ export class GitHubAppStack extends Stack {
     );
     this.webhookSecret = this.appSecret(
       'WebhookSecret',
-      'GitHub App webhook secret(s), comma-separated during a rotation; readable by the App function only',
+      'GitHub App webhook secret: the string, or a JSON list ["new", "old"] during a rotation; readable by the App function only',
       role,
     );
     role.addToPrincipalPolicy(
@@ -117,6 +133,8 @@ export class GitHubAppStack extends Stack {
       layers: [adapter],
       memorySize: 256,
       timeout: APP_TIMEOUT,
+      reservedConcurrentExecutions:
+        props.reservedConcurrency === null ? undefined : (props.reservedConcurrency ?? APP_RESERVED_CONCURRENCY),
       role,
       logGroup,
       loggingFormat: lambda.LoggingFormat.JSON,

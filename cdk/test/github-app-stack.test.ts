@@ -5,7 +5,7 @@ import { describe, it } from 'node:test';
 import { Template } from 'aws-cdk-lib/assertions';
 import { buildApp } from '../lib/app';
 import { ConfigError } from '../lib/config';
-import { APP_PORT, LWA_VERSION } from '../lib/github-app-stack';
+import { APP_PORT, APP_RESERVED_CONCURRENCY, LWA_VERSION } from '../lib/github-app-stack';
 import { MissingLambdaZipError } from '../lib/lambda-assets';
 import { asArray, BASE_CONTEXT, BINS, fixtureAssetDir, logicalIdOf, policyStatements, roleStatements, synth } from './helpers';
 
@@ -153,6 +153,13 @@ describe('SsmGitHubApp', () => {
     ]);
   });
 
+  it('bounds the anonymous URL: reserved concurrency, and no metrics listener', () => {
+    assert.equal(APP_RESERVED_CONCURRENCY, 10);
+    assert.equal(fn.ReservedConcurrentExecutions, APP_RESERVED_CONCURRENCY);
+    // ssm-app serves /metrics only on SSM_METRICS_LISTEN, which the function does not set.
+    assert.equal(vars.SSM_METRICS_LISTEN, undefined);
+  });
+
   it('alarms on errors, throttles and 5xx answers of this function', () => {
     const alarms = Object.values(resources)
       .filter((r) => r.Type === 'AWS::CloudWatch::Alarm')
@@ -223,6 +230,8 @@ describe('SsmGitHubApp settings', () => {
     [{ brokerPolicy: '{"rules": [{"principal": "integrity", "repositories": ["a/b"], "permissions": {}}]}' }, /principal/],
     [{ brokerPolicy: '{"rules": [{"principal": "arn:aws:iam::123456789012:role/x", "repositories": ["a"], "permissions": {}}]}' }, /repositories/],
     [{ brokerPolicy: '{"rules": [{"principal": "arn:aws:iam::123456789012:role/x", "repositories": ["a/b"], "permissions": {"contents": "all"}}]}' }, /permissions/],
+    [{ brokerPolicy: '{"rules": [{"principal": "arn:aws:sts::123456789012:assumed-role/ci/alice", "repositories": ["a/b"], "permissions": {}}]}' }, /assumed-role session/],
+    [{ brokerPolicy: '{"rules": [{"principal": "arn:aws:sts::123456789012:role/ci", "repositories": ["a/b"], "permissions": {}}]}' }, /IAM role or user/],
     [{ brokerPolicy: '{"rules": [], "extra": 1}' }, /expected/],
     [{ brokerPolicy: 'not json' }, /not valid/],
     [{ brokerPolicy: '{"rules": []}', brokerPolicyFile: 'p.json' }, /not both/],

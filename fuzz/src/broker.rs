@@ -1,7 +1,7 @@
 //! The broker's identity checks: `check_identity` never panics, and whatever it forwards to STS
 //! is a POST of exactly `GetCallerIdentity` to one of the accepted endpoints (the one the caller
-//! named), for this broker's audience, signed over the audience, `Host` and a fresh
-//! `X-Amz-Date`, carrying only signed headers (plus `Authorization`) and nothing the HTTP client
+//! named), for this broker's audience and the token request's scope, signed over both, `Host`
+//! and an `X-Amz-Date` neither stale nor ahead by more than a minute, carrying only signed headers (plus `Authorization`) and nothing the HTTP client
 //! sets itself. The caller's `Authorization` had exactly one `Credential`, `SignedHeaders` and
 //! `Signature`, and the forwarded one is rebuilt from them. Header names are case-insensitive:
 //! upper-casing them changes nothing. ARN and STS-response parsing never panic, and a
@@ -12,13 +12,14 @@
 use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
 use ssm_core::broker::{
     AUDIENCE_HEADER, GET_CALLER_IDENTITY_BODY, IdentityExpectations, IdentityHeaders,
-    MAX_IDENTITY_AGE, Principal, SigV4Authorization, SignedIdentityRequest, StsEndpoints,
-    check_identity, parse_caller_identity,
+    MAX_FUTURE_SKEW, MAX_IDENTITY_AGE, Principal, SCOPE_HEADER, SigV4Authorization,
+    SignedIdentityRequest, StsEndpoints, check_identity, parse_caller_identity,
 };
 
 /// Accepted: the global endpoint and eu-west-1's.
 const REGIONS: [&str; 1] = ["eu-west-1"];
 const AUDIENCE: &str = "ssm-broker.example";
+const SCOPE: &str = "acme/infra contents=write";
 
 fn now() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 28, 1, 0, 0)
@@ -51,6 +52,7 @@ pub(crate) fn run(data: &[u8]) {
     let expect = IdentityExpectations {
         sts: &sts,
         audience: AUDIENCE,
+        scope: SCOPE,
         now: now(),
     };
     let result = check_identity(&request, &expect);
@@ -140,7 +142,11 @@ pub(crate) fn run(data: &[u8]) {
         .expect("a valid X-Amz-Date is forwarded")
         .and_utc();
     assert!(signed.contains(&"x-amz-date"), "date not signed");
-    assert!((now() - date).abs() <= MAX_IDENTITY_AGE, "stale request");
+    assert!(now() - date <= MAX_IDENTITY_AGE, "stale request");
+    assert!(date - now() <= MAX_FUTURE_SKEW, "request from the future");
+    assert_eq!(forward.valid_until, date + MAX_IDENTITY_AGE);
+    assert!(signed.contains(&SCOPE_HEADER), "scope not signed");
+    assert_eq!(header(SCOPE_HEADER), Some(SCOPE), "wrong scope");
     for (i, (name, _)) in forward.headers.iter().enumerate() {
         assert_eq!(*name, name.to_ascii_lowercase());
         assert!(

@@ -1,5 +1,6 @@
 //! One module per route, and the fallbacks (404, 405).
 
+pub mod extract;
 pub mod fallback;
 pub mod health;
 pub mod tokens;

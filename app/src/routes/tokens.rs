@@ -5,7 +5,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::Utc;
 use ssm_core::broker::{
     Decision, IdentityExpectations, Permissions, Principal, RepoName, TokenDigest, TokenRequest,
-    TokenResponse, check_identity, parse_permissions, still_fresh,
+    TokenResponse, check_identity, parse_permissions, signed_scope, still_fresh,
 };
 
 use crate::audit;
@@ -13,7 +13,7 @@ use crate::cache::{CachedToken, ScopeKey};
 use crate::error::ApiError;
 use crate::github::GitHubError;
 use crate::metrics::inc;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// Where an issued token came from, for the audit log.
 #[derive(Debug, Clone, Copy)]
@@ -99,11 +99,13 @@ async fn handle(
         .as_deref()
         .map(TokenDigest::parse_hex)
         .transpose()?;
+    let scope = signed_scope(&repo, &permissions);
     let forward = check_identity(
         &req.identity,
         &IdentityExpectations {
             sts: state.sts.endpoints(),
             audience: &state.audience,
+            scope: &scope,
             now: Utc::now(),
         },
     )?;

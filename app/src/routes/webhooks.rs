@@ -10,7 +10,7 @@ use ssm_core::webhook::{
 
 use crate::error::ApiError;
 use crate::metrics::inc;
-use crate::startup::{AppState, WEBHOOK_BODY_LIMIT};
+use crate::state::{AppState, WEBHOOK_BODY_LIMIT};
 use crate::webhook_event;
 
 pub async fn receive(

@@ -6,7 +6,7 @@ use std::time::Duration;
 use actix_web::web;
 use aws_credential_types::Credentials;
 use ssm_app::config::{LogFormat, Redacted};
-use ssm_app::startup::AppState;
+use ssm_app::state::AppState;
 use ssm_app::{Application, Opts, Settings};
 use ssm_broker_client::{BrokerClient, BrokerClientConfig};
 use ssm_core::broker::Policy;
@@ -37,6 +37,8 @@ pub fn logs() -> String {
 
 pub struct TestApp {
     pub address: String,
+    /// The metrics listener (`GET /metrics`), apart from the public one.
+    pub metrics_address: String,
     pub github: GitHubEmulator,
     pub state: web::Data<AppState>,
     pub http: reqwest::Client,
@@ -58,6 +60,7 @@ pub async fn spawn_app_with(test: &str, tweak: impl FnOnce(&mut Opts)) -> Option
     github.install("acme/infra", INSTALLATION);
     let mut opts = Opts {
         listen: "127.0.0.1:0".parse().expect("addr"),
+        metrics_listen: Some("127.0.0.1:0".parse().expect("addr")),
         app_id: APP_ID.to_string(),
         private_key_secret_id: None,
         webhook_secret_id: None,
@@ -91,10 +94,15 @@ pub async fn spawn_app_with(test: &str, tweak: impl FnOnce(&mut Opts)) -> Option
     let settings = Settings::new(opts, TEST_APP_PRIVATE_KEY_PEM, policy).expect("settings");
     let app = Application::build(settings).expect("build");
     let address = format!("http://127.0.0.1:{}", app.port());
+    let metrics_address = format!(
+        "http://127.0.0.1:{}",
+        app.metrics_port().expect("a metrics listener")
+    );
     let state = app.state();
     tokio::spawn(app.run_until_stopped());
     Some(TestApp {
         address,
+        metrics_address,
         github,
         state,
         http: reqwest::Client::new(),
@@ -155,7 +163,7 @@ impl TestApp {
 
     pub async fn metrics(&self) -> String {
         self.http
-            .get(format!("{}/metrics", self.address))
+            .get(format!("{}/metrics", self.metrics_address))
             .send()
             .await
             .expect("send")

@@ -36,6 +36,7 @@ fn opts(github: &str, sts: &str, extra: &[String]) -> Opts {
     let mut args = vec![
         "ssm-app".to_owned(),
         "--listen=127.0.0.1:0".to_owned(),
+        "--metrics-listen=127.0.0.1:0".to_owned(),
         format!("--github-api-url={github}"),
         format!("--sts-endpoint={sts}"),
         format!("--audience={AUDIENCE}"),
@@ -77,6 +78,10 @@ async fn key_and_webhook_secrets_come_from_secrets_manager() {
     let server = Application::build(settings).expect("build");
     let app = TestApp {
         address: format!("http://127.0.0.1:{}", server.port()),
+        metrics_address: format!(
+            "http://127.0.0.1:{}",
+            server.metrics_port().expect("a metrics listener")
+        ),
         state: server.state(),
         http: reqwest::Client::new(),
         sts_endpoint: moto.clone(),

@@ -19,36 +19,52 @@ fn attr(html: &str, attr: &str) -> String {
         .replace("&amp;", "&")
 }
 
-#[tokio::test]
-async fn setup_registers_the_app_and_fills_the_secrets() {
-    let test = "setup_registers_the_app_and_fills_the_secrets";
-    let Some(moto) = ssm_testkit::moto_endpoint(test) else {
-        return;
-    };
+/// The setup page on port 0, with `extra` options, and the moto client its secrets go to.
+struct Started {
+    github: GitHubEmulator,
+    secrets: aws_sdk_secretsmanager::Client,
+    /// A fresh secret name prefix.
+    prefix: String,
+    base: String,
+    port: u16,
+    http: reqwest::Client,
+    registered: tokio::sync::oneshot::Receiver<ssm_app::setup::Registered>,
+}
+
+async fn start(test: &str, extra: &[&str]) -> Option<Started> {
+    let moto = ssm_testkit::moto_endpoint(test)?;
     logs();
     let github = GitHubEmulator::start(APP_ID, TEST_APP_PUBLIC_KEY_PEM).await;
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .expect("clock")
         .as_nanos();
-    let prefix = format!("ssm-setup-test-{nanos}");
-    let opts = SetupOpts::try_parse_from([
+    let prefix = format!("{test}-{nanos}");
+    let mut args = vec![
         "setup".to_owned(),
-        "--github-url=https://ghe.example.com".to_owned(),
         format!("--github-api-url={}", github.base_url()),
-        "--org=acme".to_owned(),
         "--webhook-url=https://ssm.example.com/webhooks".to_owned(),
         format!("--secret-prefix={prefix}"),
         "--listen=127.0.0.1:0".to_owned(),
-    ])
-    .expect("options");
+    ];
+    args.extend(extra.iter().map(|a| (*a).to_owned()));
+    let opts = SetupOpts::try_parse_from(args).expect("options");
     let secrets = aws_sdk_secretsmanager::Client::new(&ssm_testkit::aws_config(&moto).await);
     let setup = SetupServer::build(&opts, secrets.clone()).expect("setup page");
-    let base = format!("http://127.0.0.1:{}", setup.port);
     tokio::spawn(setup.server);
-    let http = reqwest::Client::new();
+    Some(Started {
+        github,
+        secrets,
+        prefix,
+        base: format!("http://127.0.0.1:{}", setup.port),
+        port: setup.port,
+        http: reqwest::Client::new(),
+        registered: setup.registered,
+    })
+}
 
-    // The page posts the manifest to the organization's new-App form with a state nonce.
+/// The page's form action, its state nonce and the manifest it posts.
+async fn page(http: &reqwest::Client, base: &str) -> (String, String, serde_json::Value) {
     let html = http
         .get(format!("{base}/"))
         .send()
@@ -59,13 +75,48 @@ async fn setup_registers_the_app_and_fills_the_secrets() {
         .expect("html");
     let action = attr(&html, "action");
     let (form, state) = action.split_once("?state=").expect("state in the action");
+    let manifest = serde_json::from_str(&attr(&html, "value")).expect("manifest");
+    (form.to_owned(), state.to_owned(), manifest)
+}
+
+#[tokio::test]
+async fn setup_registers_the_app_and_fills_the_secrets() {
+    let Some(Started {
+        github,
+        secrets,
+        prefix,
+        base,
+        port,
+        http,
+        registered,
+    }) = start(
+        "setup_registers_the_app_and_fills_the_secrets",
+        // The emulator's converted App belongs to octo-org.
+        &["--github-url=https://ghe.example.com", "--org=octo-org"],
+    )
+    .await
+    else {
+        return;
+    };
+    // The App stack creates both secrets (with their resource policy) before setup fills them.
+    for name in ["private-key", "webhook-secret"] {
+        secrets
+            .create_secret()
+            .name(format!("{prefix}/{name}"))
+            .secret_string("placeholder")
+            .send()
+            .await
+            .expect("create");
+    }
+
+    // The page posts the manifest to the organization's new-App form with a state nonce.
+    let (form, state, manifest) = page(&http, &base).await;
+    let state = state.as_str();
     assert_eq!(
         form,
-        "https://ghe.example.com/organizations/acme/settings/apps/new"
+        "https://ghe.example.com/organizations/octo-org/settings/apps/new"
     );
     assert!(state.len() >= 32, "{state}");
-    let manifest: serde_json::Value =
-        serde_json::from_str(&attr(&html, "value")).expect("manifest");
     assert_eq!(
         manifest["hook_attributes"]["url"],
         "https://ssm.example.com/webhooks"
@@ -75,6 +126,22 @@ async fn setup_registers_the_app_and_fills_the_secrets() {
         manifest["default_permissions"],
         serde_json::json!({"contents": "write", "metadata": "read", "actions": "read"})
     );
+
+    // Another host name (DNS rebinding) or another site's Origin is refused, before anything.
+    let rebound = http
+        .get(format!("{base}/"))
+        .header("host", format!("rebind.evil.example:{port}"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(rebound.status(), 403);
+    let cross_site = http
+        .get(format!("{base}/callback?code=x&state={state}"))
+        .header("origin", "https://evil.example")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(cross_site.status(), 403);
 
     // The user confirms on GitHub, which redirects back with a code.
     let code = github.confirm_manifest(manifest);
@@ -96,7 +163,7 @@ async fn setup_registers_the_app_and_fills_the_secrets() {
     assert_eq!(done.status(), 200);
     let done = done.text().await.expect("body");
     assert!(done.contains("/installations/new"), "{done}");
-    let registered = setup.registered.await.expect("registered");
+    let registered = registered.await.expect("registered");
     assert_eq!(registered.app_id, APP_ID);
 
     // A replayed code is refused (GitHub converts each code once) and changes nothing.
@@ -156,4 +223,38 @@ async fn read_arn(secrets: &aws_sdk_secretsmanager::Client, prefix: &str, name: 
         .expect("describe")
         .arn
         .expect("arn")
+}
+
+/// Setup never creates a secret (one it created would be readable by any principal of the account
+/// allowed `GetSecretValue`): without the App stack's secrets it stores nothing and says why.
+#[tokio::test]
+async fn setup_without_the_stacks_secrets_creates_none() {
+    let Some(started) = start("setup_without_the_stacks_secrets_creates_none", &[]).await else {
+        return;
+    };
+    let Started {
+        github,
+        secrets,
+        prefix,
+        base,
+        http,
+        ..
+    } = started;
+    let (_, state, manifest) = page(&http, &base).await;
+    let code = github.confirm_manifest(manifest);
+    let resp = http
+        .get(format!("{base}/callback?code={code}&state={state}"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(resp.status(), 502);
+    for name in ["private-key", "webhook-secret"] {
+        let found = secrets
+            .describe_secret()
+            .secret_id(format!("{prefix}/{name}"))
+            .send()
+            .await;
+        assert!(found.is_err(), "setup created {prefix}/{name}");
+    }
+    assert!(logs().contains("deploy the App stack first"));
 }

@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::json;
 use ssm_broker_client::BrokerClientError;
-use ssm_core::broker::{AUDIENCE_HEADER, ErrorBody, TokenDigest, TokenRequest};
+use ssm_core::broker::{AUDIENCE_HEADER, ErrorBody, SCOPE_HEADER, TokenDigest, TokenRequest};
 
 use crate::helpers::{
     ALLOWED_ROLE, AUDIENCE, INSTALLATION, TestApp, logs, perms, spawn_app, spawn_app_with,
@@ -18,7 +18,7 @@ async fn request_body(app: &TestApp, repo: &str, permissions: &[(&str, &str)]) -
         permissions: perms(permissions),
         identity: app
             .client()
-            .sign_identity(&creds, SystemTime::now())
+            .sign_identity(&creds, SystemTime::now(), repo, &perms(permissions))
             .expect("sign"),
         rejected_token_sha256: None,
     }
@@ -208,13 +208,25 @@ async fn identity_requests_that_do_not_bind_to_this_broker_are_401() {
         r.identity.headers.insert("authorization".into(), auth);
     };
     let creds = app.assume(ALLOWED_ROLE).await;
-    let stale = app
-        .client()
-        .sign_identity(&creds, SystemTime::now() - Duration::from_secs(6 * 60))
-        .expect("sign");
+    let sign = |at: SystemTime, repo: &str, level: &str| {
+        app.client()
+            .sign_identity(&creds, at, repo, &perms(&[("contents", level)]))
+            .expect("sign")
+    };
+    let now = SystemTime::now();
+    let minutes = |m: u64| Duration::from_secs(60 * m);
+    let stale = sign(now - minutes(6), "acme/infra", "write");
+    let future = sign(now + minutes(2), "acme/infra", "write");
+    let other_scope = sign(now, "acme/web", "write");
+    let other_permissions = sign(now, "acme/infra", "read");
     let other_audience = app
         .client_for("another-broker")
-        .sign_identity(&creds, SystemTime::now())
+        .sign_identity(
+            &creds,
+            SystemTime::now(),
+            "acme/infra",
+            &perms(&[("contents", "write")]),
+        )
         .expect("sign");
     let cases: Vec<(&str, TokenRequest)> = vec![
         (
@@ -229,6 +241,24 @@ async fn identity_requests_that_do_not_bind_to_this_broker_are_401() {
             mutate(&|r| r.identity = other_audience.clone()),
         ),
         ("stale date", mutate(&|r| r.identity = stale.clone())),
+        (
+            "dated two minutes ahead",
+            mutate(&|r| r.identity = future.clone()),
+        ),
+        (
+            "signed for another repository",
+            mutate(&|r| r.identity = other_scope.clone()),
+        ),
+        (
+            "signed for other permissions",
+            mutate(&|r| r.identity = other_permissions.clone()),
+        ),
+        (
+            "no scope header",
+            mutate(&|r| {
+                r.identity.headers.remove(SCOPE_HEADER);
+            }),
+        ),
         (
             "wrong body",
             mutate(&|r| r.identity.body = "Action=GetSessionToken&Version=2011-06-15".into()),
@@ -462,17 +492,13 @@ async fn health_and_metrics() {
     let Some(app) = spawn_app("health_and_metrics").await else {
         return;
     };
-    let resp = app
-        .http
-        .get(format!("{}/healthz", app.address))
-        .send()
-        .await
-        .expect("send");
+    let get = |url: String| app.http.get(url).send();
+    let resp = get(format!("{}/healthz", app.address)).await.expect("send");
     assert_eq!(resp.status(), 200);
-    let resp = app
-        .http
-        .get(format!("{}/metrics", app.address))
-        .send()
+    // Metrics are not on the public listener (the Function URL): only on their own.
+    let public = get(format!("{}/metrics", app.address)).await.expect("send");
+    assert_eq!(public.status(), 404);
+    let resp = get(format!("{}/metrics", app.metrics_address))
         .await
         .expect("send");
     assert_eq!(resp.status(), 200);

@@ -3,7 +3,9 @@
 //!
 //! The signed request is never sent to STS by the client: the broker forwards it, so only someone
 //! holding these credentials can obtain a token, and the signed audience header stops a broker
-//! (or anyone it is shown to) from replaying it against another service.
+//! (or anyone it is shown to) from replaying it against another service. The signed scope header
+//! names the repository and permissions asked for, so a signed request seen on its way to the
+//! broker cannot be spent on a token for another repository.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
@@ -13,8 +15,9 @@ use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, si
 use aws_sigv4::sign::v4;
 use aws_smithy_runtime_api::client::identity::Identity;
 use ssm_core::broker::{
-    AUDIENCE_HEADER, ErrorBody, GET_CALLER_IDENTITY_BODY, GLOBAL_STS_ENDPOINT,
-    SignedIdentityRequest, TokenDigest, TokenRequest, TokenResponse,
+    AUDIENCE_HEADER, ErrorBody, GET_CALLER_IDENTITY_BODY, GLOBAL_STS_ENDPOINT, RepoName,
+    RequestError, SCOPE_HEADER, SignedIdentityRequest, TokenDigest, TokenRequest, TokenResponse,
+    parse_permissions, signed_scope,
 };
 
 /// Where the broker is and how to prove who we are to it.
@@ -47,6 +50,9 @@ pub enum BrokerClientError {
     Config(String),
     #[error("could not sign the identity request: {0}")]
     Signing(String),
+    /// The repository or permissions are not something the broker could grant.
+    #[error("invalid token request: {0}")]
+    Request(#[from] RequestError),
     #[error("could not reach the broker: {0}")]
     Transport(#[source] reqwest::Error),
     #[error("broker answered {status} {code}: {message}")]
@@ -67,7 +73,7 @@ impl BrokerClientError {
             Self::Status { status, .. } | Self::Decode { status, .. } => {
                 *status >= 500 || *status == 429
             }
-            Self::Config(_) | Self::Signing(_) => false,
+            Self::Config(_) | Self::Signing(_) | Self::Request(_) => false,
         }
     }
 }
@@ -121,24 +127,33 @@ impl BrokerClient {
         })
     }
 
-    /// Signs `sts:GetCallerIdentity` with `credentials`, binding it to the broker's audience.
+    /// Signs `sts:GetCallerIdentity` with `credentials`, binding it to the broker's audience and
+    /// to one token request's scope: `repository` (`owner/name`) with `permissions`.
     pub fn sign_identity(
         &self,
         credentials: &Credentials,
         at: SystemTime,
+        repository: &str,
+        permissions: &BTreeMap<String, String>,
     ) -> Result<SignedIdentityRequest, BrokerClientError> {
+        let scope = signed_scope(
+            &RepoName::parse(repository)?,
+            &parse_permissions(permissions)?,
+        );
         let headers = BTreeMap::from([
             (
                 "content-type".to_owned(),
                 "application/x-www-form-urlencoded; charset=utf-8".to_owned(),
             ),
             (AUDIENCE_HEADER.to_owned(), self.audience.clone()),
+            (SCOPE_HEADER.to_owned(), scope),
         ]);
         self.sign_identity_with_headers(credentials, at, headers)
     }
 
     /// Signs `sts:GetCallerIdentity` for the configured endpoint with exactly `headers` (plus
-    /// `host` and what SigV4 adds). [`BrokerClient::sign_identity`] is this with the audience;
+    /// `host` and what SigV4 adds). [`BrokerClient::sign_identity`] is this with the audience
+    /// and the scope;
     /// tests use it to build requests the broker must refuse.
     pub fn sign_identity_with_headers(
         &self,
@@ -216,7 +231,12 @@ impl BrokerClient {
         let request = TokenRequest {
             repository: repository.to_owned(),
             permissions: permissions.clone(),
-            identity: self.sign_identity(credentials, SystemTime::now())?,
+            identity: self.sign_identity(
+                credentials,
+                SystemTime::now(),
+                repository,
+                permissions,
+            )?,
             rejected_token_sha256: rejected.map(TokenDigest::to_hex),
         };
         let resp = self
@@ -254,6 +274,10 @@ mod tests {
     use super::*;
     use ssm_core::broker::{IdentityExpectations, StsEndpoints, check_identity};
 
+    fn contents_write() -> BTreeMap<String, String> {
+        BTreeMap::from([("contents".into(), "write".into())])
+    }
+
     fn client(sts: &str) -> BrokerClient {
         BrokerClient::new(BrokerClientConfig {
             broker_url: "http://127.0.0.1:1/base/".into(),
@@ -275,7 +299,9 @@ mod tests {
             None,
             "test",
         );
-        let req = c.sign_identity(&creds, SystemTime::now()).expect("signed");
+        let req = c
+            .sign_identity(&creds, SystemTime::now(), "Acme/Infra", &contents_write())
+            .expect("signed");
         assert_eq!(c.tokens_url.as_str(), "http://127.0.0.1:1/base/v1/tokens");
         let auth = &req.headers["authorization"];
         assert!(
@@ -283,6 +309,8 @@ mod tests {
             "{auth}"
         );
         assert!(auth.contains(AUDIENCE_HEADER), "audience is signed: {auth}");
+        assert!(auth.contains(SCOPE_HEADER), "scope is signed: {auth}");
+        assert_eq!(req.headers[SCOPE_HEADER], *"acme/infra contents=write");
         assert!(auth.contains("x-amz-security-token"), "{auth}");
         assert!(!auth.contains("secret"));
         let fwd = check_identity(
@@ -290,6 +318,7 @@ mod tests {
             &IdentityExpectations {
                 sts: &StsEndpoints::global_and_regions::<&str>(&[]).expect("endpoints"),
                 audience: "ssm-broker-test",
+                scope: "acme/infra contents=write",
                 now: chrono::Utc::now(),
             },
         )
@@ -312,13 +341,16 @@ mod tests {
         })
         .expect("client");
         let creds = Credentials::new("AKIDEXAMPLE", "secret", None, None, "test");
-        let req = c.sign_identity(&creds, SystemTime::now()).expect("signed");
+        let req = c
+            .sign_identity(&creds, SystemTime::now(), "acme/infra", &contents_write())
+            .expect("signed");
         let check = |regions: &[&str]| {
             check_identity(
                 &req,
                 &IdentityExpectations {
                     sts: &StsEndpoints::global_and_regions(regions).expect("endpoints"),
                     audience: "ssm-broker-test",
+                    scope: "acme/infra contents=write",
                     now: chrono::Utc::now(),
                 },
             )
@@ -350,6 +382,20 @@ mod tests {
         })
         .expect_err("query");
         assert!(matches!(err, BrokerClientError::Config(_)));
+    }
+
+    #[test]
+    fn a_scope_the_broker_could_not_grant_is_refused_before_signing() {
+        let c = client(BrokerClientConfig::DEFAULT_STS_ENDPOINT);
+        let creds = Credentials::new("AKIDEXAMPLE", "secret", None, None, "test");
+        let err = c
+            .sign_identity(&creds, SystemTime::now(), "acme", &contents_write())
+            .expect_err("not owner/name");
+        assert!(matches!(err, BrokerClientError::Request(_)) && !err.is_retryable());
+        assert!(
+            c.sign_identity(&creds, SystemTime::now(), "acme/infra", &BTreeMap::new())
+                .is_err()
+        );
     }
 
     #[test]

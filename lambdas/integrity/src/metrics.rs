@@ -76,9 +76,10 @@ fn broker_refusal(e: &BrokerClientError) -> Option<ConfigurationError> {
             ConfigurationError::from_broker(*status, Some(code))
         }
         BrokerClientError::Decode { status, .. } => ConfigurationError::from_broker(*status, None),
-        BrokerClientError::Config(_) | BrokerClientError::Signing(_) => {
-            Some(ConfigurationError::broker_client())
-        }
+        // A repository or permissions the broker could not grant: this Lambda's configuration.
+        BrokerClientError::Config(_)
+        | BrokerClientError::Signing(_)
+        | BrokerClientError::Request(_) => Some(ConfigurationError::broker_client()),
         BrokerClientError::Transport(_) => None,
     }
 }

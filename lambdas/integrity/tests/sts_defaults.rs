@@ -38,13 +38,22 @@ fn lambda_config() -> Config {
     .unwrap()
 }
 
+fn contents_write() -> std::collections::BTreeMap<String, String> {
+    [("contents".to_owned(), "write".to_owned())].into()
+}
+
 /// The Lambda's signed identity request in `region`, from its own factory's settings.
 fn lambda_identity(region: &str) -> SignedIdentityRequest {
     let settings = ssm_integrity::app::broker_client_config(&lambda_config(), region);
     let client = BrokerClient::new(settings).unwrap();
     let credentials = Credentials::new("AKIAIOSFODNN7EXAMPLE", "secret", None, None, "test");
     client
-        .sign_identity(&credentials, SystemTime::now())
+        .sign_identity(
+            &credentials,
+            SystemTime::now(),
+            "acme/infra",
+            &contents_write(),
+        )
         .unwrap()
 }
 
@@ -71,6 +80,7 @@ fn broker_check(
         &IdentityExpectations {
             sts: &settings.sts_endpoints,
             audience: AUDIENCE,
+            scope: "acme/infra contents=write",
             now: chrono::Utc::now(),
         },
     )

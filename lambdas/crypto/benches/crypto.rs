@@ -22,7 +22,23 @@ use ssm_crypto::lambda::HttpApiEvent;
 use ssm_keystore::{CachePolicy, KeySource, KeyringCache};
 
 /// Median ns per call over 11 samples of at least 30 ms each.
-fn measure(mut f: impl FnMut()) -> f64 {
+///
+/// With `SSM_BENCH_ITERS=N` and `SSM_BENCH_ONLY=<label>`, runs only the measurement named
+/// `label` (e.g. `seal 64 B`, `ring open 1 KiB`, `handler`, `bare seal`, `event`, `service`),
+/// exactly N times and untimed, so that `valgrind --tool=callgrind` counts the instructions of
+/// N calls whatever the load on the machine (subtract a run with N=0 for the setup).
+fn measure(label: &str, mut f: impl FnMut()) -> f64 {
+    if let Some(iters) = std::env::var("SSM_BENCH_ITERS")
+        .ok()
+        .and_then(|n| n.parse::<u64>().ok())
+    {
+        if std::env::var("SSM_BENCH_ONLY").is_ok_and(|only| only == label) {
+            for _ in 0..iters {
+                f();
+            }
+        }
+        return f64::NAN;
+    }
     let mut iters = 1u64;
     loop {
         let start = Instant::now();
@@ -66,12 +82,12 @@ fn main() {
         for size in [64usize, 1024, 64 * 1024, 1024 * 1024] {
             let plaintext = vec![7u8; size];
             let sealed = envelope::seal(&key, version, &plaintext, b"ctx").expect("seal");
-            let seal_ns = measure(|| {
+            let seal_ns = measure(&format!("seal {}", human(size)), || {
                 black_box(
                     envelope::seal(&key, version, black_box(&plaintext), b"ctx").expect("seal"),
                 );
             });
-            let ring_seal_ns = measure(|| {
+            let ring_seal_ns = measure(&format!("ring seal {}", human(size)), || {
                 let mut nonce = [0u8; 12];
                 ssm_core::secret::fill_random(&mut nonce).expect("rng");
                 let mut buf = black_box(&plaintext).clone();
@@ -84,7 +100,7 @@ fn main() {
                     .expect("ring seal");
                 black_box(STANDARD.encode(&buf));
             });
-            let open_ns = measure(|| {
+            let open_ns = measure(&format!("open {}", human(size)), || {
                 let env = Envelope::parse(black_box(&sealed)).expect("parse");
                 black_box(env.open(&key, b"ctx").expect("open"));
             });
@@ -100,7 +116,7 @@ fn main() {
                 buf.extend_from_slice(tag.as_ref());
                 STANDARD.encode(&buf)
             };
-            let ring_open_ns = measure(|| {
+            let ring_open_ns = measure(&format!("ring open {}", human(size)), || {
                 let mut buf = STANDARD.decode(black_box(&ring_sealed)).expect("b64");
                 black_box(
                     ring_key
@@ -151,20 +167,20 @@ fn main() {
             .replace("__BODY__", &body.replace('"', "\\\""));
         runtime.block_on(service.keyring().get()).expect("load");
         // What lambda_runtime does per invocation: event bytes in, response bytes out.
-        let handler_ns = measure(|| {
+        let handler_ns = measure("handler", || {
             let request: HttpApiEvent = serde_json::from_str(black_box(&event)).expect("event");
             let response = runtime.block_on(ssm_crypto::lambda::handle(&service, request));
             assert_eq!(response.status_code, 200);
             black_box(serde_json::to_vec(&response).expect("response"));
         });
-        let bare_ns = measure(|| {
+        let bare_ns = measure("bare seal", || {
             black_box(envelope::seal(&key, version, black_box(&plaintext), b"").expect("seal"));
         });
         // Where the overhead goes: the runtime's event parsing, and our service alone.
-        let event_ns = measure(|| {
+        let event_ns = measure("event", || {
             black_box(serde_json::from_str::<HttpApiEvent>(black_box(&event)).expect("event"));
         });
-        let service_ns = measure(|| {
+        let service_ns = measure("service", || {
             let response = runtime.block_on(service.handle(
                 "POST",
                 "/v1/encrypt",

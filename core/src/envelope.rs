@@ -131,20 +131,7 @@ impl<'a> Envelope<'a> {
 
     /// Authenticates and decrypts the body with `key` (the key of [`Self::version`]).
     pub fn open(&self, key: &KeyMaterial, context: &[u8]) -> Result<Plaintext, DecryptError> {
-        // The nonce is exactly the body's first 16 base64 characters (12 bytes, no padding),
-        // so it decodes on its own and `ciphertext ‖ tag` decodes straight into the buffer that
-        // becomes the plaintext: no move of the plaintext afterwards. Both parts are canonical
-        // standard base64 exactly when the whole body is (padding only at the very end).
-        let body = self.body.as_bytes();
-        let (nonce_b64, rest_b64) = body.split_at_checked(NONCE_B64_LEN).ok_or(DecryptError)?;
-        let mut nonce = [0u8; NONCE_LEN];
-        let decoded = STANDARD
-            .decode_slice(nonce_b64, &mut nonce)
-            .map_err(|_| DecryptError)?;
-        if decoded != NONCE_LEN {
-            return Err(DecryptError);
-        }
-        let mut raw = STANDARD.decode(rest_b64).map_err(|_| DecryptError)?;
+        let (nonce, mut raw) = decode_body(self.body.as_bytes())?;
         let Some(tag_at) = raw.len().checked_sub(TAG_LEN) else {
             return Err(DecryptError);
         };
@@ -164,6 +151,36 @@ impl<'a> Envelope<'a> {
 
 /// Base64 characters of the nonce: 12 bytes are exactly four 3-byte groups.
 const NONCE_B64_LEN: usize = NONCE_LEN / 3 * 4;
+
+/// Bodies up to this many characters decode in one call and then move `ciphertext ‖ tag` down
+/// over the nonce (a few kilobytes at most); longer ones decode the nonce apart, so that a
+/// large plaintext is never moved.
+const ONE_CALL_BODY: usize = 4096;
+
+/// Decodes `nonce ‖ ciphertext ‖ tag` into the nonce and a buffer holding `ciphertext ‖ tag`.
+fn decode_body(body: &[u8]) -> Result<([u8; NONCE_LEN], Vec<u8>), DecryptError> {
+    let mut nonce = [0u8; NONCE_LEN];
+    if body.len() <= ONE_CALL_BODY {
+        let mut raw = STANDARD.decode(body).map_err(|_| DecryptError)?;
+        let head = raw.get(..NONCE_LEN).ok_or(DecryptError)?;
+        nonce.copy_from_slice(head);
+        raw.copy_within(NONCE_LEN.., 0);
+        raw.truncate(raw.len() - NONCE_LEN);
+        return Ok((nonce, raw));
+    }
+    // The nonce is exactly the body's first 16 base64 characters (12 bytes, no padding), so it
+    // decodes on its own. Both parts are canonical standard base64 exactly when the whole body
+    // is (padding only at the very end).
+    let (nonce_b64, rest_b64) = body.split_at_checked(NONCE_B64_LEN).ok_or(DecryptError)?;
+    let decoded = STANDARD
+        .decode_slice(nonce_b64, &mut nonce)
+        .map_err(|_| DecryptError)?;
+    if decoded != NONCE_LEN {
+        return Err(DecryptError);
+    }
+    let raw = STANDARD.decode(rest_b64).map_err(|_| DecryptError)?;
+    Ok((nonce, raw))
+}
 
 /// Seals `plaintext` under `key` (version `version`) with a fresh random nonce.
 pub fn seal(
@@ -413,9 +430,16 @@ mod tests {
 
     #[test]
     fn padding_inside_the_nonce_is_refused() {
-        // The nonce's 16 characters decode on their own: padding there (which a whole-body
-        // decode refuses as padding before the end) must not make a shorter nonce acceptable.
-        let sealed = seal_with_nonce(&key(1), v(1), [7; NONCE_LEN], b"payload", b"").unwrap();
+        // Long bodies decode the nonce's 16 characters on their own: padding there (which a
+        // whole-body decode refuses as padding before the end) must not make a shorter nonce
+        // acceptable. Short bodies (one decode call) are held to the same.
+        for len in [7, ONE_CALL_BODY, 3 * ONE_CALL_BODY] {
+            nonce_padding_and_cuts_are_refused(&vec![0x3Cu8; len]);
+        }
+    }
+
+    fn nonce_padding_and_cuts_are_refused(payload: &[u8]) {
+        let sealed = seal_with_nonce(&key(1), v(1), [7; NONCE_LEN], payload, b"").unwrap();
         let body = &sealed["ssm:v1:".len()..];
         for padded in ["AAAAAAAAAAAAAA==", "AAAAAAAAAAAAAAA="] {
             let text = format!("ssm:v1:{padded}{}", &body[NONCE_B64_LEN..]);
@@ -438,7 +462,15 @@ mod tests {
                 .open(&key(1), b"")
                 .unwrap()
                 .expose(),
-            b"payload"
+            payload
+        );
+        let mut flipped = sealed.into_bytes();
+        let last = flipped.len() - 8;
+        flipped[last] = if flipped[last] == b'A' { b'B' } else { b'A' };
+        let flipped = String::from_utf8(flipped).unwrap();
+        assert_eq!(
+            Envelope::parse(&flipped).unwrap().open(&key(1), b""),
+            Err(DecryptError)
         );
     }
 

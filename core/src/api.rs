@@ -3,14 +3,20 @@
 //! The Lambda and the local server share this: they match the route, parse the body, make sure
 //! the keyring knows every version the request names (the only I/O), then [`execute`] here.
 //! The exact shapes are in `docs/openapi.yaml`.
+//!
+//! Request bodies are read into types that borrow their strings from the body (base64 has
+//! nothing to unescape, so a plaintext or ciphertext is not copied before it is decoded), and
+//! responses are written as JSON bytes directly, without a `serde_json::Value` tree.
+
+use std::borrow::Cow;
+use std::ops::Deref;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::envelope::{DecryptError, KeyVersion};
-use crate::keyring::{Keyring, OpenError, SealError};
+use crate::keyring::{Keyring, OpenError, SealError, Sealed};
 use crate::secret::{KEY_LEN, KeyMaterial, Plaintext};
 
 /// Request limits (configurable by the deployment).
@@ -98,8 +104,39 @@ impl ApiError {
     }
 
     /// The JSON body `{"error": {"code", "message"}}`.
-    pub fn body(&self) -> serde_json::Value {
-        serde_json::json!({ "error": { "code": self.code, "message": self.message } })
+    pub fn json_body(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(64 + self.message.len());
+        self.write_json(&mut out);
+        out
+    }
+
+    fn write_json(&self, out: &mut Vec<u8>) {
+        #[derive(Serialize)]
+        struct Body<'a> {
+            error: &'a ApiError,
+        }
+        // Writing strings to a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *out, &Body { error: self });
+    }
+}
+
+/// A JSON string of a request body, borrowed from the body unless it had escapes to undo.
+///
+/// A struct marks one such field `#[serde(borrow)]`; its other fields then borrow too.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Text<'a>(#[serde(borrow)] pub Cow<'a, str>);
+
+impl Deref for Text<'_> {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'a> From<&'a str> for Text<'a> {
+    fn from(text: &'a str) -> Self {
+        Self(Cow::Borrowed(text))
     }
 }
 
@@ -176,43 +213,47 @@ impl Route {
 /// `POST /v1/encrypt` item: `{plaintext, context?}` (both base64).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct EncryptItem {
-    pub plaintext: String,
+pub struct EncryptItem<'a> {
+    #[serde(borrow)]
+    pub plaintext: Text<'a>,
     #[serde(default)]
-    pub context: Option<String>,
+    pub context: Option<Text<'a>>,
 }
 
 /// `POST /v1/decrypt` and `/v1/rewrap` item: `{ciphertext, context?}`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct CiphertextItem {
-    pub ciphertext: String,
+pub struct CiphertextItem<'a> {
+    #[serde(borrow)]
+    pub ciphertext: Text<'a>,
     #[serde(default)]
-    pub context: Option<String>,
+    pub context: Option<Text<'a>>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct EncryptBody {
-    plaintext: Option<String>,
-    context: Option<String>,
-    batch: Option<Vec<EncryptItem>>,
+struct EncryptBody<'a> {
+    #[serde(borrow)]
+    plaintext: Option<Text<'a>>,
+    context: Option<Text<'a>>,
+    batch: Option<Vec<EncryptItem<'a>>>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct CiphertextBody {
-    ciphertext: Option<String>,
-    context: Option<String>,
-    batch: Option<Vec<CiphertextItem>>,
+struct CiphertextBody<'a> {
+    #[serde(borrow)]
+    ciphertext: Option<Text<'a>>,
+    context: Option<Text<'a>>,
+    batch: Option<Vec<CiphertextItem<'a>>>,
 }
 
 /// `POST /v1/datakey`: `{context?, wrapped_only?}`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct DataKeyRequest {
-    #[serde(default)]
-    pub context: Option<String>,
+pub struct DataKeyRequest<'a> {
+    #[serde(default, borrow)]
+    pub context: Option<Text<'a>>,
     #[serde(default)]
     pub wrapped_only: bool,
 }
@@ -220,15 +261,17 @@ pub struct DataKeyRequest {
 /// The original sample's `POST /wrap {"text"}`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct WrapRequest {
-    pub text: String,
+pub struct WrapRequest<'a> {
+    #[serde(borrow)]
+    pub text: Text<'a>,
 }
 
 /// The original sample's `POST /unwrap {"cipher"}`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct UnwrapRequest {
-    pub cipher: String,
+pub struct UnwrapRequest<'a> {
+    #[serde(borrow)]
+    pub cipher: Text<'a>,
 }
 
 /// One item or a batch.
@@ -248,24 +291,24 @@ impl<T> Items<T> {
     }
 }
 
-/// A parsed request, ready to execute.
+/// A parsed request, ready to execute. Its strings borrow from the request body.
 #[derive(Debug, Clone)]
-pub enum Request {
-    Encrypt(Items<EncryptItem>),
-    Decrypt(Items<CiphertextItem>),
-    Rewrap(Items<CiphertextItem>),
-    DataKey(DataKeyRequest),
+pub enum Request<'a> {
+    Encrypt(Items<EncryptItem<'a>>),
+    Decrypt(Items<CiphertextItem<'a>>),
+    Rewrap(Items<CiphertextItem<'a>>),
+    DataKey(DataKeyRequest<'a>),
     Keys,
     Version,
-    Wrap(WrapRequest),
-    Unwrap(UnwrapRequest),
+    Wrap(WrapRequest<'a>),
+    Unwrap(UnwrapRequest<'a>),
 }
 
-impl Request {
+impl<'a> Request<'a> {
     /// Parses the body for `route`. Request-level problems (bad JSON, unknown fields, both or
     /// neither of the single and batch forms, too many items) are errors here; problems of one
     /// item are reported per item by [`execute`].
-    pub fn parse(route: Route, body: &[u8], limits: &Limits) -> Result<Self, ApiError> {
+    pub fn parse(route: Route, body: &'a [u8], limits: &Limits) -> Result<Self, ApiError> {
         Ok(match route {
             Route::Encrypt => {
                 let b: EncryptBody = json(body)?;
@@ -350,62 +393,161 @@ impl Summary {
 }
 
 /// The outcome: HTTP status, JSON body, and the log summary.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Response {
     pub status: u16,
-    pub body: serde_json::Value,
+    /// The JSON body, as sent.
+    pub body: Vec<u8>,
+    /// The error's code when the whole request failed (for the access log).
+    pub error_code: Option<String>,
     pub summary: Summary,
 }
 
 impl Response {
     pub fn error(error: &ApiError) -> Self {
+        Self::failed(error, Summary::default())
+    }
+
+    fn failed(error: &ApiError, summary: Summary) -> Self {
         Self {
             status: error.status,
-            body: error.body(),
-            summary: Summary::default(),
+            body: error.json_body(),
+            error_code: Some(error.code.clone()),
+            summary,
         }
     }
 }
 
+/// A response body being written. Strings we produced ourselves as base64 or envelopes (no
+/// character JSON escapes) are copied in as they are; any other string goes through serde_json.
+#[derive(Debug, Default)]
+struct Json(Vec<u8>);
+
+impl Json {
+    fn raw(&mut self, text: &str) {
+        self.0.extend_from_slice(text.as_bytes());
+    }
+
+    /// A string that needs no escaping: base64, an envelope, a version number.
+    fn plain_str(&mut self, text: &str) {
+        debug_assert!(
+            text.bytes()
+                .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\')
+        );
+        self.0.push(b'"');
+        self.0.extend_from_slice(text.as_bytes());
+        self.0.push(b'"');
+    }
+
+    /// Any string, escaped as JSON requires.
+    fn str(&mut self, text: &str) {
+        // Writing to a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut self.0, text);
+    }
+
+    /// `bytes` as a base64 string.
+    fn base64(&mut self, bytes: &[u8]) {
+        self.0.push(b'"');
+        let at = self.0.len();
+        self.0.resize(at + bytes.len().div_ceil(3) * 4, 0);
+        let written = STANDARD.encode_slice(bytes, &mut self.0[at..]).unwrap_or(0);
+        self.0.truncate(at + written);
+        self.0.push(b'"');
+    }
+
+    fn number(&mut self, n: u32) {
+        self.raw(&n.to_string());
+    }
+
+    /// `{"plaintext":"<base64>"}`.
+    fn plaintext(&mut self, bytes: &[u8]) {
+        self.raw("{\"plaintext\":");
+        self.base64(bytes);
+        self.raw("}");
+    }
+
+    /// `{"ciphertext":"…","key_version":N}`.
+    fn sealed(&mut self, sealed: &Sealed) {
+        self.raw("{");
+        self.sealed_fields(sealed);
+        self.raw("}");
+    }
+
+    /// `"ciphertext":"…","key_version":N` (no braces).
+    fn sealed_fields(&mut self, sealed: &Sealed) {
+        self.raw("\"ciphertext\":");
+        self.plain_str(&sealed.ciphertext);
+        self.raw(",\"key_version\":");
+        self.number(sealed.version.get());
+    }
+}
+
 /// Executes a parsed request against a keyring (`None` only for requests that need none).
-pub fn execute(request: &Request, ring: Option<&Keyring>, limits: &Limits) -> Response {
+pub fn execute(request: &Request<'_>, ring: Option<&Keyring>, limits: &Limits) -> Response {
     let mut summary = Summary::default();
+    let mut out = Json(Vec::with_capacity(response_capacity(request)));
     let result = match (request, ring) {
-        (Request::Version, _) => Ok(serde_json::json!({ "version": env!("CARGO_PKG_VERSION") })),
+        (Request::Version, _) => {
+            out.raw("{\"version\":");
+            out.plain_str(env!("CARGO_PKG_VERSION"));
+            out.raw("}");
+            Ok(())
+        }
         (_, None) => Err(ApiError::keyring_unavailable()),
-        (Request::Encrypt(items), Some(ring)) => run_items(items, &mut summary, |item, s| {
-            encrypt_item(ring, item, limits, s)
-        }),
+        (Request::Encrypt(items), Some(ring)) => {
+            run_items(items, &mut summary, &mut out, |item, s, out| {
+                encrypt_item(ring, item, limits, s, out)
+            })
+        }
         (Request::Decrypt(items), Some(ring)) => {
-            run_items(items, &mut summary, |item, s| decrypt_item(ring, item, s))
+            run_items(items, &mut summary, &mut out, |item, s, out| {
+                decrypt_item(ring, item, s, out)
+            })
         }
         (Request::Rewrap(items), Some(ring)) => {
-            run_items(items, &mut summary, |item, s| rewrap_item(ring, item, s))
+            run_items(items, &mut summary, &mut out, |item, s, out| {
+                rewrap_item(ring, item, s, out)
+            })
         }
-        (Request::DataKey(req), Some(ring)) => data_key(ring, req, &mut summary),
-        (Request::Keys, Some(ring)) => Ok(serde_json::to_value(ring.info()).unwrap_or_default()),
+        (Request::DataKey(req), Some(ring)) => data_key(ring, req, &mut summary, &mut out),
+        (Request::Keys, Some(ring)) => {
+            // Through a Value, so the fields keep the order every other body has.
+            let info = serde_json::to_value(ring.info()).unwrap_or_default();
+            let _ = serde_json::to_writer(&mut out.0, &info);
+            Ok(())
+        }
         (Request::Wrap(req), Some(ring)) => {
-            let item = EncryptItem {
-                plaintext: STANDARD.encode(req.text.as_bytes()),
-                context: None,
-            };
-            encrypt_item(ring, &item, limits, &mut summary)
-                .map(|v| serde_json::json!({ "cipher": v["ciphertext"] }))
+            seal_within_limit(ring, req.text.as_bytes(), b"", limits, &mut summary).map(|sealed| {
+                out.raw("{\"cipher\":");
+                out.plain_str(&sealed.ciphertext);
+                out.raw("}");
+            })
         }
-        (Request::Unwrap(req), Some(ring)) => unwrap(ring, req, &mut summary),
+        (Request::Unwrap(req), Some(ring)) => unwrap(ring, req, &mut summary, &mut out),
     };
     match result {
-        Ok(body) => Response {
+        Ok(()) => Response {
             status: 200,
-            body,
+            body: out.0,
+            error_code: None,
             summary,
         },
-        Err(error) => Response {
-            status: error.status,
-            body: error.body(),
-            summary,
-        },
+        Err(error) => Response::failed(&error, summary),
     }
+}
+
+/// Room for the usual answer: an envelope or base64 is about 4/3 of its input.
+fn response_capacity(request: &Request<'_>) -> usize {
+    let input: usize = match request {
+        Request::Encrypt(items) => items.iter().map(|i| i.plaintext.len()).sum(),
+        Request::Decrypt(items) | Request::Rewrap(items) => {
+            items.iter().map(|i| i.ciphertext.len()).sum()
+        }
+        Request::Wrap(req) => req.text.len(),
+        Request::Unwrap(req) => req.cipher.len(),
+        _ => 0,
+    };
+    input.saturating_add(input / 3).saturating_add(128)
 }
 
 /// One item answers with its result or its error (and that error's status); a batch answers
@@ -413,36 +555,59 @@ pub fn execute(request: &Request, ring: Option<&Keyring>, limits: &Limits) -> Re
 fn run_items<T>(
     items: &Items<T>,
     summary: &mut Summary,
-    mut op: impl FnMut(&T, &mut Summary) -> Result<serde_json::Value, ApiError>,
-) -> Result<serde_json::Value, ApiError> {
+    out: &mut Json,
+    mut op: impl FnMut(&T, &mut Summary, &mut Json) -> Result<(), ApiError>,
+) -> Result<(), ApiError> {
     match items {
         Items::One(item) => {
             summary.items = 1;
-            op(item, summary).inspect_err(|_| summary.failed_items = 1)
+            op(item, summary, out).inspect_err(|_| {
+                summary.failed_items = 1;
+                out.0.clear();
+            })
         }
         Items::Batch(batch) => {
             summary.items = batch.len();
-            let results: Vec<serde_json::Value> = batch
-                .iter()
-                .map(|item| {
-                    op(item, summary).unwrap_or_else(|error| {
-                        summary.failed_items += 1;
-                        error.body()
-                    })
-                })
-                .collect();
-            Ok(serde_json::json!({ "batch_results": results }))
+            out.raw("{\"batch_results\":[");
+            for (i, item) in batch.iter().enumerate() {
+                if i > 0 {
+                    out.raw(",");
+                }
+                let at = out.0.len();
+                if let Err(error) = op(item, summary, out) {
+                    summary.failed_items += 1;
+                    out.0.truncate(at);
+                    error.write_json(&mut out.0);
+                }
+            }
+            out.raw("]}");
+            Ok(())
         }
     }
 }
 
 fn encrypt_item(
     ring: &Keyring,
-    item: &EncryptItem,
+    item: &EncryptItem<'_>,
     limits: &Limits,
     summary: &mut Summary,
-) -> Result<serde_json::Value, ApiError> {
+    out: &mut Json,
+) -> Result<(), ApiError> {
     let plaintext = decode_b64(&item.plaintext, "plaintext")?;
+    let context = decode_context(item.context.as_deref())?;
+    let sealed = seal_within_limit(ring, plaintext.expose(), context.expose(), limits, summary)?;
+    out.sealed(&sealed);
+    Ok(())
+}
+
+/// Seals `plaintext` under the primary version if it is within the limit, and notes it.
+fn seal_within_limit(
+    ring: &Keyring,
+    plaintext: &[u8],
+    context: &[u8],
+    limits: &Limits,
+    summary: &mut Summary,
+) -> Result<Sealed, ApiError> {
     if plaintext.len() > limits.max_plaintext {
         return Err(ApiError::new(
             413,
@@ -454,59 +619,69 @@ fn encrypt_item(
             ),
         ));
     }
-    let context = decode_context(item.context.as_deref())?;
-    let sealed = ring
-        .encrypt(plaintext.expose(), context.expose())
-        .map_err(seal_error)?;
+    let sealed = seal_noted(ring, plaintext, context, summary)?;
     summary.bytes_in += plaintext.len();
+    Ok(sealed)
+}
+
+/// Seals `plaintext` under the primary version and notes the output and the version.
+fn seal_noted(
+    ring: &Keyring,
+    plaintext: &[u8],
+    context: &[u8],
+    summary: &mut Summary,
+) -> Result<Sealed, ApiError> {
+    let sealed = ring.encrypt(plaintext, context).map_err(seal_error)?;
     summary.bytes_out += sealed.ciphertext.len();
     summary.note_version(Some(sealed.version));
-    Ok(serde_json::json!({ "ciphertext": sealed.ciphertext, "key_version": sealed.version }))
+    Ok(sealed)
 }
 
 fn open(
     ring: &Keyring,
-    item: &CiphertextItem,
+    ciphertext: &str,
+    context: Option<&str>,
     summary: &mut Summary,
 ) -> Result<(Plaintext, Plaintext), ApiError> {
-    let context = decode_context(item.context.as_deref())?;
+    let context = decode_context(context)?;
     let (plaintext, version) = ring
-        .decrypt(&item.ciphertext, context.expose())
+        .decrypt(ciphertext, context.expose())
         .map_err(open_error)?;
-    summary.bytes_in += item.ciphertext.len();
+    summary.bytes_in += ciphertext.len();
     summary.note_version(version);
     Ok((plaintext, context))
 }
 
 fn decrypt_item(
     ring: &Keyring,
-    item: &CiphertextItem,
+    item: &CiphertextItem<'_>,
     summary: &mut Summary,
-) -> Result<serde_json::Value, ApiError> {
-    let (plaintext, _) = open(ring, item, summary)?;
+    out: &mut Json,
+) -> Result<(), ApiError> {
+    let (plaintext, _) = open(ring, &item.ciphertext, item.context.as_deref(), summary)?;
     summary.bytes_out += plaintext.len();
-    Ok(serde_json::json!({ "plaintext": STANDARD.encode(plaintext.expose()) }))
+    out.plaintext(plaintext.expose());
+    Ok(())
 }
 
 fn rewrap_item(
     ring: &Keyring,
-    item: &CiphertextItem,
+    item: &CiphertextItem<'_>,
     summary: &mut Summary,
-) -> Result<serde_json::Value, ApiError> {
-    let (plaintext, context) = open(ring, item, summary)?;
-    let sealed = ring
-        .encrypt(plaintext.expose(), context.expose())
-        .map_err(seal_error)?;
-    summary.bytes_out += sealed.ciphertext.len();
-    summary.note_version(Some(sealed.version));
-    Ok(serde_json::json!({ "ciphertext": sealed.ciphertext, "key_version": sealed.version }))
+    out: &mut Json,
+) -> Result<(), ApiError> {
+    let (plaintext, context) = open(ring, &item.ciphertext, item.context.as_deref(), summary)?;
+    let sealed = seal_noted(ring, plaintext.expose(), context.expose(), summary)?;
+    out.sealed(&sealed);
+    Ok(())
 }
 
 fn data_key(
     ring: &Keyring,
-    req: &DataKeyRequest,
+    req: &DataKeyRequest<'_>,
     summary: &mut Summary,
-) -> Result<serde_json::Value, ApiError> {
+    out: &mut Json,
+) -> Result<(), ApiError> {
     let context = decode_context(req.context.as_deref())?;
     let key = KeyMaterial::generate().map_err(|_| {
         ApiError::new(
@@ -521,24 +696,23 @@ fn data_key(
     summary.items = 1;
     summary.bytes_out += KEY_LEN;
     summary.note_version(Some(sealed.version));
-    let mut body =
-        serde_json::json!({ "ciphertext": sealed.ciphertext, "key_version": sealed.version });
+    out.raw("{");
+    out.sealed_fields(&sealed);
     if !req.wrapped_only {
-        body["plaintext"] = STANDARD.encode(key.expose()).into();
+        out.raw(",\"plaintext\":");
+        out.base64(key.expose());
     }
-    Ok(body)
+    out.raw("}");
+    Ok(())
 }
 
 fn unwrap(
     ring: &Keyring,
-    req: &UnwrapRequest,
+    req: &UnwrapRequest<'_>,
     summary: &mut Summary,
-) -> Result<serde_json::Value, ApiError> {
-    let item = CiphertextItem {
-        ciphertext: req.cipher.trim().to_owned(),
-        context: None,
-    };
-    let (plaintext, _) = open(ring, &item, summary)?;
+    out: &mut Json,
+) -> Result<(), ApiError> {
+    let (plaintext, _) = open(ring, req.cipher.trim(), None, summary)?;
     let text = std::str::from_utf8(plaintext.expose()).map_err(|_| {
         ApiError::new(
             422,
@@ -547,7 +721,10 @@ fn unwrap(
         )
     })?;
     summary.bytes_out += text.len();
-    Ok(serde_json::json!({ "text": text }))
+    out.raw("{\"text\":");
+    out.str(text);
+    out.raw("}");
+    Ok(())
 }
 
 fn seal_error(error: SealError) -> ApiError {
@@ -579,7 +756,7 @@ fn decode_context(context: Option<&str>) -> Result<Plaintext, ApiError> {
     }
 }
 
-fn json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+fn json<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, ApiError> {
     serde_json::from_slice(body).map_err(|e| {
         use serde_json::error::Category;
         // Data errors name the field (`unknown field `x``, `missing field`), never values.
@@ -643,15 +820,34 @@ mod tests {
         ring
     }
 
-    fn call(ring: &Keyring, route: Route, body: Value) -> Response {
+    /// A response with its body parsed back, for asserting on.
+    struct Answer {
+        status: u16,
+        body: Value,
+        summary: Summary,
+    }
+
+    fn call(ring: &Keyring, route: Route, body: Value) -> Answer {
         call_with(ring, route, body, &Limits::default())
     }
 
-    fn call_with(ring: &Keyring, route: Route, body: Value, limits: &Limits) -> Response {
+    fn call_with(ring: &Keyring, route: Route, body: Value, limits: &Limits) -> Answer {
         let bytes = serde_json::to_vec(&body).unwrap();
-        match Request::parse(route, &bytes, limits) {
+        let response = match Request::parse(route, &bytes, limits) {
             Ok(request) => execute(&request, Some(ring), limits),
             Err(error) => Response::error(&error),
+        };
+        let parsed: Value = serde_json::from_slice(&response.body).unwrap();
+        assert_eq!(
+            response.error_code.as_deref(),
+            (response.status != 200)
+                .then(|| parsed["error"]["code"].as_str())
+                .flatten()
+        );
+        Answer {
+            status: response.status,
+            body: parsed,
+            summary: response.summary,
         }
     }
 
@@ -718,6 +914,86 @@ mod tests {
         assert_eq!(wrong.body["error"]["code"], "decryption_failed");
         assert_eq!(enc.summary.key_versions, vec![KeyVersion::FIRST]);
         assert_eq!(dec.summary.bytes_out, 2);
+    }
+
+    #[test]
+    fn bodies_are_borrowed_unless_escaped() {
+        let body = br#"{"plaintext": "aGk/", "context": "Yw=="}"#;
+        let Ok(Request::Encrypt(Items::One(item))) =
+            Request::parse(Route::Encrypt, body, &Limits::default())
+        else {
+            panic!("parses");
+        };
+        assert!(matches!(item.plaintext.0, Cow::Borrowed("aGk/")));
+        // A client that escapes `/` (as some JSON encoders do) still works: that one is copied.
+        let escaped = br#"{"plaintext": "aGk\/"}"#;
+        let Ok(Request::Encrypt(Items::One(item))) =
+            Request::parse(Route::Encrypt, escaped, &Limits::default())
+        else {
+            panic!("parses");
+        };
+        assert!(matches!(&item.plaintext.0, Cow::Owned(text) if text == "aGk/"));
+        let ring = ring();
+        let enc = call(&ring, Route::Encrypt, json!({"plaintext": "aGk/"}));
+        let bytes = format!(
+            r#"{{"ciphertext": "{}"}}"#,
+            enc.body["ciphertext"].as_str().unwrap()
+        )
+        .replace('/', "\\/");
+        let request = Request::parse(Route::Decrypt, bytes.as_bytes(), &Limits::default()).unwrap();
+        let dec = execute(&request, Some(&ring), &Limits::default());
+        assert_eq!(dec.body, br#"{"plaintext":"aGk/"}"#);
+    }
+
+    #[test]
+    fn response_bytes_are_exact_json() {
+        let ring = ring();
+        let bytes = |route, body: &[u8]| {
+            let request = Request::parse(route, body, &Limits::default()).unwrap();
+            String::from_utf8(execute(&request, Some(&ring), &Limits::default()).body).unwrap()
+        };
+        let enc = bytes(Route::Encrypt, br#"{"plaintext": "aGk="}"#);
+        let ct = enc
+            .strip_prefix(r#"{"ciphertext":""#)
+            .and_then(|rest| rest.strip_suffix(r#"","key_version":1}"#))
+            .unwrap_or_else(|| panic!("{enc}"));
+        assert!(ct.starts_with("ssm:v1:"));
+        let dec = bytes(
+            Route::Decrypt,
+            format!(r#"{{"ciphertext": "{ct}"}}"#).as_bytes(),
+        );
+        assert_eq!(dec, r#"{"plaintext":"aGk="}"#);
+        let batch = bytes(
+            Route::Decrypt,
+            format!(r#"{{"batch": [{{"ciphertext": "{ct}"}}, {{"ciphertext": "x"}}]}}"#).as_bytes(),
+        );
+        assert_eq!(
+            batch,
+            format!(
+                r#"{{"batch_results":[{{"plaintext":"aGk="}},{}]}}"#,
+                String::from_utf8(ApiError::decryption_failed().json_body()).unwrap()
+            )
+        );
+        assert_eq!(
+            String::from_utf8(ApiError::bad_request("a \"quoted\"\nline").json_body()).unwrap(),
+            r#"{"error":{"code":"invalid_request","message":"a \"quoted\"\nline"}}"#
+        );
+        assert_eq!(
+            bytes(Route::Version, b""),
+            format!(r#"{{"version":"{}"}}"#, env!("CARGO_PKG_VERSION"))
+        );
+        // Text that JSON must escape comes back intact through wrap and unwrap.
+        let tricky = "quote \" backslash \\ newline \n tab \t nul \u{0} é 🗝";
+        let wrapped = call(&ring, Route::Wrap, json!({ "text": tricky }));
+        let unwrapped = call(
+            &ring,
+            Route::Unwrap,
+            json!({"cipher": wrapped.body["cipher"]}),
+        );
+        assert_eq!(unwrapped.body, json!({ "text": tricky }));
+        let key = call(&ring, Route::DataKey, json!({}));
+        let fields: Vec<&String> = key.body.as_object().unwrap().keys().collect();
+        assert_eq!(fields, ["ciphertext", "key_version", "plaintext"]);
     }
 
     #[test]

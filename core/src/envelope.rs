@@ -131,25 +131,55 @@ impl<'a> Envelope<'a> {
 
     /// Authenticates and decrypts the body with `key` (the key of [`Self::version`]).
     pub fn open(&self, key: &KeyMaterial, context: &[u8]) -> Result<Plaintext, DecryptError> {
-        let mut raw = STANDARD.decode(self.body).map_err(|_| DecryptError)?;
-        if raw.len() < NONCE_LEN + TAG_LEN {
+        let (nonce, mut raw) = decode_body(self.body.as_bytes())?;
+        let Some(tag_at) = raw.len().checked_sub(TAG_LEN) else {
             return Err(DecryptError);
-        }
-        // Decrypt in place: nonce ‖ ciphertext ‖ tag becomes the plaintext, with no second buffer.
-        let tag_at = raw.len() - TAG_LEN;
-        let (nonce, rest) = raw.split_at_mut(NONCE_LEN);
-        let (body, tag) = rest.split_at_mut(tag_at - NONCE_LEN);
-        let nonce: &[u8; NONCE_LEN] = (&*nonce).try_into().map_err(|_| DecryptError)?;
+        };
+        // Decrypt in place: ciphertext ‖ tag becomes the plaintext, with no second buffer.
+        let (body, tag) = raw.split_at_mut(tag_at);
         let tag: &[u8; TAG_LEN] = (&*tag).try_into().map_err(|_| DecryptError)?;
-        let aad = associated_data(self.header, context);
-        let result = aead::open_in_place(key, nonce, &aad, body, tag);
+        let result = with_associated_data(self.header.as_bytes(), context, |aad| {
+            aead::open_in_place(key, &nonce, aad, body, tag)
+        });
         raw.truncate(tag_at);
-        raw.drain(..NONCE_LEN);
         // Wrapped before the result is checked, so a failed open's buffer is zeroized too.
         let plaintext = Plaintext::new(raw);
         result?;
         Ok(plaintext)
     }
+}
+
+/// Base64 characters of the nonce: 12 bytes are exactly four 3-byte groups.
+const NONCE_B64_LEN: usize = NONCE_LEN / 3 * 4;
+
+/// Bodies up to this many characters decode in one call and then move `ciphertext ‖ tag` down
+/// over the nonce (a few kilobytes at most); longer ones decode the nonce apart, so that a
+/// large plaintext is never moved.
+const ONE_CALL_BODY: usize = 4096;
+
+/// Decodes `nonce ‖ ciphertext ‖ tag` into the nonce and a buffer holding `ciphertext ‖ tag`.
+fn decode_body(body: &[u8]) -> Result<([u8; NONCE_LEN], Vec<u8>), DecryptError> {
+    let mut nonce = [0u8; NONCE_LEN];
+    if body.len() <= ONE_CALL_BODY {
+        let mut raw = STANDARD.decode(body).map_err(|_| DecryptError)?;
+        let head = raw.get(..NONCE_LEN).ok_or(DecryptError)?;
+        nonce.copy_from_slice(head);
+        raw.copy_within(NONCE_LEN.., 0);
+        raw.truncate(raw.len() - NONCE_LEN);
+        return Ok((nonce, raw));
+    }
+    // The nonce is exactly the body's first 16 base64 characters (12 bytes, no padding), so it
+    // decodes on its own. Both parts are canonical standard base64 exactly when the whole body
+    // is (padding only at the very end).
+    let (nonce_b64, rest_b64) = body.split_at_checked(NONCE_B64_LEN).ok_or(DecryptError)?;
+    let decoded = STANDARD
+        .decode_slice(nonce_b64, &mut nonce)
+        .map_err(|_| DecryptError)?;
+    if decoded != NONCE_LEN {
+        return Err(DecryptError);
+    }
+    let raw = STANDARD.decode(rest_b64).map_err(|_| DecryptError)?;
+    Ok((nonce, raw))
 }
 
 /// Seals `plaintext` under `key` (version `version`) with a fresh random nonce.
@@ -173,33 +203,87 @@ pub fn seal_with_nonce(
     plaintext: &[u8],
     context: &[u8],
 ) -> Result<String, EncryptError> {
-    let header = header(version);
-    let aad = associated_data(&header, context);
-    // Encrypt in place behind the nonce, then append the tag: one buffer, one copy of the input.
-    let mut raw = Vec::with_capacity(NONCE_LEN + plaintext.len() + TAG_LEN);
-    raw.extend_from_slice(&nonce);
-    raw.extend_from_slice(plaintext);
-    let tag = aead::seal_in_place(key, &nonce, &aad, &mut raw[NONCE_LEN..])?;
-    raw.extend_from_slice(&tag);
-    let mut out = header;
-    STANDARD.encode_string(&raw, &mut out);
-    Ok(out)
+    let header = Header::new(version);
+    let header = header.as_bytes();
+    // Encrypt from the caller's plaintext straight into `nonce ‖ ciphertext ‖ tag`: the
+    // input is read once, by the cipher, and not copied first.
+    let raw_len = NONCE_LEN + plaintext.len() + TAG_LEN;
+    let mut raw = vec![0u8; raw_len];
+    let (nonce_out, rest) = raw.split_at_mut(NONCE_LEN);
+    nonce_out.copy_from_slice(&nonce);
+    let (body, tag_out) = rest.split_at_mut(plaintext.len());
+    let tag = with_associated_data(header, context, |aad| {
+        aead::seal(key, &nonce, aad, plaintext, body)
+    })?;
+    tag_out.copy_from_slice(&tag);
+    // One exact-size output: header, then the base64 written in place (no growing string,
+    // no chunked copies).
+    let mut out = vec![0u8; header.len() + encoded_len(raw_len)];
+    out[..header.len()].copy_from_slice(header);
+    let written = STANDARD
+        .encode_slice(&raw, &mut out[header.len()..])
+        .map_err(|_| EncryptError::TooLong)?;
+    out.truncate(header.len() + written);
+    String::from_utf8(out).map_err(|_| EncryptError::TooLong)
 }
 
 /// Length of the envelope for a plaintext of `len` bytes (for size limits and benchmarks).
 pub fn sealed_len(version: KeyVersion, len: usize) -> usize {
-    header(version).len() + (NONCE_LEN + len + TAG_LEN).div_ceil(3) * 4
+    Header::new(version).as_bytes().len() + encoded_len(NONCE_LEN + len + TAG_LEN)
 }
 
-fn header(version: KeyVersion) -> String {
-    format!("{PREFIX}{version}:")
+fn encoded_len(raw_len: usize) -> usize {
+    raw_len.div_ceil(3) * 4
 }
 
-fn associated_data(header: &str, context: &[u8]) -> Vec<u8> {
-    let mut aad = Vec::with_capacity(header.len() + context.len());
-    aad.extend_from_slice(header.as_bytes());
-    aad.extend_from_slice(context);
-    aad
+/// `"ssm:v" version ":"`, formatted on the stack (at most 5 + 10 + 1 bytes).
+struct Header {
+    buf: [u8; 16],
+    len: usize,
+}
+
+impl Header {
+    fn new(version: KeyVersion) -> Self {
+        let mut digits = [0u8; 10];
+        let mut at = digits.len();
+        let mut n = version.get();
+        loop {
+            at -= 1;
+            digits[at] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        let mut buf = [0u8; 16];
+        let digits = &digits[at..];
+        buf[..PREFIX.len()].copy_from_slice(PREFIX.as_bytes());
+        buf[PREFIX.len()..PREFIX.len() + digits.len()].copy_from_slice(digits);
+        let len = PREFIX.len() + digits.len() + 1;
+        buf[len - 1] = b':';
+        Self { buf, len }
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
+/// Runs `f` on `header ‖ context` (the associated data), built on the stack when it is short.
+fn with_associated_data<R>(header: &[u8], context: &[u8], f: impl FnOnce(&[u8]) -> R) -> R {
+    const INLINE: usize = 128;
+    let len = header.len() + context.len();
+    if len <= INLINE {
+        let mut aad = [0u8; INLINE];
+        aad[..header.len()].copy_from_slice(header);
+        aad[header.len()..len].copy_from_slice(context);
+        f(&aad[..len])
+    } else {
+        let mut aad = Vec::with_capacity(len);
+        aad.extend_from_slice(header);
+        aad.extend_from_slice(context);
+        f(&aad)
+    }
 }
 
 /// The AEAD layer under the envelope: AES-256-GCM, 96-bit nonce, 128-bit tag, in place.
@@ -209,8 +293,9 @@ fn associated_data(header: &str, context: &[u8]) -> Vec<u8> {
 /// exactly the cryptography every envelope goes through. The sizes are in the types: a key,
 /// nonce or tag of another length cannot reach the cipher.
 pub mod aead {
-    use aes_gcm::aead::{AeadInOut, KeyInit};
-    use aes_gcm::{Aes256Gcm, Nonce, Tag};
+    use aes_gcm::aead::AeadInOut;
+    use aes_gcm::aead::inout::InOutBuf;
+    use aes_gcm::{Nonce, Tag};
 
     use super::{DecryptError, EncryptError, NONCE_LEN, TAG_LEN};
     use crate::secret::KeyMaterial;
@@ -222,8 +307,26 @@ pub mod aead {
         aad: &[u8],
         buffer: &mut [u8],
     ) -> Result<[u8; TAG_LEN], EncryptError> {
-        let tag = cipher(key)
+        let tag = key
+            .aead()
             .encrypt_inout_detached(&Nonce::from(*nonce), aad, buffer.into())
+            .map_err(|_| EncryptError::TooLong)?;
+        Ok(tag.into())
+    }
+
+    /// Encrypts `plaintext` into `out` (of the same length) and returns the tag over `aad` and
+    /// the ciphertext.
+    pub fn seal(
+        key: &KeyMaterial,
+        nonce: &[u8; NONCE_LEN],
+        aad: &[u8],
+        plaintext: &[u8],
+        out: &mut [u8],
+    ) -> Result<[u8; TAG_LEN], EncryptError> {
+        let buffer = InOutBuf::new(plaintext, out).map_err(|_| EncryptError::TooLong)?;
+        let tag = key
+            .aead()
+            .encrypt_inout_detached(&Nonce::from(*nonce), aad, buffer)
             .map_err(|_| EncryptError::TooLong)?;
         Ok(tag.into())
     }
@@ -237,13 +340,9 @@ pub mod aead {
         buffer: &mut [u8],
         tag: &[u8; TAG_LEN],
     ) -> Result<(), DecryptError> {
-        cipher(key)
+        key.aead()
             .decrypt_inout_detached(&Nonce::from(*nonce), aad, buffer.into(), &Tag::from(*tag))
             .map_err(|_| DecryptError)
-    }
-
-    fn cipher(key: &KeyMaterial) -> Aes256Gcm {
-        Aes256Gcm::new(key.expose().into())
     }
 }
 
@@ -327,6 +426,93 @@ mod tests {
                     .is_err()
             );
         }
+    }
+
+    #[test]
+    fn padding_inside_the_nonce_is_refused() {
+        // Long bodies decode the nonce's 16 characters on their own: padding there (which a
+        // whole-body decode refuses as padding before the end) must not make a shorter nonce
+        // acceptable. Short bodies (one decode call) are held to the same.
+        for len in [7, ONE_CALL_BODY, 3 * ONE_CALL_BODY] {
+            nonce_padding_and_cuts_are_refused(&vec![0x3Cu8; len]);
+        }
+    }
+
+    fn nonce_padding_and_cuts_are_refused(payload: &[u8]) {
+        let sealed = seal_with_nonce(&key(1), v(1), [7; NONCE_LEN], payload, b"").unwrap();
+        let body = &sealed["ssm:v1:".len()..];
+        for padded in ["AAAAAAAAAAAAAA==", "AAAAAAAAAAAAAAA="] {
+            let text = format!("ssm:v1:{padded}{}", &body[NONCE_B64_LEN..]);
+            assert_eq!(
+                Envelope::parse(&text).unwrap().open(&key(1), b""),
+                Err(DecryptError)
+            );
+        }
+        // Shorter than the nonce, exactly the nonce, nonce and a partial tag: all refused.
+        for cut in [0, 4, NONCE_B64_LEN, NONCE_B64_LEN + 4, body.len() - 4] {
+            let text = format!("ssm:v1:{}", &body[..cut]);
+            assert_eq!(
+                Envelope::parse(&text).unwrap().open(&key(1), b""),
+                Err(DecryptError)
+            );
+        }
+        assert_eq!(
+            Envelope::parse(&sealed)
+                .unwrap()
+                .open(&key(1), b"")
+                .unwrap()
+                .expose(),
+            payload
+        );
+        let mut flipped = sealed.into_bytes();
+        let last = flipped.len() - 8;
+        flipped[last] = if flipped[last] == b'A' { b'B' } else { b'A' };
+        let flipped = String::from_utf8(flipped).unwrap();
+        assert_eq!(
+            Envelope::parse(&flipped).unwrap().open(&key(1), b""),
+            Err(DecryptError)
+        );
+    }
+
+    #[test]
+    fn long_contexts_and_every_header_width() {
+        // The associated data is built on the stack up to 128 bytes and on the heap beyond.
+        for context_len in [0, 1, 111, 112, 113, 128, 500] {
+            let context = vec![0xA5u8; context_len];
+            for version in [1, 9, 10, 4_000_000_000, u32::MAX] {
+                let sealed = seal(&key(3), v(version), b"x", &context).unwrap();
+                assert!(sealed.starts_with(&format!("ssm:v{version}:")));
+                let env = Envelope::parse(&sealed).unwrap();
+                assert_eq!(env.open(&key(3), &context).unwrap().expose(), b"x");
+                let mut other = context.clone();
+                other.push(0);
+                assert_eq!(env.open(&key(3), &other), Err(DecryptError));
+            }
+        }
+    }
+
+    #[test]
+    fn a_cloned_or_zeroized_key_seals_with_its_own_bytes() {
+        use zeroize::Zeroize;
+        let original = key(5);
+        let sealed = seal(&original, v(1), b"abc", b"").unwrap();
+        let copy = original.clone();
+        let env = Envelope::parse(&sealed).unwrap();
+        assert_eq!(env.open(&copy, b"").unwrap().expose(), b"abc");
+        // Zeroizing drops the expanded schedule too: the key is now the all-zero key.
+        let mut wiped = original.clone();
+        assert!(env.open(&wiped, b"").is_ok());
+        wiped.zeroize();
+        assert_eq!(wiped.expose(), &[0u8; 32]);
+        assert_eq!(env.open(&wiped, b""), Err(DecryptError));
+        assert!(env.open(&KeyMaterial::from_bytes([0; 32]), b"").is_err());
+        let zero_sealed = seal(&wiped, v(1), b"abc", b"").unwrap();
+        let zero_env = Envelope::parse(&zero_sealed).unwrap();
+        assert!(
+            zero_env
+                .open(&KeyMaterial::from_bytes([0; 32]), b"")
+                .is_ok()
+        );
     }
 
     proptest! {

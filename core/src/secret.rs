@@ -1,6 +1,10 @@
 //! Secret values as types: their `Debug` never shows the value and their memory is zeroized on drop.
 
 use std::fmt;
+use std::sync::OnceLock;
+
+use aes_gcm::Aes256Gcm;
+use aes_gcm::aead::KeyInit;
 
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
@@ -8,40 +12,79 @@ use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 pub const KEY_LEN: usize = 32;
 
 /// 256 bits of key material. Never printable; zeroized on drop; compared in constant time.
-#[derive(Clone, Zeroize, ZeroizeOnDrop)]
-pub struct KeyMaterial([u8; KEY_LEN]);
+///
+/// The AES-256-GCM key schedule (round keys and the GHASH key powers) is built on the first
+/// envelope operation and kept beside the bytes, so a long-lived key (a keyring's) expands once,
+/// not per request: expanding cost more than sealing 64 bytes. It is zeroized on drop with the
+/// bytes (`aes-gcm`'s `zeroize` feature), is never cloned (a clone expands again) and is not
+/// part of equality.
+pub struct KeyMaterial {
+    bytes: [u8; KEY_LEN],
+    aead: OnceLock<Box<Aes256Gcm>>,
+}
 
 impl KeyMaterial {
     /// Wraps existing bytes (copied; the caller should zeroize its own copy).
     pub fn from_bytes(bytes: [u8; KEY_LEN]) -> Self {
-        Self(bytes)
+        Self {
+            bytes,
+            aead: OnceLock::new(),
+        }
     }
 
     /// Parses exactly [`KEY_LEN`] bytes.
     pub fn from_slice(bytes: &[u8]) -> Option<Self> {
         let array: [u8; KEY_LEN] = bytes.try_into().ok()?;
-        Some(Self(array))
+        Some(Self::from_bytes(array))
     }
 
     /// A fresh key from the operating system's CSPRNG.
     pub fn generate() -> Result<Self, RandomnessError> {
         let mut bytes = [0u8; KEY_LEN];
         fill_random(&mut bytes)?;
-        let key = Self(bytes);
+        let key = Self::from_bytes(bytes);
         bytes.zeroize();
         Ok(key)
     }
 
     /// The raw bytes, for the cipher and for serialization into the secret only.
     pub fn expose(&self) -> &[u8; KEY_LEN] {
-        &self.0
+        &self.bytes
+    }
+
+    /// This key's AES-256-GCM cipher, expanded on first use.
+    pub(crate) fn aead(&self) -> &Aes256Gcm {
+        self.aead
+            .get_or_init(|| Box::new(Aes256Gcm::new(&self.bytes.into())))
     }
 }
+
+impl Clone for KeyMaterial {
+    fn clone(&self) -> Self {
+        Self::from_bytes(self.bytes)
+    }
+}
+
+impl Zeroize for KeyMaterial {
+    fn zeroize(&mut self) {
+        self.bytes.zeroize();
+        // Dropping the schedule zeroizes it.
+        self.aead.take();
+    }
+}
+
+impl Drop for KeyMaterial {
+    fn drop(&mut self) {
+        self.bytes.zeroize();
+    }
+}
+
+impl ZeroizeOnDrop for KeyMaterial {}
 
 impl PartialEq for KeyMaterial {
     fn eq(&self, other: &Self) -> bool {
         use subtle::ConstantTimeEq;
-        self.0.ct_eq(&other.0).into()
+        self.bytes.ct_eq(&other.bytes).into()
     }
 }
 

@@ -1,5 +1,6 @@
 //! Envelope and handler throughput, each printed as a ratio against a peer measured in the
-//! same run: `ring`'s AES-256-GCM for the envelope, the bare envelope for the handler.
+//! same run: `ring`'s AES-256-GCM for the envelope, the bare envelope for the handler. Ours and
+//! the peer are sampled in turn, so that load from elsewhere on the machine hits both alike.
 //!
 //! `cargo bench -p ssm-crypto --bench crypto` (or `bash bench/crypto.sh`, which also has the
 //! figures written to `$SSM_BENCH_OUT/crypto.json` for `bench/report.py`).
@@ -21,8 +22,28 @@ use ssm_crypto::Service;
 use ssm_crypto::lambda::HttpApiEvent;
 use ssm_keystore::{CachePolicy, KeySource, KeyringCache};
 
-/// Median ns per call over 11 samples of at least 30 ms each.
-fn measure(mut f: impl FnMut()) -> f64 {
+/// `SSM_BENCH_ITERS=N` and `SSM_BENCH_ONLY=<label>` run only the measurement named `label`
+/// (e.g. `seal 64 B`, `ring open 1 KiB`, `handler`, `bare seal`, `event`, `service`), exactly N
+/// times and untimed, so that `valgrind --tool=callgrind` counts the instructions of N calls
+/// whatever the load on the machine (subtract a run with N=0 for the setup). Returns whether
+/// that mode is on (and so the timed measurement is skipped).
+fn counted_run(label: &str, f: &mut impl FnMut()) -> bool {
+    let Some(iters) = std::env::var("SSM_BENCH_ITERS")
+        .ok()
+        .and_then(|n| n.parse::<u64>().ok())
+    else {
+        return false;
+    };
+    if std::env::var("SSM_BENCH_ONLY").is_ok_and(|only| only == label) {
+        for _ in 0..iters {
+            f();
+        }
+    }
+    true
+}
+
+/// Iterations that take at least 30 ms.
+fn calibrate(f: &mut impl FnMut()) -> u64 {
     let mut iters = 1u64;
     loop {
         let start = Instant::now();
@@ -30,21 +51,48 @@ fn measure(mut f: impl FnMut()) -> f64 {
             f();
         }
         if start.elapsed() >= Duration::from_millis(30) {
-            break;
+            return iters;
         }
         iters *= 2;
     }
-    let mut samples: Vec<f64> = (0..11)
-        .map(|_| {
-            let start = Instant::now();
-            for _ in 0..iters {
-                f();
-            }
-            start.elapsed().as_nanos() as f64 / iters as f64
-        })
-        .collect();
+}
+
+fn sample(f: &mut impl FnMut(), iters: u64) -> f64 {
+    let start = Instant::now();
+    for _ in 0..iters {
+        f();
+    }
+    start.elapsed().as_nanos() as f64 / iters as f64
+}
+
+fn median(mut samples: Vec<f64>) -> f64 {
     samples.sort_by(f64::total_cmp);
     samples[samples.len() / 2]
+}
+
+/// Median ns per call over 11 samples of at least 30 ms each.
+fn measure(label: &str, mut f: impl FnMut()) -> f64 {
+    if counted_run(label, &mut f) {
+        return f64::NAN;
+    }
+    let iters = calibrate(&mut f);
+    median((0..11).map(|_| sample(&mut f, iters)).collect())
+}
+
+/// Median ns per call of `ours` and of its `peer`, their 11 samples (at least 30 ms each) taken
+/// in turn, so that on a shared machine both see the same load and the ratio stays fair.
+fn measure_pair(
+    (label, mut ours): (&str, impl FnMut()),
+    (peer_label, mut peer): (&str, impl FnMut()),
+) -> (f64, f64) {
+    if counted_run(label, &mut ours) | counted_run(peer_label, &mut peer) {
+        return (f64::NAN, f64::NAN);
+    }
+    let (ours_iters, peer_iters) = (calibrate(&mut ours), calibrate(&mut peer));
+    let (ours_samples, peer_samples) = (0..11)
+        .map(|_| (sample(&mut ours, ours_iters), sample(&mut peer, peer_iters)))
+        .unzip();
+    (median(ours_samples), median(peer_samples))
 }
 
 fn main() {
@@ -66,12 +114,12 @@ fn main() {
         for size in [64usize, 1024, 64 * 1024, 1024 * 1024] {
             let plaintext = vec![7u8; size];
             let sealed = envelope::seal(&key, version, &plaintext, b"ctx").expect("seal");
-            let seal_ns = measure(|| {
+            let seal = || {
                 black_box(
                     envelope::seal(&key, version, black_box(&plaintext), b"ctx").expect("seal"),
                 );
-            });
-            let ring_seal_ns = measure(|| {
+            };
+            let ring_seal = || {
                 let mut nonce = [0u8; 12];
                 ssm_core::secret::fill_random(&mut nonce).expect("rng");
                 let mut buf = black_box(&plaintext).clone();
@@ -83,11 +131,15 @@ fn main() {
                     )
                     .expect("ring seal");
                 black_box(STANDARD.encode(&buf));
-            });
-            let open_ns = measure(|| {
+            };
+            let (seal_ns, ring_seal_ns) = measure_pair(
+                (&format!("seal {}", human(size)), seal),
+                (&format!("ring seal {}", human(size)), ring_seal),
+            );
+            let open = || {
                 let env = Envelope::parse(black_box(&sealed)).expect("parse");
                 black_box(env.open(&key, b"ctx").expect("open"));
-            });
+            };
             let ring_sealed = {
                 let mut buf = plaintext.clone();
                 let tag = ring_key
@@ -100,7 +152,7 @@ fn main() {
                 buf.extend_from_slice(tag.as_ref());
                 STANDARD.encode(&buf)
             };
-            let ring_open_ns = measure(|| {
+            let ring_open = || {
                 let mut buf = STANDARD.decode(black_box(&ring_sealed)).expect("b64");
                 black_box(
                     ring_key
@@ -112,7 +164,11 @@ fn main() {
                         .expect("open")
                         .len(),
                 );
-            });
+            };
+            let (open_ns, ring_open_ns) = measure_pair(
+                (&format!("open {}", human(size)), open),
+                (&format!("ring open {}", human(size)), ring_open),
+            );
             println!(
                 "{:<10} {:>14.0} {:>14.0} {:>8.2} {:>14.0} {:>14.0} {:>8.2}",
                 human(size),
@@ -151,20 +207,21 @@ fn main() {
             .replace("__BODY__", &body.replace('"', "\\\""));
         runtime.block_on(service.keyring().get()).expect("load");
         // What lambda_runtime does per invocation: event bytes in, response bytes out.
-        let handler_ns = measure(|| {
+        let handler = || {
             let request: HttpApiEvent = serde_json::from_str(black_box(&event)).expect("event");
             let response = runtime.block_on(ssm_crypto::lambda::handle(&service, request));
             assert_eq!(response.status_code, 200);
             black_box(serde_json::to_vec(&response).expect("response"));
-        });
-        let bare_ns = measure(|| {
+        };
+        let bare = || {
             black_box(envelope::seal(&key, version, black_box(&plaintext), b"").expect("seal"));
-        });
+        };
+        let (handler_ns, bare_ns) = measure_pair(("handler", handler), ("bare seal", bare));
         // Where the overhead goes: the runtime's event parsing, and our service alone.
-        let event_ns = measure(|| {
+        let event_ns = measure("event", || {
             black_box(serde_json::from_str::<HttpApiEvent>(black_box(&event)).expect("event"));
         });
-        let service_ns = measure(|| {
+        let service_ns = measure("service", || {
             let response = runtime.block_on(service.handle(
                 "POST",
                 "/v1/encrypt",

@@ -95,7 +95,7 @@ impl Service {
             method,
             route = Route::from_request(method, path).map(Route::path).unwrap_or("-"),
             status = response.status,
-            error_code = response.body["error"]["code"].as_str(),
+            error_code = response.error_code.as_deref(),
             items = summary.items,
             failed_items = summary.failed_items,
             bytes_in = summary.bytes_in,
@@ -108,7 +108,7 @@ impl Service {
         );
         HttpResponse {
             status: response.status,
-            body: serde_json::to_vec(&response.body).unwrap_or_default(),
+            body: response.body,
         }
     }
 

@@ -103,6 +103,6 @@ async fn respond(
 fn error_response(error: &ApiError) -> HttpResponse {
     HttpResponse {
         status: error.status,
-        body: serde_json::to_vec(&error.body()).unwrap_or_default(),
+        body: error.json_body(),
     }
 }

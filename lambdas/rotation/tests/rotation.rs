@@ -491,6 +491,8 @@ async fn operator_rotation_before_finish_is_refused_and_the_next_rotation_keeps_
     let out = ssm_rotation::keyring_cli::run(
         ssm_rotation::keyring_cli::Command::Rotate {
             target: ssm_rotation::keyring_cli::TargetArgs::secret(secret.clone()),
+            put: true,
+            wait_secs: 0,
         },
         async || env.client.clone(),
     )
@@ -563,6 +565,8 @@ async fn create_releases_a_stale_pending_left_under_the_same_token() {
     ssm_rotation::keyring_cli::run(
         ssm_rotation::keyring_cli::Command::Rotate {
             target: ssm_rotation::keyring_cli::TargetArgs::secret(secret.clone()),
+            put: true,
+            wait_secs: 0,
         },
         async || env.client.clone(),
     )
@@ -637,6 +641,8 @@ async fn trim_leaves_no_labelled_version_holding_a_destroyed_key() {
             &env,
             Command::Rotate {
                 target: on(&secret),
+                put: true,
+                wait_secs: 0,
             },
         )
         .await;
@@ -718,6 +724,8 @@ async fn setting_min_decryption_version_to_its_value_writes_nothing() {
         &env,
         Command::Rotate {
             target: on(&secret),
+            put: true,
+            wait_secs: 0,
         },
     )
     .await;

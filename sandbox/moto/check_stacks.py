@@ -100,6 +100,12 @@ def check_secrets(stack: Stack) -> None:
             same(f"{logical_id} SecretString", value, props["SecretString"])
         else:
             spec = props["GenerateSecretString"]
+            if "GenerateStringKey" in spec:
+                # The template's JSON with the generated password under that key.
+                document = json.loads(value)
+                value = document.pop(spec["GenerateStringKey"])
+                same(f"{logical_id} SecretStringTemplate", document,
+                     json.loads(spec["SecretStringTemplate"]))
             same(f"{logical_id} length", len(value), spec.get("PasswordLength", 32))
             if spec.get("ExcludePunctuation"):
                 assert value.isalnum(), f"{logical_id}: punctuation in {value!r}"

@@ -77,6 +77,12 @@ export interface SsmConfig {
   readonly deployRoleName: string;
   /** Name of the pull-request plan role created by the OIDC stack (context `planRoleName`). */
   readonly planRoleName: string;
+  /**
+   * Name of a role of this account whose keyring value writes (`ssm-keyring retire`, `trim`) are
+   * expected and which may read the keyring (context `keyringOperatorRoleName`); unset: operators
+   * change the keyring only through `RotateSecret` (README, "Keyring operations").
+   */
+  readonly keyringOperatorRoleName?: string;
 }
 
 /** Defaults of every setting that has one; documented in `cdk/README.md`. */
@@ -203,6 +209,7 @@ export function readConfig(node: Node, env: NodeJS.ProcessEnv = process.env): Ss
   }
   const githubAppId = str('githubAppId');
   const brokerStsEndpoint = str('brokerStsEndpoint');
+  const operatorRole = str('keyringOperatorRoleName');
 
   return {
     githubOwner: matching('githubOwner', owner, GITHUB_NAME),
@@ -235,6 +242,8 @@ export function readConfig(node: Node, env: NodeJS.ProcessEnv = process.env): Ss
     appStackName: matching('appStackName', str('appStackName', DEFAULTS.appStackName)!, STACK_NAME),
     deployRoleName: matching('deployRoleName', str('deployRoleName', DEFAULTS.deployRoleName)!, ROLE_NAME),
     planRoleName: matching('planRoleName', str('planRoleName', DEFAULTS.planRoleName)!, ROLE_NAME),
+    keyringOperatorRoleName:
+      operatorRole === undefined ? undefined : matching('keyringOperatorRoleName', operatorRole, ROLE_NAME),
   };
 }
 

@@ -1,8 +1,10 @@
 /**
  * `SsmServerless`: the software security module itself.
  *
- * - Keyring secret, created as `{"keys": []}` (no key material in the template) and initialised,
- *   then rotated on a schedule, by the rotation Lambda. Retained when the stack is deleted.
+ * - Keyring secret, created as `{"lineage": "<random>"}` (Secrets Manager generates the id: no
+ *   keyring and no key material in the template) and initialised, then rotated on a schedule, by
+ *   the rotation Lambda, which never starts a new lineage over keys. Retained when the stack is
+ *   deleted.
  * - Crypto Lambda behind an HTTP API, every route IAM-authorized (SigV4), stage throttling and
  *   JSON access logs.
  * - Integrity Lambda, fed by an SQS queue (batching window, DLQ, alarm on DLQ depth) that an
@@ -11,7 +13,7 @@
  * - Every function has its own role that can do only what the function does, and its own log
  *   group with retention.
  */
-import { Aws, CfnOutput, Duration, RemovalPolicy, SecretValue, Stack, type StackProps, Validations } from 'aws-cdk-lib';
+import { Aws, CfnOutput, Duration, RemovalPolicy, Stack, type StackProps, Validations } from 'aws-cdk-lib';
 import * as apigw from 'aws-cdk-lib/aws-apigateway';
 import * as apigwv2 from 'aws-cdk-lib/aws-apigatewayv2';
 import { HttpIamAuthorizer } from 'aws-cdk-lib/aws-apigatewayv2-authorizers';
@@ -21,6 +23,7 @@ import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as targets from 'aws-cdk-lib/aws-events-targets';
 import * as iam from 'aws-cdk-lib/aws-iam';
+import * as kms from 'aws-cdk-lib/aws-kms';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { SqsDestination } from 'aws-cdk-lib/aws-lambda-destinations';
 import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
@@ -32,7 +35,7 @@ import type { Construct } from 'constructs';
 import { bootstrapRoleArn, roleArnByName } from './bootstrap';
 import { ConfigError, type SsmConfig } from './config';
 import { INTEGRITY_EVENT_PATTERN } from './event-pattern';
-import { type LambdaBin, lambdaCode } from './lambda-assets';
+import { CODE_SHA256_METADATA, type LambdaBin, lambdaCodeWithSha256 } from './lambda-assets';
 
 export interface ServerlessStackProps extends StackProps {
   readonly config: SsmConfig;
@@ -50,8 +53,46 @@ export const API_ROUTES: ReadonlyArray<{ method: apigwv2.HttpMethod; path: strin
   { method: apigwv2.HttpMethod.POST, path: '/unwrap' },
 ];
 
-/** The initial secret value: an empty keyring, initialised by the first (immediate) rotation. */
-export const EMPTY_KEYRING = '{"keys": []}';
+/**
+ * The initial secret value, `{"lineage": "<32 random alphanumerics>"}`: an uninitialised keyring
+ * whose lineage id Secrets Manager generates at creation (ssm_core::keyring::Lineage). The first
+ * (immediate) rotation adds its first version. The template holds no keyring document, so no
+ * template change can write an empty keyring; a changed generator writes a new uninitialised value,
+ * over which rotation continues the stored keyring (docs/envelope.md, "Lineages").
+ */
+/**
+ * The keyring secret's resource policy: only `readers` may read the value, only `writers` may
+ * write versions or move labels, whatever identity policies say elsewhere in the account.
+ * Declared in the template, so CloudFormation drift detection sees a changed policy and a
+ * deploy puts it back.
+ */
+export function keyringResourcePolicy(roles: { readers: string[]; writers: string[] }): Record<string, unknown> {
+  const denyAllBut = (sid: string, principals: string[], actions: string[]) => ({
+    Sid: sid,
+    Effect: 'Deny',
+    Principal: { AWS: '*' },
+    Action: actions,
+    Resource: '*',
+    Condition: { ArnNotEquals: { 'aws:PrincipalArn': principals } },
+  });
+  return {
+    Version: '2012-10-17',
+    Statement: [
+      denyAllBut('OnlyKeyringReaders', roles.readers, ['secretsmanager:GetSecretValue']),
+      denyAllBut('OnlyKeyringWriters', roles.writers, [
+        'secretsmanager:PutSecretValue',
+        'secretsmanager:UpdateSecretVersionStage',
+      ]),
+    ],
+  };
+}
+
+export const KEYRING_INITIAL_VALUE: secretsmanager.SecretStringGenerator = {
+  secretStringTemplate: '{}',
+  generateStringKey: 'lineage',
+  passwordLength: 32,
+  excludePunctuation: true,
+};
 
 /** The crypto Lambda's timeout: well under the HTTP API's 30 s integration limit. */
 export const CRYPTO_TIMEOUT = Duration.seconds(10);
@@ -70,6 +111,10 @@ interface RustFunctionProps {
 
 export class ServerlessStack extends Stack {
   readonly keyring: secretsmanager.Secret;
+  /** The keyring's customer-managed key: only the keyring's readers and writers may use it. */
+  readonly keyringKey: kms.CfnKey;
+  /** Who may read and write the keyring's value (declared, so CloudFormation drift covers it). */
+  readonly keyringPolicy: secretsmanager.CfnResourcePolicy;
   readonly cryptoFunction: lambda.Function;
   readonly rotationFunction: lambda.Function;
   readonly integrityFunction: lambda.Function;
@@ -81,8 +126,6 @@ export class ServerlessStack extends Stack {
   private readonly integritySource: SqsEventSource;
 
   private readonly config: SsmConfig;
-  /** Each function's code, to name its S3 object (asset binding is cached per stack). */
-  private readonly codes = new Map<lambda.Function, lambda.Code>();
 
   constructor(scope: Construct, id: string, props: ServerlessStackProps) {
     super(scope, id, props);
@@ -98,8 +141,8 @@ export class ServerlessStack extends Stack {
     // ---- Keyring ---------------------------------------------------------------------------
     this.keyring = new secretsmanager.Secret(this, 'Keyring', {
       description: 'Serverless SSM keyring (all key versions); written by the rotation Lambda and the ssm-keyring operator CLI',
-      // Not a secret: the empty keyring. Key material is generated by the rotation Lambda.
-      secretStringValue: SecretValue.unsafePlainText(EMPTY_KEYRING),
+      // Not a secret: an uninitialised keyring. Key material is generated by the rotation Lambda.
+      generateSecretString: KEYRING_INITIAL_VALUE,
       removalPolicy: RemovalPolicy.RETAIN,
     });
 
@@ -173,6 +216,8 @@ export class ServerlessStack extends Stack {
           'secretsmanager:GetSecretValue',
           'secretsmanager:PutSecretValue',
           'secretsmanager:UpdateSecretVersionStage',
+          // A keyring reset: rotation looks for stored versions that hold keys and continues them.
+          'secretsmanager:ListSecretVersionIds',
         ],
         resources: [this.keyring.secretArn],
       }),
@@ -194,6 +239,30 @@ export class ServerlessStack extends Stack {
     // The immediate first rotation needs the invoke permission in place (the function, and so its
     // role policy, is already a dependency through rotationLambdaArn).
     schedule.addResourceDependency(rotationInvoke);
+
+    // ---- Keyring key and policy -------------------------------------------------------------
+    const cfnExecRole = bootstrapRoleArn(this, config.bootstrapQualifier, 'cfn-exec');
+    const operatorRole =
+      config.keyringOperatorRoleName === undefined ? [] : [roleArnByName(this, config.keyringOperatorRoleName)];
+    const cryptoRole = this.cryptoFunction.role!.roleArn;
+    const rotationRole = this.rotationFunction.role!.roleArn;
+    this.keyringKey = this.keyringKeyFor({
+      decrypt: [cryptoRole],
+      readWrite: [rotationRole, ...operatorRole],
+      // CloudFormation creates the secret (and writes a new initial value if the generator changes).
+      create: [cfnExecRole],
+    });
+    // Set on the secret directly: `encryptionKey` would add a statement letting every principal of
+    // the account use the key through Secrets Manager.
+    (this.keyring.node.defaultChild as secretsmanager.CfnSecret).kmsKeyId = this.keyringKey.attrArn;
+    this.keyringPolicy = new secretsmanager.CfnResourcePolicy(this, 'KeyringPolicy', {
+      secretId: this.keyring.secretArn,
+      blockPublicPolicy: true,
+      resourcePolicy: keyringResourcePolicy({
+        readers: [cryptoRole, rotationRole, ...operatorRole],
+        writers: [rotationRole, ...operatorRole],
+      }),
+    });
 
     // ---- Integrity -------------------------------------------------------------------------
     this.deadLetterQueue = new sqs.Queue(this, 'IntegrityDeadLetterQueue', {
@@ -242,7 +311,6 @@ export class ServerlessStack extends Stack {
     const ignoredRoles = [
       roleArnByName(this, config.deployRoleName),
       bootstrapRoleArn(this, config.bootstrapQualifier, 'deploy'),
-      bootstrapRoleArn(this, config.bootstrapQualifier, 'cfn-exec'),
       this.rotationFunction.role!.roleArn,
     ];
     this.integrityFunction = this.rustFunction('Integrity', {
@@ -256,6 +324,9 @@ export class ServerlessStack extends Stack {
         SSM_BROKER_URL: config.brokerUrl,
         SSM_BROKER_AUDIENCE: config.brokerAudience,
         SSM_IGNORED_ROLE_ARNS: ignoredRoles.join(','),
+        // Shared by every stack the bootstrap deploys: expected only during this stack's operations.
+        SSM_CLOUDFORMATION_ROLE_ARNS: cfnExecRole,
+        ...(operatorRole.length === 0 ? {} : { SSM_KEYRING_OPERATOR_ROLE_ARNS: operatorRole.join(',') }),
         SSM_GITHUB_API_URL: config.githubApiUrl,
         // DetectStackDrift is polled at most this long, leaving a minute of the timeout for the rest.
         SSM_DRIFT_TIMEOUT_SECS: String(INTEGRITY_TIMEOUT.toSeconds() - 60),
@@ -330,6 +401,60 @@ export class ServerlessStack extends Stack {
     });
   }
 
+  /**
+   * The keyring's customer-managed key, rotated yearly. The account root may administer the key
+   * (AWS requires an administrator, and without one the key could never be changed) but not use
+   * it; only the named roles may, and only through Secrets Manager.
+   */
+  private keyringKeyFor(roles: { decrypt: string[]; readWrite: string[]; create: string[] }): kms.CfnKey {
+    const viaSecretsManager = { StringEquals: { 'kms:ViaService': `secretsmanager.${Aws.REGION}.amazonaws.com` } };
+    const use = (sid: string, principals: string[], actions: string[]) => ({
+      Sid: sid,
+      Effect: 'Allow',
+      Principal: { AWS: principals },
+      Action: actions,
+      Resource: '*',
+      Condition: viaSecretsManager,
+    });
+    const key = new kms.CfnKey(this, 'KeyringKey', {
+      description: 'Serverless SSM keyring secret (used only through Secrets Manager by the keyring roles)',
+      enableKeyRotation: true,
+      keyPolicy: {
+        Version: '2012-10-17',
+        Statement: [
+          {
+            Sid: 'AccountAdministersNotUses',
+            Effect: 'Allow',
+            Principal: { AWS: `arn:${Aws.PARTITION}:iam::${Aws.ACCOUNT_ID}:root` },
+            Action: [
+              'kms:Create*',
+              'kms:Describe*',
+              'kms:Enable*',
+              'kms:List*',
+              'kms:Put*',
+              'kms:Update*',
+              'kms:Revoke*',
+              'kms:Disable*',
+              'kms:Get*',
+              'kms:Delete*',
+              'kms:TagResource',
+              'kms:UntagResource',
+              'kms:ScheduleKeyDeletion',
+              'kms:CancelKeyDeletion',
+              'kms:RotateKeyOnDemand',
+            ],
+            Resource: '*',
+          },
+          use('KeyringReaders', roles.decrypt, ['kms:Decrypt']),
+          use('KeyringWriters', roles.readWrite, ['kms:Decrypt', 'kms:GenerateDataKey']),
+          use('SecretCreation', roles.create, ['kms:Decrypt', 'kms:GenerateDataKey', 'kms:DescribeKey']),
+        ],
+      },
+    });
+    key.applyRemovalPolicy(RemovalPolicy.RETAIN);
+    return key;
+  }
+
   /** A Rust function from its zip, with its own role and log group (no managed policies). */
   private rustFunction(id: string, props: RustFunctionProps): lambda.Function {
     const logGroup = this.logGroup(`${id}Logs`);
@@ -344,7 +469,7 @@ export class ServerlessStack extends Stack {
         resources: [logGroup.logGroupArn],
       }),
     );
-    const code = lambdaCode(this.config.lambdaAssetDir, props.bin);
+    const { code, sha256 } = lambdaCodeWithSha256(this.config.lambdaAssetDir, props.bin);
     const fn = new lambda.Function(this, `${id}Function`, {
       description: props.description,
       runtime: lambda.Runtime.PROVIDED_AL2023,
@@ -360,27 +485,9 @@ export class ServerlessStack extends Stack {
       systemLogLevelV2: lambda.SystemLogLevel.WARN,
       environment: props.environment,
     });
-    this.codes.set(fn, code);
+    // What the sweep compares the live code with (lambda-assets.ts, CODE_SHA256_METADATA).
+    (fn.node.defaultChild as lambda.CfnFunction).addMetadata(CODE_SHA256_METADATA, sha256);
     return fn;
-  }
-
-  /** Values whose CloudFormation forms differ (two identical zips are one asset object). */
-  private distinct(values: string[]): string[] {
-    const seen = new Set<string>();
-    return values.filter((v) => {
-      const key = JSON.stringify(this.resolve(v));
-      if (seen.has(key)) return false;
-      seen.add(key);
-      return true;
-    });
-  }
-
-  /** The S3 object (in the CDK assets bucket) holding a function's zip. */
-  private codeObjectArn(fn: lambda.Function): string {
-    const code = this.codes.get(fn);
-    const location = code?.bind(fn).s3Location;
-    if (!location) throw new Error(`no S3 asset for ${fn.node.path}`);
-    return `arn:${Aws.PARTITION}:s3:::${location.bucketName}/${location.objectKey}`;
   }
 
   /**
@@ -406,6 +513,8 @@ export class ServerlessStack extends Stack {
           sid: 'ThisStack',
           actions: [
             'cloudformation:DescribeStacks',
+            // Whether CloudFormation's call was made for this stack: its operations' times.
+            'cloudformation:DescribeStackEvents',
             'cloudformation:ListStackResources',
             'cloudformation:GetTemplate',
             'cloudformation:DetectStackDrift',
@@ -431,13 +540,6 @@ export class ServerlessStack extends Stack {
             'lambda:GetPolicy',
           ],
           resources: functions.map((f) => f.functionArn),
-        }),
-        new iam.PolicyStatement({
-          // The sweep hashes the zip each function's template code names and compares it with the
-          // function's CodeSha256 (drift detection cannot see code); exactly those objects.
-          sid: 'ThisStacksCodeObjects',
-          actions: ['s3:GetObject'],
-          resources: this.distinct(functions.map((f) => this.codeObjectArn(f))),
         }),
         new iam.PolicyStatement({
           sid: 'ThisStacksRoles',

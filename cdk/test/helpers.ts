@@ -13,7 +13,7 @@ export const LAYERS: LambdaLayer[] = ['lambda-adapter'];
  * The smallest valid zip archive: an end-of-central-directory record and no entries, with the
  * binary's name as the archive comment so each fixture (like each real zip) is a distinct asset.
  */
-function emptyZip(comment: string): Buffer {
+export function emptyZip(comment: string): Buffer {
   const eocd = Buffer.alloc(22);
   eocd.writeUInt32LE(0x06054b50, 0);
   eocd.writeUInt16LE(Buffer.byteLength(comment), 20);

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { Match } from 'aws-cdk-lib/assertions';
-import { asArray, logicalIdOf, roleStatements, synth } from './helpers';
+import { asArray, emptyZip, logicalIdOf, roleStatements, synth } from './helpers';
 
 describe('SsmServerless', () => {
   const { serverlessTemplate: t } = synth();
@@ -70,8 +71,15 @@ describe('SsmServerless', () => {
 
   it('creates the keyring empty, retained, and rotated on schedule (immediately on creation)', () => {
     const secret = resources[secretId];
-    assert.equal(secret.Properties.SecretString, '{"keys": []}');
-    assert.equal(secret.Properties.GenerateSecretString, undefined);
+    // No keyring in the template: Secrets Manager generates `{"lineage": "<32 alphanumerics>"}`.
+    assert.equal(secret.Properties.SecretString, undefined);
+    assert.deepEqual(secret.Properties.GenerateSecretString, {
+      SecretStringTemplate: '{}',
+      GenerateStringKey: 'lineage',
+      PasswordLength: 32,
+      ExcludePunctuation: true,
+    });
+    assert.ok(!JSON.stringify(t.toJSON()).includes('"keys"'), 'no keyring document anywhere in the template');
     assert.equal(secret.DeletionPolicy, 'Retain');
     assert.equal(secret.UpdateReplacePolicy, 'Retain');
     t.hasResourceProperties('AWS::SecretsManager::RotationSchedule', {
@@ -85,6 +93,17 @@ describe('SsmServerless', () => {
       Principal: 'secretsmanager.amazonaws.com',
       SourceAccount: { Ref: 'AWS::AccountId' },
     });
+  });
+
+  it('records each function\'s CodeSha256 in its metadata: the zip synth published, not the bucket object', () => {
+    const expected = (bin: string) => createHash('sha256').update(emptyZip(bin)).digest('base64');
+    assert.deepEqual(
+      [cryptoId, rotationId, integrityId].map((id) => resources[id].Metadata['ssm:CodeSha256']),
+      ['ssm-crypto', 'ssm-rotation', 'ssm-integrity'].map(expected),
+    );
+    for (const [id, r] of Object.entries(resources).filter(([, r]) => r.Type === 'AWS::Lambda::Function')) {
+      assert.match(String(r.Metadata?.['ssm:CodeSha256']), /^[A-Za-z0-9+/]{43}=$/, `${id} records its code hash`);
+    }
   });
 
   const withoutLogs = (id: string) =>
@@ -105,6 +124,7 @@ describe('SsmServerless', () => {
           'secretsmanager:GetSecretValue',
           'secretsmanager:PutSecretValue',
           'secretsmanager:UpdateSecretVersionStage',
+          'secretsmanager:ListSecretVersionIds',
         ],
         Effect: 'Allow',
         Resource: { Ref: secretId },
@@ -145,15 +165,8 @@ describe('SsmServerless', () => {
       fns?.Resource.map((r: any) => r['Fn::GetAtt'][0]).sort(),
       [cryptoId, integrityId, rotationId].sort(),
     );
-    // The sweep reads exactly the zips the functions' code names (CodeSha256 check).
-    const objects = statements.find((s) => s.Sid === 'ThisStacksCodeObjects');
-    assert.equal(objects?.Action, 's3:GetObject');
-    const keys = [cryptoId, rotationId, integrityId].map((id) => resources[id].Properties.Code.S3Key);
-    assert.equal(new Set(keys).size, 3);
-    assert.deepEqual(
-      objects?.Resource.map((r: any) => r['Fn::Join'][1].at(-1)).sort(),
-      keys.map((k) => `/${k}`).sort(),
-    );
+    // The sweep reads no asset object: it compares with the hash the template records.
+    assert.ok(!JSON.stringify(statements).includes('s3:'), 'no S3 access for the integrity function');
     // The event source mapping and the alarm by their own ids.
     const esmId = logicalIdOf(t, 'AWS::Lambda::EventSourceMapping');
     const esm = statements.find((s) => s.Sid === 'ThisStacksEventSourceMapping');
@@ -181,6 +194,7 @@ describe('SsmServerless', () => {
     assert.deepEqual(Object.keys(vars).sort(), [
       'SSM_BROKER_AUDIENCE',
       'SSM_BROKER_URL',
+      'SSM_CLOUDFORMATION_ROLE_ARNS',
       'SSM_DRIFT_TIMEOUT_SECS',
       'SSM_GITHUB_API_URL',
       'SSM_GITHUB_REPOSITORY',
@@ -197,8 +211,54 @@ describe('SsmServerless', () => {
     const ignored = JSON.stringify(vars.SSM_IGNORED_ROLE_ARNS);
     assert.match(ignored, /:role\/ssm-github-deploy,/);
     assert.match(ignored, /:role\/cdk-hnb659fds-deploy-role-/);
-    assert.match(ignored, /:role\/cdk-hnb659fds-cfn-exec-role-/);
+    // The execution role is shared by every stack the bootstrap deploys: not ignored outright,
+    // only during this stack's operations (issue 19, point 4).
+    assert.doesNotMatch(ignored, /cfn-exec-role/);
+    assert.match(JSON.stringify(vars.SSM_CLOUDFORMATION_ROLE_ARNS), /:role\/cdk-hnb659fds-cfn-exec-role-/);
     assert.ok(ignored.includes(JSON.stringify({ 'Fn::GetAtt': [roleOf(rotationId), 'Arn'] })));
+  });
+
+  it('encrypts the keyring with its own rotated key that only the keyring roles may use', () => {
+    const keyId = logicalIdOf(t, 'AWS::KMS::Key');
+    const key = resources[keyId];
+    assert.equal(key.Properties.EnableKeyRotation, true);
+    assert.equal(key.DeletionPolicy, 'Retain');
+    assert.deepEqual(resources[secretId].Properties.KmsKeyId, { 'Fn::GetAtt': [keyId, 'Arn'] });
+    const statements = key.Properties.KeyPolicy.Statement as any[];
+    const bySid = Object.fromEntries(statements.map((s) => [s.Sid, s]));
+    assert.deepEqual(Object.keys(bySid).sort(), ['AccountAdministersNotUses', 'KeyringReaders', 'KeyringWriters', 'SecretCreation']);
+    // The account administers the key but cannot use it: no IAM policy elsewhere can grant its use.
+    const admin = bySid.AccountAdministersNotUses.Action as string[];
+    for (const use of ['kms:Decrypt', 'kms:Encrypt', 'kms:GenerateDataKey', 'kms:ReEncrypt*', 'kms:*']) {
+      assert.ok(!admin.includes(use), use);
+    }
+    assert.ok(!JSON.stringify(statements).includes('"kms:*"'));
+    const principals = (sid: string) => JSON.stringify(bySid[sid].Principal.AWS);
+    assert.equal(principals('KeyringReaders'), JSON.stringify([{ 'Fn::GetAtt': [roleOf(cryptoId), 'Arn'] }]));
+    assert.equal(principals('KeyringWriters'), JSON.stringify([{ 'Fn::GetAtt': [roleOf(rotationId), 'Arn'] }]));
+    assert.match(principals('SecretCreation'), /cfn-exec-role/);
+    assert.deepEqual(bySid.KeyringReaders.Action, ['kms:Decrypt']);
+    for (const sid of ['KeyringReaders', 'KeyringWriters', 'SecretCreation']) {
+      assert.match(JSON.stringify(bySid[sid].Condition), /kms:ViaService.*secretsmanager\./);
+    }
+    // The integrity function may describe the secret but never use the key.
+    assert.ok(!JSON.stringify(statements).includes(roleOf(integrityId)));
+  });
+
+  it('declares the keyring policy: only the keyring roles read or write, public policies blocked', () => {
+    const policyId = logicalIdOf(t, 'AWS::SecretsManager::ResourcePolicy');
+    const props = resources[policyId].Properties;
+    assert.deepEqual(props.SecretId, { Ref: secretId });
+    assert.equal(props.BlockPublicPolicy, true);
+    const statements = props.ResourcePolicy.Statement as any[];
+    assert.ok(statements.every((s) => s.Effect === 'Deny' && s.Principal.AWS === '*'));
+    const allowed = (action: string) =>
+      statements.find((s) => s.Action.includes(action)).Condition.ArnNotEquals['aws:PrincipalArn'];
+    const role = (id: string) => ({ 'Fn::GetAtt': [roleOf(id), 'Arn'] });
+    assert.deepEqual(allowed('secretsmanager:GetSecretValue'), [role(cryptoId), role(rotationId)]);
+    for (const write of ['secretsmanager:PutSecretValue', 'secretsmanager:UpdateSecretVersionStage']) {
+      assert.deepEqual(allowed(write), [role(rotationId)]);
+    }
   });
 
   it('feeds the integrity function from a queue with a DLQ, batching window and partial failures', () => {
@@ -309,6 +369,25 @@ describe('SsmServerless settings', () => {
       },
       BucketEncryption: Match.anyValue(),
     });
+  });
+});
+
+describe('SsmServerless keyringOperatorRoleName', () => {
+  const { serverlessTemplate: t } = synth({ keyringOperatorRoleName: 'ssm-keyring-operator' });
+  const resources = t.toJSON().Resources as Record<string, any>;
+  const operator = /:role\/ssm-keyring-operator"/;
+
+  it('lets the operator role read and write the keyring, and tells the integrity function', () => {
+    const policy = resources[logicalIdOf(t, 'AWS::SecretsManager::ResourcePolicy')].Properties.ResourcePolicy;
+    for (const statement of policy.Statement) {
+      assert.match(JSON.stringify(statement.Condition), operator, statement.Sid);
+    }
+    const key = resources[logicalIdOf(t, 'AWS::KMS::Key')].Properties.KeyPolicy.Statement as any[];
+    assert.match(JSON.stringify(key.find((s) => s.Sid === 'KeyringWriters').Principal), operator);
+    const integrity = logicalIdOf(t, 'AWS::Lambda::Function', (p) => String(p.Description).includes('integrity'));
+    const vars = resources[integrity].Properties.Environment.Variables;
+    assert.match(JSON.stringify(vars.SSM_KEYRING_OPERATOR_ROLE_ARNS), operator);
+    assert.doesNotMatch(JSON.stringify(vars.SSM_IGNORED_ROLE_ARNS), /ssm-keyring-operator/);
   });
 });
 

@@ -1,7 +1,18 @@
 //! Classification: is a CloudTrail call an out-of-band change to one of the stack's resources?
 //!
-//! Pure: [`classify`] takes the event, the stack's resources and the ignore policy, and returns a
-//! [`Classification`]; the Lambda logs ignored events with their reason and dispatches drift.
+//! Pure: [`classify_in`] takes the event, the stack's resources, the ignore policy and the
+//! stack's recent operations, and returns a [`Classification`]; the Lambda logs ignored events
+//! with their reason and dispatches drift.
+//!
+//! What is expected, and nothing else:
+//! - calls by the configured roles (the deploy role, the rotation function);
+//! - calls CloudFormation makes with a configured execution role while *our* stack has an
+//!   operation in progress ([`StackOperations`]): CloudFormation acting for another stack (same
+//!   shared execution role, another time; or another role) on our resources is drift;
+//! - the keyring operator's path (README, "Keyring operations"): `RotateSecret` on a secret that
+//!   changes no rotation setting (the rotation function makes and checks the new version), and
+//!   value writes (`PutSecretValue`, `UpdateSecretVersionStage`) to a secret by a configured
+//!   keyring operator role. Its other calls (a resource policy, say) are drift.
 
 use std::fmt;
 
@@ -10,6 +21,7 @@ use serde_json::Value;
 
 use super::arn::{Arn, ArnError, RoleArn};
 use super::cloudtrail::{Caller, CloudTrailEvent};
+use super::operations::StackOperations;
 use super::resources::{
     ResourceKind, ResourceRef, StackResource, StackResources, rule_key, secret_refs,
 };
@@ -17,38 +29,98 @@ use super::resources::{
 /// The service that makes changes we must never report: the GitOps loop's own deploys.
 pub const CLOUDFORMATION_SERVICE: &str = "cloudformation.amazonaws.com";
 
-/// Roles whose calls are expected (deploy, CloudFormation execution, secret rotation), by exact ARN.
+/// Whose calls are expected, by exact role ARN: roles whose every call is (deploy, secret
+/// rotation), CloudFormation execution roles (only for our stack's operations), and keyring
+/// operator roles (only for keyring value writes).
 #[derive(Debug, Clone, Default)]
 pub struct IgnorePolicy {
     roles: Vec<RoleArn>,
+    cloudformation_roles: Vec<RoleArn>,
+    keyring_operators: Vec<RoleArn>,
+}
+
+/// Parses role ARNs; a value that is not an IAM role ARN is an error, so a typo in the
+/// configuration fails at start instead of silently ignoring nothing (or everything).
+fn parse_roles<I, S>(arns: I) -> Result<Vec<RoleArn>, ArnError>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<str>,
+{
+    arns.into_iter()
+        .map(|a| a.as_ref().trim().to_owned())
+        .filter(|a| !a.is_empty())
+        .map(|a| RoleArn::parse(&a))
+        .collect()
 }
 
 impl IgnorePolicy {
-    /// Parses role ARNs; a value that is not an IAM role ARN is an error, so a typo in the
-    /// configuration fails at start instead of silently ignoring nothing (or everything).
+    /// Roles whose every call is expected.
     pub fn from_role_arns<I, S>(arns: I) -> Result<IgnorePolicy, ArnError>
     where
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        let roles = arns
-            .into_iter()
-            .map(|a| a.as_ref().trim().to_owned())
-            .filter(|a| !a.is_empty())
-            .map(|a| RoleArn::parse(&a))
-            .collect::<Result<_, _>>()?;
-        Ok(IgnorePolicy { roles })
+        Ok(IgnorePolicy {
+            roles: parse_roles(arns)?,
+            ..IgnorePolicy::default()
+        })
+    }
+
+    /// The CloudFormation execution roles our deploys pass: their calls (`invokedBy`
+    /// CloudFormation) are expected only while our stack has an operation in progress.
+    pub fn with_cloudformation_roles(
+        self,
+        arns: impl IntoIterator<Item = impl AsRef<str>>,
+    ) -> Result<IgnorePolicy, ArnError> {
+        let cloudformation_roles = parse_roles(arns)?;
+        Ok(IgnorePolicy {
+            cloudformation_roles,
+            ..self
+        })
+    }
+
+    /// Keyring operator roles: their `PutSecretValue` and `UpdateSecretVersionStage` on the
+    /// stack's secrets are expected, nothing else.
+    pub fn with_keyring_operators(
+        self,
+        arns: impl IntoIterator<Item = impl AsRef<str>>,
+    ) -> Result<IgnorePolicy, ArnError> {
+        Ok(IgnorePolicy {
+            keyring_operators: parse_roles(arns)?,
+            ..self
+        })
     }
 
     pub fn roles(&self) -> &[RoleArn] {
         &self.roles
     }
 
+    pub fn cloudformation_roles(&self) -> &[RoleArn] {
+        &self.cloudformation_roles
+    }
+
+    pub fn keyring_operators(&self) -> &[RoleArn] {
+        &self.keyring_operators
+    }
+
     fn ignores(&self, caller: &Caller) -> Option<&RoleArn> {
         let role = caller.role()?;
         self.roles.iter().find(|r| *r == role)
     }
+
+    fn cloudformation_role(&self, caller: &Caller) -> Option<&RoleArn> {
+        let role = caller.role()?;
+        self.cloudformation_roles.iter().find(|r| *r == role)
+    }
+
+    fn keyring_operator(&self, caller: &Caller) -> Option<&RoleArn> {
+        let role = caller.role()?;
+        self.keyring_operators.iter().find(|r| *r == role)
+    }
 }
+
+/// The keyring value writes a keyring operator role may make.
+pub const KEYRING_OPERATOR_CALLS: [&str; 2] = ["PutSecretValue", "UpdateSecretVersionStage"];
 
 /// The outcome for one event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,12 +149,19 @@ pub enum Ignored {
         error_code: String,
     },
     ReadOnly,
-    /// CloudFormation made the call (`userIdentity.invokedBy`): our own deploy.
+    /// CloudFormation made the call with a configured execution role while our stack had an
+    /// operation in progress: our own deploy.
     InvokedByCloudFormation,
-    /// The caller is a configured role (deploy, execution, rotation).
+    /// The caller is a configured role (deploy, rotation).
     IgnoredRole {
         role: String,
     },
+    /// A configured keyring operator role wrote a keyring value.
+    KeyringOperator {
+        role: String,
+    },
+    /// `RotateSecret` that changes no rotation setting: the rotation function makes the version.
+    RotationRequested,
     /// A service whose resources we do not watch.
     UnwatchedService {
         event_source: String,
@@ -105,8 +184,20 @@ impl fmt::Display for Ignored {
         match self {
             Ignored::Failed { error_code } => write!(f, "call failed with {error_code}"),
             Ignored::ReadOnly => f.write_str("read-only call"),
-            Ignored::InvokedByCloudFormation => write!(f, "invoked by {CLOUDFORMATION_SERVICE}"),
+            Ignored::InvokedByCloudFormation => write!(
+                f,
+                "invoked by {CLOUDFORMATION_SERVICE} with our execution role during our stack's operation"
+            ),
             Ignored::IgnoredRole { role } => write!(f, "caller is the configured role {role}"),
+            Ignored::KeyringOperator { role } => {
+                write!(
+                    f,
+                    "keyring value written by the keyring operator role {role}"
+                )
+            }
+            Ignored::RotationRequested => {
+                f.write_str("RotateSecret without new settings: the rotation function checks it")
+            }
             Ignored::UnwatchedService { event_source } => {
                 write!(f, "service {event_source} is not watched")
             }
@@ -124,12 +215,29 @@ impl fmt::Display for Ignored {
     }
 }
 
-/// Classifies one event. The checks run cheapest and most certain first; every `Ignored` carries
-/// the reason that decided it.
+/// [`classify_in`] knowing no operation of the stack: every CloudFormation call on its resources
+/// is drift.
 pub fn classify(
     event: &CloudTrailEvent,
     stack: &StackResources,
     policy: &IgnorePolicy,
+) -> Classification {
+    classify_in(event, stack, policy, &StackOperations::default())
+}
+
+/// Whether CloudFormation made the call (`userIdentity.invokedBy`): such a call needs the stack's
+/// operations to classify ([`classify_in`]).
+pub fn invoked_by_cloudformation(event: &CloudTrailEvent) -> bool {
+    event.detail.user_identity.invoked_by.as_deref() == Some(CLOUDFORMATION_SERVICE)
+}
+
+/// Classifies one event. The checks run cheapest and most certain first; every `Ignored` carries
+/// the reason that decided it.
+pub fn classify_in(
+    event: &CloudTrailEvent,
+    stack: &StackResources,
+    policy: &IgnorePolicy,
+    operations: &StackOperations,
 ) -> Classification {
     let detail = &event.detail;
     if let Some(error_code) = &detail.error_code {
@@ -140,11 +248,17 @@ pub fn classify(
     if event.is_read_only() {
         return Classification::Ignored(Ignored::ReadOnly);
     }
-    if detail.user_identity.invoked_by.as_deref() == Some(CLOUDFORMATION_SERVICE) {
+    let caller = event.caller();
+    if invoked_by_cloudformation(event)
+        && policy.cloudformation_role(&caller).is_some()
+        && operations.covers(detail.event_time)
+    {
         return Classification::Ignored(Ignored::InvokedByCloudFormation);
     }
-    let caller = event.caller();
-    if let Some(role) = policy.ignores(&caller) {
+    // CloudFormation's calls are excused by the rule above or not at all.
+    if !invoked_by_cloudformation(event)
+        && let Some(role) = policy.ignores(&caller)
+    {
         return Classification::Ignored(Ignored::IgnoredRole {
             role: role.to_string(),
         });
@@ -186,6 +300,23 @@ pub fn classify(
             names: named.into_iter().map(|n| n.as_named).collect(),
         });
     }
+    let only_secrets = resources
+        .iter()
+        .all(|r| r.resource_type == "AWS::SecretsManager::Secret");
+    if only_secrets && detail.event_source == "secretsmanager.amazonaws.com" {
+        if let Some(role) = policy.keyring_operator(&caller)
+            && KEYRING_OPERATOR_CALLS.contains(&detail.event_name.as_str())
+        {
+            return Classification::Ignored(Ignored::KeyringOperator {
+                role: role.to_string(),
+            });
+        }
+        if detail.event_name == "RotateSecret"
+            && changes_no_rotation_setting(detail.request_parameters.as_ref())
+        {
+            return Classification::Ignored(Ignored::RotationRequested);
+        }
+    }
     Classification::Drift(Drift {
         event_id: detail.event_id.clone(),
         event_time: detail.event_time,
@@ -193,6 +324,19 @@ pub fn classify(
         event_name: detail.event_name.clone(),
         caller,
         resources,
+    })
+}
+
+/// `RotateSecret` starts a rotation with the secret's configured function unless it names a
+/// function or rules: only `secretId`, `clientRequestToken` and `rotateImmediately` may appear.
+fn changes_no_rotation_setting(params: Option<&Value>) -> bool {
+    params.and_then(Value::as_object).is_none_or(|params| {
+        params.keys().all(|k| {
+            matches!(
+                k.as_str(),
+                "secretId" | "clientRequestToken" | "rotateImmediately"
+            )
+        })
     })
 }
 
@@ -390,5 +534,27 @@ mod tests {
         let policy =
             IgnorePolicy::from_role_arns([" arn:aws:iam::111122223333:role/Deploy ", ""]).unwrap();
         assert_eq!(policy.roles().len(), 1);
+        assert!(policy.clone().with_cloudformation_roles(["x"]).is_err());
+        assert!(
+            policy
+                .with_keyring_operators(["arn:aws:iam::1:user/x"])
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn rotate_secret_is_expected_only_without_new_settings() {
+        use serde_json::json;
+        assert!(changes_no_rotation_setting(None));
+        assert!(changes_no_rotation_setting(Some(&json!({"secretId": "k"}))));
+        assert!(changes_no_rotation_setting(Some(
+            &json!({"secretId": "k", "clientRequestToken": "t", "rotateImmediately": true})
+        )));
+        assert!(!changes_no_rotation_setting(Some(
+            &json!({"secretId": "k", "rotationLambdaARN": "arn:aws:lambda:us-east-1:1:function:x"})
+        )));
+        assert!(!changes_no_rotation_setting(Some(
+            &json!({"secretId": "k", "rotationRules": {"automaticallyAfterDays": 1}})
+        )));
     }
 }

@@ -25,15 +25,18 @@ impl DriftStatus {
     }
 }
 
-/// A function's deployed `CodeSha256` beside the SHA-256 (base64) of the zip its template names.
+/// A function's deployed `CodeSha256` beside the one its deployed template records
+/// ([`super::template`]); `None` when the template records none.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CodeCheck {
     pub resource: StackResource,
-    pub expected_sha256: String,
+    pub expected_sha256: Option<String>,
     pub deployed_sha256: String,
 }
 
-/// Findings of one sweep: modified and deleted resources, and functions whose code differs.
+/// Findings of one sweep: modified and deleted resources, functions whose code differs from the
+/// recorded hash (`code:CodeSha256`) and functions with no recorded hash (`code:unrecorded`:
+/// nothing to compare with is escalated, not skipped).
 pub fn sweep_findings(drifts: &[(StackResource, DriftStatus)], code: &[CodeCheck]) -> Vec<Finding> {
     let finding = |resource: &StackResource, call: &str| Finding {
         resource: resource.clone(),
@@ -47,10 +50,13 @@ pub fn sweep_findings(drifts: &[(StackResource, DriftStatus)], code: &[CodeCheck
         DriftStatus::Deleted => Some(finding(resource, "drift:DELETED")),
         _ => None,
     });
-    let code_changed = code
-        .iter()
-        .filter(|c| c.expected_sha256 != c.deployed_sha256)
-        .map(|c| finding(&c.resource, "code:CodeSha256"));
+    let code_changed = code.iter().filter_map(|c| match &c.expected_sha256 {
+        None => Some(finding(&c.resource, "code:unrecorded")),
+        Some(expected) if *expected != c.deployed_sha256 => {
+            Some(finding(&c.resource, "code:CodeSha256"))
+        }
+        Some(_) => None,
+    });
     drifted.chain(code_changed).collect()
 }
 
@@ -78,12 +84,17 @@ mod tests {
         let code = [
             CodeCheck {
                 resource: res("F"),
-                expected_sha256: "x=".into(),
+                expected_sha256: Some("x=".into()),
                 deployed_sha256: "x=".into(),
             },
             CodeCheck {
                 resource: res("G"),
-                expected_sha256: "x=".into(),
+                expected_sha256: Some("x=".into()),
+                deployed_sha256: "y=".into(),
+            },
+            CodeCheck {
+                resource: res("H"),
+                expected_sha256: None,
                 deployed_sha256: "y=".into(),
             },
         ];
@@ -96,7 +107,8 @@ mod tests {
             [
                 ("A", "drift:MODIFIED"),
                 ("B", "drift:DELETED"),
-                ("G", "code:CodeSha256")
+                ("G", "code:CodeSha256"),
+                ("H", "code:unrecorded")
             ]
             .map(|(a, b)| (a.to_owned(), b.to_owned()))
         );

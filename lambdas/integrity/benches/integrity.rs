@@ -144,7 +144,6 @@ fn batch_latency(c: &mut Criterion) {
         sweeper: Sweeper::new(
             cfn,
             mock_client!(aws_sdk_lambda, RuleMode::MatchAny, &[]),
-            mock_client!(aws_sdk_s3, RuleMode::MatchAny, &[]),
             Duration::from_secs(1),
         ),
         policy: policy(),

@@ -54,7 +54,6 @@ pub async fn build(config: &Config, aws: &SdkConfig) -> anyhow::Result<Integrity
     let sweeper = Sweeper::new(
         aws_sdk_cloudformation::Client::new(aws),
         aws_sdk_lambda::Client::new(aws),
-        aws_sdk_s3::Client::new(aws),
         config.drift_timeout(),
     );
     tracing::info!(

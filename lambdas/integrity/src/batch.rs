@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use ssm_core::integrity::{
     Classification, CloudTrailEvent, Finding, IgnorePolicy, Ignored, ParseError, RefreshPolicy,
-    StackResources, classify,
+    StackOperations, StackResources, classify_in, invoked_by_cloudformation,
 };
 
 use crate::input::Message;
@@ -33,22 +33,34 @@ impl Classified {
     }
 }
 
-/// Classifies every message of a batch.
+/// Classifies every message of a batch, given the stack's recent operations.
 pub fn classify_batch(
     messages: &[Message],
     stack: &StackResources,
     policy: &IgnorePolicy,
+    operations: &StackOperations,
 ) -> Vec<Classified> {
     messages
         .iter()
         .map(|m| Classified {
             message_id: m.id.clone(),
             outcome: CloudTrailEvent::from_json(&m.body).map(|event| {
-                let classification = classify(&event, stack, policy);
+                let classification = classify_in(&event, stack, policy, operations);
                 (event, classification)
             }),
         })
         .collect()
+}
+
+/// The earliest `eventTime` of the batch's CloudFormation calls: how far back the stack's
+/// operations must be read (`None`: no such call, nothing to read).
+pub fn cloudformation_calls_since(messages: &[Message]) -> Option<DateTime<Utc>> {
+    messages
+        .iter()
+        .filter_map(|m| CloudTrailEvent::from_json(&m.body).ok())
+        .filter(invoked_by_cloudformation)
+        .map(|e| e.detail.event_time)
+        .min()
 }
 
 /// The messages called outside the stack whose change may postdate the list read at `read_at`:

@@ -25,7 +25,7 @@ pub struct Config {
     /// The audience the broker expects in the signed identity request.
     #[arg(long, env = "SSM_BROKER_AUDIENCE")]
     pub broker_audience: String,
-    /// Roles whose calls are expected (deploy, CloudFormation execution, rotation), comma-separated ARNs.
+    /// Roles whose every call is expected (deploy, rotation), comma-separated ARNs.
     #[arg(
         long,
         env = "SSM_IGNORED_ROLE_ARNS",
@@ -33,6 +33,13 @@ pub struct Config {
         default_value = ""
     )]
     pub ignored_role_arns: Vec<String>,
+    /// CloudFormation execution roles of our deploys, comma-separated: their calls are expected
+    /// only while the stack has an operation in progress.
+    #[arg(long, env = "SSM_CLOUDFORMATION_ROLE_ARNS", value_delimiter = ',')]
+    pub cloudformation_role_arns: Vec<String>,
+    /// Keyring operator roles, comma-separated: their keyring value writes are expected.
+    #[arg(long, env = "SSM_KEYRING_OPERATOR_ROLE_ARNS", value_delimiter = ',')]
+    pub keyring_operator_role_arns: Vec<String>,
     /// GitHub's REST API base URL (GitHub Enterprise Server: `https://HOST/api/v3`).
     #[arg(
         long,
@@ -53,7 +60,9 @@ pub struct Config {
 
 impl Config {
     pub fn ignore_policy(&self) -> Result<IgnorePolicy, ArnError> {
-        IgnorePolicy::from_role_arns(&self.ignored_role_arns)
+        IgnorePolicy::from_role_arns(&self.ignored_role_arns)?
+            .with_cloudformation_roles(&self.cloudformation_role_arns)?
+            .with_keyring_operators(&self.keyring_operator_role_arns)
     }
 
     pub fn http_timeout(&self) -> Duration {

@@ -6,10 +6,11 @@ use chrono::Utc;
 use serde::Serialize;
 use serde_json::{Value, json};
 use ssm_core::integrity::{
-    Classification, DriftSource, IgnorePolicy, build_dispatch, configuration_error_metric,
+    Classification, DriftSource, IgnorePolicy, StackOperations, build_dispatch,
+    configuration_error_metric,
 };
 
-use crate::batch::{Classified, classify_batch, findings, postdating};
+use crate::batch::{Classified, classify_batch, cloudformation_calls_since, findings, postdating};
 use crate::dispatch::{DispatchError, Notify};
 use crate::input::{Input, Message};
 use crate::metrics::{MetricSink, configuration_error};
@@ -82,17 +83,27 @@ impl<N: Notify> Handler<N> {
     /// Classifies the batch and sends at most one dispatch for it.
     #[tracing::instrument(skip_all, fields(messages = messages.len()))]
     pub async fn handle_batch(&self, messages: &[Message]) -> BatchResponse {
+        let redeliver = |what: &str, e: anyhow::Error| {
+            tracing::error!(
+                error = format!("{e:#}"),
+                "cannot read the {what}; the whole batch will be redelivered"
+            );
+            BatchResponse::failing(messages.iter().map(|m| m.id.clone()))
+        };
         let stack = match self.stack.get().await {
             Ok(stack) => stack,
-            Err(e) => {
-                tracing::error!(
-                    error = format!("{e:#}"),
-                    "cannot read the stack; the whole batch will be redelivered"
-                );
-                return BatchResponse::failing(messages.iter().map(|m| m.id.clone()));
-            }
+            Err(e) => return redeliver("stack", e),
         };
-        let mut classified = classify_batch(messages, &stack.index, &self.policy);
+        // CloudFormation's calls are ours only during our stack's operations: read them only
+        // when the batch holds such a call.
+        let operations = match cloudformation_calls_since(messages) {
+            None => StackOperations::default(),
+            Some(since) => match self.stack.operations(&stack.stack_id, since).await {
+                Ok(operations) => operations,
+                Err(e) => return redeliver("stack's operations", e),
+            },
+        };
+        let mut classified = classify_batch(messages, &stack.index, &self.policy, &operations);
         let misses: Vec<_> = classified
             .iter()
             .filter_map(Classified::outside_stack_at)
@@ -102,7 +113,7 @@ impl<N: Notify> Handler<N> {
             let policy = self.stack.refresh_policy();
             match self.stack.reread_for(&misses).await {
                 Ok(Reread::Fresh(fresh)) => {
-                    classified = classify_batch(messages, &fresh.index, &self.policy)
+                    classified = classify_batch(messages, &fresh.index, &self.policy, &operations)
                 }
                 Ok(Reread::Kept) => {}
                 Ok(Reread::Deferred) => {

@@ -7,7 +7,10 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use aws_sdk_cloudformation::Client as CloudFormation;
 use chrono::{DateTime, Utc};
-use ssm_core::integrity::{Arn, ListAge, Refresh, RefreshPolicy, StackResource, StackResources};
+use ssm_core::integrity::{
+    Arn, ListAge, Refresh, RefreshPolicy, StackEvent, StackOperations, StackResource,
+    StackResources,
+};
 use tokio::sync::Mutex;
 
 /// What the Lambda knows about its stack.
@@ -87,6 +90,50 @@ impl StackSource {
             return Ok(stack.clone());
         }
         self.read(&mut cache).await
+    }
+
+    /// The stack's operations from `DescribeStackEvents`, read back to before `since` (newest
+    /// first, so a few pages cover a day of deploys), for classifying CloudFormation's calls.
+    pub async fn operations(
+        &self,
+        stack_id: &str,
+        since: DateTime<Utc>,
+    ) -> anyhow::Result<StackOperations> {
+        /// A bound on pages (100 events each); an operation begun before is taken as begun
+        /// before all events read.
+        const MAX_PAGES: usize = 20;
+        let horizon = since - StackOperations::SLACK;
+        let mut events = Vec::new();
+        let mut pages = self
+            .cfn
+            .describe_stack_events()
+            .stack_name(stack_id)
+            .into_paginator()
+            .send();
+        for _ in 0..MAX_PAGES {
+            let Some(page) = pages.next().await else {
+                break;
+            };
+            let page = page.with_context(|| format!("DescribeStackEvents {}", self.stack_name))?;
+            events.extend(page.stack_events().iter().filter_map(|e| {
+                Some(StackEvent {
+                    timestamp: DateTime::from_timestamp(e.timestamp()?.secs(), 0)?,
+                    physical_id: e.physical_resource_id()?.to_owned(),
+                    resource_type: e.resource_type()?.to_owned(),
+                    status: e.resource_status()?.as_str().to_owned(),
+                })
+            }));
+            // Done once a stack-level row before the horizon says what state the stack was in.
+            let known = events.iter().any(|e: &StackEvent| {
+                e.timestamp < horizon
+                    && e.resource_type == "AWS::CloudFormation::Stack"
+                    && e.physical_id == stack_id
+            });
+            if known {
+                break;
+            }
+        }
+        Ok(StackOperations::from_events(stack_id, &events))
     }
 
     /// Decides under the cache's lock whether misses at these `eventTime`s justify a re-read, and

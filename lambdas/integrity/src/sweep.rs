@@ -1,21 +1,16 @@
 //! The scheduled sweep: CloudFormation drift detection polled to completion within a bound, plus
-//! a code check per Lambda function (CloudFormation cannot see code drift).
+//! a code check per Lambda function (CloudFormation cannot see code drift) against the hash the
+//! deployed template records ([`ssm_core::integrity::template`]).
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use aws_sdk_cloudformation::Client as CloudFormation;
 use aws_sdk_cloudformation::types::{StackDriftDetectionStatus, StackResourceDriftStatus};
 use aws_sdk_lambda::Client as Lambda;
-use aws_sdk_s3::Client as S3;
-use base64::Engine;
-use sha2::{Digest, Sha256};
 use ssm_core::integrity::{
-    CodeCheck, CodeLocation, DriftStatus, Finding, StackResource, TemplateContext,
-    lambda_code_locations, sweep_findings,
+    CodeCheck, DriftStatus, Finding, StackResource, recorded_code_sha256, sweep_findings,
 };
-use tokio::sync::Mutex;
 
 use crate::stack::Stack;
 
@@ -24,22 +19,9 @@ use crate::stack::Stack;
 pub struct Sweeper {
     cfn: CloudFormation,
     lambda: Lambda,
-    s3: S3,
     /// Upper bound on waiting for `DetectStackDrift`.
     pub drift_timeout: Duration,
     pub poll_interval: Duration,
-    /// SHA-256 (base64) of code objects by (bucket, key, version, ETag): CDK asset keys are
-    /// content-addressed, so a warm Lambda hashes each zip once.
-    hashes: Mutex<BTreeMap<CodeObject, String>>,
-}
-
-/// An S3 object version as GetObject identifies it.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-struct CodeObject {
-    bucket: String,
-    key: String,
-    version: Option<String>,
-    etag: String,
 }
 
 /// What a sweep found, and whether drift detection finished in time.
@@ -51,14 +33,12 @@ pub struct SweepReport {
 }
 
 impl Sweeper {
-    pub fn new(cfn: CloudFormation, lambda: Lambda, s3: S3, drift_timeout: Duration) -> Sweeper {
+    pub fn new(cfn: CloudFormation, lambda: Lambda, drift_timeout: Duration) -> Sweeper {
         Sweeper {
             cfn,
             lambda,
-            s3,
             drift_timeout,
             poll_interval: Duration::from_secs(2),
-            hashes: Mutex::default(),
         }
     }
 
@@ -158,7 +138,8 @@ impl Sweeper {
         Ok(Some(rows))
     }
 
-    /// One [`CodeCheck`] per function whose template code is an S3 object we can hash.
+    /// One [`CodeCheck`] per function of the stack: its live `CodeSha256` beside the hash its
+    /// deployed template records (never the asset object as it stands now).
     async fn check_code(&self, stack_name: &str, stack: &Stack) -> anyhow::Result<Vec<CodeCheck>> {
         let template = self
             .cfn
@@ -168,29 +149,17 @@ impl Sweeper {
             .await
             .context("GetTemplate")?;
         let body = template.template_body().unwrap_or_default();
-        let Ok(template) = serde_json::from_str::<serde_json::Value>(body) else {
-            tracing::warn!("template is not JSON (CDK synthesizes JSON); skipping the code check");
-            return Ok(Vec::new());
-        };
-        let Some(ctx) = TemplateContext::from_stack_id(&stack.stack_id, stack.parameters.clone())
-        else {
-            bail!("stack id {:?} is not a stack ARN", stack.stack_id);
-        };
+        // CDK synthesizes JSON; anything else records nothing, so every function is escalated.
+        let recorded = serde_json::from_str(body)
+            .map(|t| recorded_code_sha256(&t))
+            .unwrap_or_default();
         let mut checks = Vec::new();
-        for (logical_id, location) in lambda_code_locations(&template, &ctx) {
-            let Some(resource) = stack.rows.iter().find(|r| r.logical_id == logical_id) else {
-                tracing::warn!(%logical_id, "function in the template but not in the stack");
-                continue;
-            };
-            let CodeLocation::S3 {
-                bucket,
-                key,
-                version,
-            } = location
-            else {
-                tracing::info!(%logical_id, ?location, "code not comparable with CodeSha256; skipped");
-                continue;
-            };
+        for resource in stack
+            .rows
+            .iter()
+            .filter(|r| r.resource_type == "AWS::Lambda::Function")
+        {
+            let logical_id = &resource.logical_id;
             let deployed = match self
                 .lambda
                 .get_function_configuration()
@@ -205,12 +174,15 @@ impl Sweeper {
                     continue;
                 }
             };
-            let expected = self
-                .object_sha256(&bucket, &key, version.as_deref())
-                .await
-                .with_context(|| format!("hashing s3://{bucket}/{key}"))?;
-            if expected != deployed {
-                tracing::warn!(%logical_id, %expected, %deployed, "function code differs from the template's");
+            let expected = recorded.get(logical_id).cloned().flatten();
+            match &expected {
+                None => {
+                    tracing::warn!(%logical_id, %deployed, "the template records no code hash for this function")
+                }
+                Some(expected) if *expected != deployed => {
+                    tracing::warn!(%logical_id, %expected, %deployed, "function code differs from the recorded hash")
+                }
+                Some(_) => {}
             }
             checks.push(CodeCheck {
                 resource: resource.clone(),
@@ -219,45 +191,5 @@ impl Sweeper {
             });
         }
         Ok(checks)
-    }
-
-    /// SHA-256 of an S3 object, base64 (Lambda's `CodeSha256` encoding), streamed.
-    async fn object_sha256(
-        &self,
-        bucket: &str,
-        key: &str,
-        version: Option<&str>,
-    ) -> anyhow::Result<String> {
-        let mut object = self
-            .s3
-            .get_object()
-            .bucket(bucket)
-            .key(key)
-            .set_version_id(version.map(str::to_owned))
-            .send()
-            .await?;
-        let cache_key = object
-            .e_tag()
-            .filter(|e| !e.is_empty())
-            .map(|etag| CodeObject {
-                bucket: bucket.to_owned(),
-                key: key.to_owned(),
-                version: version.map(str::to_owned),
-                etag: etag.to_owned(),
-            });
-        if let Some(k) = &cache_key
-            && let Some(hash) = self.hashes.lock().await.get(k)
-        {
-            return Ok(hash.clone());
-        }
-        let mut hasher = Sha256::new();
-        while let Some(chunk) = object.body.try_next().await? {
-            hasher.update(&chunk);
-        }
-        let hash = base64::engine::general_purpose::STANDARD.encode(hasher.finalize());
-        if let Some(k) = cache_key {
-            self.hashes.lock().await.insert(k, hash.clone());
-        }
-        Ok(hash)
     }
 }

@@ -10,13 +10,15 @@ mod common;
 
 use common::*;
 use ssm_core::integrity::{
-    Caller, Classification, CloudTrailEvent, Ignored, build_dispatch, classify,
+    Caller, Classification, CloudTrailEvent, IgnorePolicy, Ignored, StackOperations,
+    build_dispatch, classify, classify_in,
 };
 
+/// Classified as the Lambda does, with our stack's deploy from 11:55 to 12:05.
 fn classify_fixture(name: &str) -> Classification {
     let event =
         CloudTrailEvent::from_json(&cloudtrail(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
-    classify(&event, &stack(), &policy())
+    classify_in(&event, &stack(), &policy(), &our_deploy())
 }
 
 fn drift_of(name: &str) -> (Vec<String>, Caller, String) {
@@ -75,6 +77,31 @@ fn out_of_band_changes_trigger() {
             "PutSecretValue",
         ),
         ("events-disable-rule", "SweepRule5B6C7D8E", "DisableRule"),
+        // CloudFormation with our shared execution role, deploying another stack while ours is
+        // idle, grants a permission on our function.
+        (
+            "lambda-cloudformation-other-stack-add-permission",
+            "CryptoFn1A2B3C4D",
+            "AddPermission20150331v2",
+        ),
+        // CloudFormation with another stack's service role, during our deploy.
+        (
+            "secretsmanager-cloudformation-other-role-policy",
+            "KeyringSecret1D2E3F4A",
+            "PutResourcePolicy",
+        ),
+        // RotateSecret that points rotation at another function.
+        (
+            "secretsmanager-rotate-secret-other-function",
+            "KeyringSecret1D2E3F4A",
+            "RotateSecret",
+        ),
+        // The keyring operator role may write values, not policies.
+        (
+            "secretsmanager-keyring-operator-put-resource-policy",
+            "KeyringSecret1D2E3F4A",
+            "PutResourcePolicy",
+        ),
         (
             "iam-put-role-policy",
             "CryptoFnServiceRole7C2D1B9A",
@@ -132,6 +159,16 @@ fn expected_and_irrelevant_calls_are_ignored_with_their_reason() {
         Ignored::InvokedByCloudFormation
     );
     assert_eq!(
+        ignored("secretsmanager-operator-rotate-secret"),
+        Ignored::RotationRequested
+    );
+    assert_eq!(
+        ignored("secretsmanager-keyring-operator-put-secret-value"),
+        Ignored::KeyringOperator {
+            role: KEYRING_OPERATOR_ROLE.into()
+        }
+    );
+    assert_eq!(
         ignored("lambda-access-denied"),
         Ignored::Failed {
             error_code: "AccessDenied".into()
@@ -144,6 +181,71 @@ fn expected_and_irrelevant_calls_are_ignored_with_their_reason() {
             names: vec!["Other-WorkerFn9F8E7D6C-zyxwVUTS4321".into()]
         }
     );
+}
+
+/// Issue 19, point 4: a call CloudFormation makes is ours only with our execution role, while our
+/// stack has an operation in progress. The old classifier ignored every call `invokedBy`
+/// CloudFormation, whoever's stack it was for.
+#[test]
+fn cloudformation_is_ours_only_for_our_stacks_operation() {
+    let ours = CloudTrailEvent::from_json(&cloudtrail("lambda-cloudformation-invoked")).unwrap();
+    let is_drift = |operations: &StackOperations, policy: &IgnorePolicy| {
+        matches!(
+            classify_in(&ours, &stack(), policy, operations),
+            Classification::Drift(_)
+        )
+    };
+    assert!(!is_drift(&our_deploy(), &policy()));
+    // Our stack idle at 12:00 (its last deploy ended at 11:30): another stack's call.
+    let earlier = StackOperations::from_events(
+        STACK_ID,
+        &[
+            stack_event("2024-05-01T11:20:00Z", "UPDATE_IN_PROGRESS"),
+            stack_event("2024-05-01T11:30:00Z", "UPDATE_COMPLETE"),
+        ],
+    );
+    assert!(is_drift(&earlier, &policy()));
+    assert!(is_drift(&StackOperations::default(), &policy()));
+    // During our deploy, but the execution role is not configured as ours.
+    let no_exec_role = IgnorePolicy::from_role_arns([DEPLOY_ROLE]).unwrap();
+    assert!(is_drift(&our_deploy(), &no_exec_role));
+    // Listing the execution role among the plainly ignored roles does not excuse it either.
+    let exec_ignored = IgnorePolicy::from_role_arns([DEPLOY_ROLE, EXEC_ROLE]).unwrap();
+    assert!(is_drift(&StackOperations::default(), &exec_ignored));
+}
+
+/// Issue 19, point 6: the documented operator path (RotateSecret; value writes by the keyring
+/// operator role) is expected; everything else on the keyring is drift.
+#[test]
+fn the_operator_path_is_expected_and_nothing_else() {
+    // Without a configured operator role, the operator's PutSecretValue is drift.
+    let put = CloudTrailEvent::from_json(&cloudtrail(
+        "secretsmanager-keyring-operator-put-secret-value",
+    ))
+    .unwrap();
+    let without_operator = IgnorePolicy::from_role_arns([DEPLOY_ROLE, ROTATION_ROLE]).unwrap();
+    assert!(matches!(
+        classify(&put, &stack(), &without_operator),
+        Classification::Drift(_)
+    ));
+    // Someone else's PutSecretValue stays drift.
+    assert!(matches!(
+        classify_fixture("secretsmanager-put-secret-value-by-name"),
+        Classification::Drift(_)
+    ));
+    // The operator role on another resource type is drift too.
+    let mut json: serde_json::Value =
+        serde_json::from_str(&cloudtrail("lambda-update-function-code")).unwrap();
+    json["detail"]["userIdentity"] = serde_json::from_str::<serde_json::Value>(&cloudtrail(
+        "secretsmanager-keyring-operator-put-secret-value",
+    ))
+    .unwrap()["detail"]["userIdentity"]
+        .clone();
+    let event = CloudTrailEvent::from_json(&json.to_string()).unwrap();
+    assert!(matches!(
+        classify_in(&event, &stack(), &policy(), &our_deploy()),
+        Classification::Drift(_)
+    ));
 }
 
 #[test]
@@ -184,14 +286,14 @@ fn every_fixture_parses_and_a_batch_of_all_gives_one_small_payload() {
     let mut drifts = Vec::new();
     for (name, body) in all_cloudtrail() {
         let event = CloudTrailEvent::from_json(&body).unwrap_or_else(|e| panic!("{name}: {e}"));
-        if let Classification::Drift(d) = classify(&event, &stack(), &policy()) {
+        if let Classification::Drift(d) = classify_in(&event, &stack(), &policy(), &our_deploy()) {
             drifts.push(d);
         }
     }
     assert_eq!(
         drifts.len(),
-        11,
-        "the eleven triggering fixtures of out_of_band_changes_trigger"
+        15,
+        "the fifteen triggering fixtures of out_of_band_changes_trigger"
     );
     let findings: Vec<_> = drifts
         .iter()
@@ -200,8 +302,8 @@ fn every_fixture_parses_and_a_batch_of_all_gives_one_small_payload() {
     let body = build_dispatch("Ssm", ssm_core::integrity::DriftSource::Event, &findings).unwrap();
     let payload = body["client_payload"].as_object().unwrap();
     assert!(payload.len() <= 10);
-    assert_eq!(payload["count"], 11);
-    assert_eq!(payload["event_ids"].as_array().unwrap().len(), 11);
+    assert_eq!(payload["count"], 15);
+    assert_eq!(payload["event_ids"].as_array().unwrap().len(), 15);
     assert_eq!(payload["resources"].as_array().unwrap().len(), 5);
 }
 

@@ -1,5 +1,5 @@
-//! The handler end to end with CloudFormation, Lambda and S3 served by `aws-smithy-mocks` (moto
-//! has no drift detection) and a recording notifier in place of GitHub.
+//! The handler end to end with CloudFormation and Lambda served by `aws-smithy-mocks` (moto has
+//! no drift detection) and a recording notifier in place of GitHub.
 
 #![expect(
     clippy::unwrap_used,
@@ -13,6 +13,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use aws_sdk_cloudformation::operation::describe_stack_drift_detection_status::DescribeStackDriftDetectionStatusOutput;
+use aws_sdk_cloudformation::operation::describe_stack_events::{
+    DescribeStackEventsError, DescribeStackEventsOutput,
+};
 use aws_sdk_cloudformation::operation::describe_stack_resource_drifts::DescribeStackResourceDriftsOutput;
 use aws_sdk_cloudformation::operation::describe_stacks::DescribeStacksOutput;
 use aws_sdk_cloudformation::operation::detect_stack_drift::DetectStackDriftOutput;
@@ -21,13 +24,11 @@ use aws_sdk_cloudformation::operation::list_stack_resources::{
     ListStackResourcesError, ListStackResourcesOutput,
 };
 use aws_sdk_cloudformation::types::{
-    Stack, StackDriftDetectionStatus, StackResourceDrift, StackResourceDriftStatus,
-    StackResourceSummary,
+    ResourceStatus, Stack, StackDriftDetectionStatus, StackEvent, StackResourceDrift,
+    StackResourceDriftStatus, StackResourceSummary,
 };
 use aws_sdk_lambda::operation::get_function_configuration::GetFunctionConfigurationOutput;
-use aws_sdk_s3::operation::get_object::GetObjectOutput;
 use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
-use aws_smithy_types::byte_stream::ByteStream;
 use base64::Engine;
 use common::*;
 use serde_json::{Value, json};
@@ -40,8 +41,6 @@ use ssm_integrity::stack::StackSource;
 use ssm_integrity::sweep::Sweeper;
 use ssm_integrity::{Handler, HandlerError, TokenError};
 
-const STACK_ID: &str =
-    "arn:aws:cloudformation:us-east-1:111122223333:stack/Ssm/0a1b2c3d-0000-1111-2222-333344445555";
 const ZIP: &[u8] = b"PK\x03\x04 the deployed asset zip";
 
 /// Records dispatch bodies; fails the first `fail` calls with `error` (default: retries
@@ -94,13 +93,11 @@ fn list_resources(rows: Vec<StackResource>) -> Rule {
 fn handler_with(
     cfn_rules: &[&Rule],
     lambda_rules: &[&Rule],
-    s3_rules: &[&Rule],
     notifier: Recorder,
 ) -> Handler<Recorder> {
     let cfn = mock_client!(aws_sdk_cloudformation, RuleMode::MatchAny, cfn_rules);
     let lambda = mock_client!(aws_sdk_lambda, RuleMode::MatchAny, lambda_rules);
-    let s3 = mock_client!(aws_sdk_s3, RuleMode::MatchAny, s3_rules);
-    let mut sweeper = Sweeper::new(cfn.clone(), lambda, s3, Duration::from_millis(200));
+    let mut sweeper = Sweeper::new(cfn.clone(), lambda, Duration::from_millis(200));
     sweeper.poll_interval = Duration::from_millis(20);
     // No floor and no minimum age: every miss re-reads (tests of the bounds set their own).
     let eager = RefreshPolicy {
@@ -123,7 +120,7 @@ fn bounded(
     refresh: RefreshPolicy,
     notifier: Recorder,
 ) -> (Handler<Recorder>, Arc<Metrics>) {
-    let mut handler = handler_with(cfn_rules, &[], &[], notifier);
+    let mut handler = handler_with(cfn_rules, &[], notifier);
     let cfn = mock_client!(aws_sdk_cloudformation, RuleMode::MatchAny, cfn_rules);
     handler.stack = StackSource::new(cfn, "Ssm", Duration::from_secs(300), refresh);
     let metrics = Arc::new(Metrics::default());
@@ -160,7 +157,7 @@ fn failures(response: &Value) -> Vec<String> {
 #[tokio::test]
 async fn a_burst_becomes_one_dispatch_and_noise_is_acknowledged() {
     let (ds, lr) = (describe_stacks(), list_resources(stack_rows()));
-    let handler = handler_with(&[&ds, &lr], &[], &[], Recorder::default());
+    let handler = handler_with(&[&ds, &lr], &[], Recorder::default());
     let payload = sqs(&[
         ("m1", cloudtrail("lambda-update-function-code")),
         ("m2", cloudtrail("iam-put-role-policy")),
@@ -189,17 +186,105 @@ async fn a_burst_becomes_one_dispatch_and_noise_is_acknowledged() {
     );
 }
 
+/// `DescribeStackEvents` of the fixture stack: stack-level rows, newest first.
+fn stack_events(rows: &'static [(&'static str, &'static str)]) -> Rule {
+    mock!(aws_sdk_cloudformation::Client::describe_stack_events)
+        .match_requests(|r| r.stack_name() == Some(STACK_ID))
+        .then_output(move || {
+            let events = rows.iter().map(|(time, status)| {
+                let at: chrono::DateTime<chrono::Utc> = time.parse().unwrap();
+                StackEvent::builder()
+                    .stack_id(STACK_ID)
+                    .event_id(format!("{time}-{status}"))
+                    .stack_name("Ssm")
+                    .logical_resource_id("Ssm")
+                    .physical_resource_id(STACK_ID)
+                    .resource_type("AWS::CloudFormation::Stack")
+                    .resource_status(ResourceStatus::from(*status))
+                    .timestamp(aws_smithy_types::DateTime::from_secs(at.timestamp()))
+                    .build()
+            });
+            DescribeStackEventsOutput::builder()
+                .set_stack_events(Some(events.collect()))
+                .build()
+        })
+}
+
+const OUR_DEPLOY: &[(&str, &str)] = &[
+    ("2024-05-01T12:05:00Z", "UPDATE_COMPLETE"),
+    ("2024-05-01T11:55:00Z", "UPDATE_IN_PROGRESS"),
+    ("2024-05-01T10:00:00Z", "CREATE_COMPLETE"),
+];
+
 #[tokio::test]
 async fn nothing_to_report_sends_nothing() {
-    let (ds, lr) = (describe_stacks(), list_resources(stack_rows()));
-    let handler = handler_with(&[&ds, &lr], &[], &[], Recorder::default());
+    let (ds, lr, ev) = (
+        describe_stacks(),
+        list_resources(stack_rows()),
+        stack_events(OUR_DEPLOY),
+    );
+    let handler = handler_with(&[&ds, &lr, &ev], &[], Recorder::default());
     let payload = sqs(&[
         ("m1", cloudtrail("lambda-deploy-role")),
         ("m2", cloudtrail("lambda-cloudformation-invoked")),
         ("m3", cloudtrail("secretsmanager-rotation-put-secret-value")),
+        ("m4", cloudtrail("secretsmanager-operator-rotate-secret")),
     ]);
     let response = handler.handle(payload).await.unwrap();
     assert_eq!(failures(&response), Vec::<String>::new());
+    assert_eq!(handler.notifier.calls.load(Ordering::SeqCst), 0);
+    assert_eq!(
+        ev.num_calls(),
+        1,
+        "one read of the stack's operations per batch"
+    );
+}
+
+/// Issue 19, point 4: the same CloudFormation call while our stack was idle (its last operation
+/// ended at 10:00) was made for another stack: drift. A batch without CloudFormation calls reads
+/// no stack events.
+#[tokio::test]
+async fn cloudformation_outside_our_operations_is_drift() {
+    const IDLE: &[(&str, &str)] = &[
+        ("2024-05-01T10:00:00Z", "UPDATE_COMPLETE"),
+        ("2024-05-01T09:50:00Z", "UPDATE_IN_PROGRESS"),
+    ];
+    let (ds, lr, ev) = (
+        describe_stacks(),
+        list_resources(stack_rows()),
+        stack_events(IDLE),
+    );
+    let handler = handler_with(&[&ds, &lr, &ev], &[], Recorder::default());
+    let response = handler
+        .handle(sqs(&[("m1", cloudtrail("lambda-cloudformation-invoked"))]))
+        .await
+        .unwrap();
+    assert_eq!(failures(&response), Vec::<String>::new());
+    let bodies = handler.notifier.bodies.lock().unwrap().clone();
+    assert_eq!(bodies.len(), 1);
+    assert_eq!(
+        bodies[0]["client_payload"]["calls"],
+        json!(["lambda.amazonaws.com:UpdateFunctionConfiguration20150331v2"])
+    );
+    handler
+        .handle(sqs(&[("m2", cloudtrail("lambda-deploy-role"))]))
+        .await
+        .unwrap();
+    assert_eq!(ev.num_calls(), 1);
+}
+
+#[tokio::test]
+async fn unreadable_stack_events_redeliver_the_batch() {
+    let (ds, lr) = (describe_stacks(), list_resources(stack_rows()));
+    let ev = mock!(aws_sdk_cloudformation::Client::describe_stack_events)
+        .then_error(|| DescribeStackEventsError::unhandled("throttled"));
+    let handler = handler_with(&[&ds, &lr, &ev], &[], Recorder::default());
+    let batch = ["lambda-cloudformation-invoked", "lambda-deploy-role"].map(cloudtrail);
+    let response = handler
+        .handle(sqs(&[("m1", batch[0].clone()), ("m2", batch[1].clone())]))
+        .await
+        .unwrap();
+    assert_eq!(failures(&response), ["m1", "m2"]);
     assert_eq!(handler.notifier.calls.load(Ordering::SeqCst), 0);
 }
 
@@ -208,7 +293,6 @@ async fn failed_dispatch_returns_the_drift_messages_for_redelivery() {
     let (ds, lr) = (describe_stacks(), list_resources(stack_rows()));
     let handler = handler_with(
         &[&ds, &lr],
-        &[],
         &[],
         Recorder {
             fail: usize::MAX,
@@ -231,7 +315,7 @@ async fn unreadable_stack_fails_the_whole_batch() {
     let ds = describe_stacks();
     let lr = mock!(aws_sdk_cloudformation::Client::list_stack_resources)
         .then_error(|| ListStackResourcesError::unhandled("Throttling"));
-    let handler = handler_with(&[&ds, &lr], &[], &[], Recorder::default());
+    let handler = handler_with(&[&ds, &lr], &[], Recorder::default());
     let payload = sqs(&[
         ("m1", cloudtrail("lambda-update-function-code")),
         ("m2", cloudtrail("lambda-deploy-role")),
@@ -266,7 +350,7 @@ async fn a_resource_created_by_the_latest_deploy_is_found_after_one_refresh() {
         .output(move || summaries(&before))
         .output(|| summaries(&stack_rows()))
         .build();
-    let handler = handler_with(&[&ds, &lr], &[], &[], Recorder::default());
+    let handler = handler_with(&[&ds, &lr], &[], Recorder::default());
     let response = handler
         .handle(sqs(&[("m1", cloudtrail("lambda-update-function-code"))]))
         .await
@@ -285,7 +369,7 @@ async fn a_resource_created_by_the_latest_deploy_is_found_after_one_refresh() {
 #[tokio::test]
 async fn unknown_invocations_are_acknowledged() {
     let (ds, lr) = (describe_stacks(), list_resources(stack_rows()));
-    let handler = handler_with(&[&ds, &lr], &[], &[], Recorder::default());
+    let handler = handler_with(&[&ds, &lr], &[], Recorder::default());
     for payload in [
         json!({"hello": "world"}),
         json!(null),
@@ -297,9 +381,18 @@ async fn unknown_invocations_are_acknowledged() {
     assert_eq!(lr.num_calls(), 0);
 }
 
+/// The deployed template: the crypto function's code hash as CDK recorded it at synth.
 fn template() -> String {
+    template_recording(Some(&zip_sha256()))
+}
+
+fn template_recording(code_sha256: Option<&str>) -> String {
+    let metadata = match code_sha256 {
+        Some(hash) => json!({"ssm:CodeSha256": hash, "aws:asset:property": "Code"}),
+        None => json!({"aws:asset:property": "Code"}),
+    };
     json!({"Resources": {
-        "CryptoFn1A2B3C4D": {"Type": "AWS::Lambda::Function", "Properties": {
+        "CryptoFn1A2B3C4D": {"Type": "AWS::Lambda::Function", "Metadata": metadata, "Properties": {
             "Code": {"S3Bucket": {"Fn::Sub": "cdk-hnb659fds-assets-${AWS::AccountId}-${AWS::Region}"},
                      "S3Key": "4f1c0e7a9b2d.zip"},
             "Handler": "bootstrap", "Runtime": "provided.al2023"}},
@@ -315,10 +408,17 @@ fn zip_sha256() -> String {
 struct SweepMocks {
     rules: Vec<Rule>,
     lambda: Rule,
-    s3: Rule,
 }
 
 fn sweep_mocks(status: StackDriftDetectionStatus, deployed_sha: String) -> SweepMocks {
+    sweep_mocks_with(status, deployed_sha, template())
+}
+
+fn sweep_mocks_with(
+    status: StackDriftDetectionStatus,
+    deployed_sha: String,
+    template: String,
+) -> SweepMocks {
     let detect = mock!(aws_sdk_cloudformation::Client::detect_stack_drift).then_output(|| {
         DetectStackDriftOutput::builder()
             .stack_drift_detection_id("d-1")
@@ -358,9 +458,9 @@ fn sweep_mocks(status: StackDriftDetectionStatus, deployed_sha: String) -> Sweep
                 )
                 .build()
         });
-    let get_template = mock!(aws_sdk_cloudformation::Client::get_template).then_output(|| {
+    let get_template = mock!(aws_sdk_cloudformation::Client::get_template).then_output(move || {
         GetTemplateOutput::builder()
-            .template_body(template())
+            .template_body(template.clone())
             .build()
     });
     let lambda = mock!(aws_sdk_lambda::Client::get_function_configuration)
@@ -368,17 +468,6 @@ fn sweep_mocks(status: StackDriftDetectionStatus, deployed_sha: String) -> Sweep
         .then_output(move || {
             GetFunctionConfigurationOutput::builder()
                 .code_sha256(deployed_sha.clone())
-                .build()
-        });
-    let s3 = mock!(aws_sdk_s3::Client::get_object)
-        .match_requests(|r| {
-            r.bucket() == Some("cdk-hnb659fds-assets-111122223333-us-east-1")
-                && r.key() == Some("4f1c0e7a9b2d.zip")
-        })
-        .then_output(|| {
-            GetObjectOutput::builder()
-                .e_tag("\"etag-1\"")
-                .body(ByteStream::from_static(ZIP))
                 .build()
         });
     SweepMocks {
@@ -391,7 +480,6 @@ fn sweep_mocks(status: StackDriftDetectionStatus, deployed_sha: String) -> Sweep
             get_template,
         ],
         lambda,
-        s3,
     }
 }
 
@@ -400,7 +488,7 @@ async fn sweep(
     recorder: Recorder,
 ) -> (Result<Value, HandlerError>, Vec<Value>) {
     let cfn_rules: Vec<&Rule> = mocks.rules.iter().collect();
-    let handler = handler_with(&cfn_rules, &[&mocks.lambda], &[&mocks.s3], recorder);
+    let handler = handler_with(&cfn_rules, &[&mocks.lambda], recorder);
     let scheduled = json!({"version": "0", "id": "sweep-1", "detail-type": "Scheduled Event", "source": "aws.events",
         "account": "111122223333", "time": "2024-05-01T12:00:00Z", "region": "us-east-1",
         "resources": ["arn:aws:events:us-east-1:111122223333:rule/Ssm-SweepSchedule"], "detail": {}});
@@ -433,7 +521,42 @@ async fn sweep_reports_cloudformation_drift_and_code_drift_in_one_dispatch() {
             "SweepRule5B6C7D8E (AWS::Events::Rule Ssm-SweepRule5B6C7D8E-1A2B3C4D5E6F)"
         ])
     );
-    assert_eq!(mocks.s3.num_calls(), 1);
+}
+
+/// Issue 19, point 1: the asset object was overwritten after the deploy and the function's code
+/// replaced from it (as a repair that trusted the object would). The sweep still expects the
+/// hash the deployed template recorded, so the replaced code is drift. The old sweep hashed the
+/// object as it stood, found it equal to the live code, and reported nothing.
+#[tokio::test]
+async fn code_from_an_overwritten_asset_object_is_drift() {
+    let overwritten = base64::engine::general_purpose::STANDARD
+        .encode(Sha256::digest(b"PK\x03\x04 the attacker's zip"));
+    let mocks = sweep_mocks(StackDriftDetectionStatus::DetectionComplete, overwritten);
+    let (result, bodies) = sweep(&mocks, Recorder::default()).await;
+    assert_eq!(result.unwrap()["findings"], 2);
+    assert_eq!(
+        bodies[0]["client_payload"]["calls"],
+        json!(["code:CodeSha256", "drift:MODIFIED"])
+    );
+}
+
+/// A function whose deployed template records no hash is escalated, never skipped.
+#[tokio::test]
+async fn a_function_without_a_recorded_hash_is_escalated() {
+    for template in [template_recording(None), "Resources: {}".to_owned()] {
+        let mocks = sweep_mocks_with(
+            StackDriftDetectionStatus::DetectionComplete,
+            zip_sha256(),
+            template,
+        );
+        let (result, bodies) = sweep(&mocks, Recorder::default()).await;
+        assert_eq!(result.unwrap()["findings"], 2);
+        assert_eq!(
+            bodies[0]["client_payload"]["calls"],
+            json!(["code:unrecorded", "drift:MODIFIED"])
+        );
+        assert_eq!(mocks.lambda.num_calls(), 1);
+    }
 }
 
 #[tokio::test]
@@ -715,7 +838,6 @@ async fn a_refused_sweep_dispatch_counts_as_a_configuration_error() {
     let mut handler = handler_with(
         &cfn_rules,
         &[&mocks.lambda],
-        &[&mocks.s3],
         Recorder {
             fail: 1,
             error: Some(|| DispatchError::Rejected {

@@ -1,5 +1,14 @@
 //! `ssm-keyring`: the operator's keyring commands, on a file or on the secret.
 //!
+//! **The operator's path** (README, "Keyring operations"). `rotate` on a secret asks Secrets
+//! Manager to rotate (`RotateSecret`) and waits for the rotation function to promote the new
+//! version: the function checks every invariant, its writes are expected, and the integrity
+//! function reports nothing. `set-min-decryption-version`, `trim` and `rotate --put` write the
+//! secret themselves (`PutSecretValue`): run them as the stack's keyring operator role
+//! (`-c keyringOperatorRoleName=…`), the only identity besides the rotation function that the
+//! keyring's resource policy lets write and whose writes are expected; from any other identity
+//! the write is refused or reported as drift.
+//!
 //! Everything that can make data undecryptable is explicit: raising `min_decryption_version`
 //! is reversible and says what it retires; `trim` destroys key versions and runs only when the
 //! operator repeats the exact version below which keys are destroyed, then takes every staging
@@ -9,6 +18,7 @@
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use aws_sdk_secretsmanager::Client;
@@ -92,10 +102,17 @@ pub enum Command {
         #[command(flatten)]
         target: TargetArgs,
     },
-    /// Add a fresh key version and make it primary.
+    /// Add a fresh key version and make it primary: on a secret, through the rotation function
+    /// (RotateSecret), waiting for it to finish.
     Rotate {
         #[command(flatten)]
         target: TargetArgs,
+        /// Write the new version directly (PutSecretValue) instead; needs the keyring operator role.
+        #[arg(long)]
+        put: bool,
+        /// How long to wait for the rotation function, in seconds.
+        #[arg(long, default_value_t = 120)]
+        wait_secs: u64,
     },
     /// Set min_decryption_version (never above the primary). Reversible until trimmed.
     SetMinDecryptionVersion {
@@ -134,8 +151,25 @@ pub async fn run(command: Command, client: impl AsyncFnOnce() -> Client) -> anyh
             let loaded = store.load().await?;
             Ok(render(&loaded.ring.info()))
         }
-        Command::Rotate { target } => {
+        Command::Rotate {
+            target,
+            put,
+            wait_secs,
+        } => {
             let store = Store::open(target, client).await?;
+            if let (Store::Secret { client, secret_id }, false) = (&store, put) {
+                let version =
+                    rotate_secret(client, secret_id, Duration::from_secs(wait_secs)).await?;
+                let loaded = store.load().await?;
+                return Ok(format!(
+                    "rotated by the rotation function (secret version {version}): version {} is now primary\n{}",
+                    loaded
+                        .ring
+                        .primary()
+                        .map_or("none".to_owned(), |v| v.to_string()),
+                    render(&loaded.ring.info())
+                ));
+            }
             let mut loaded = store.load().await?;
             let version = loaded.ring.rotate(Utc::now())?;
             store.save(&loaded).await?;
@@ -211,6 +245,46 @@ pub async fn run(command: Command, client: impl AsyncFnOnce() -> Client) -> anyh
             }
             Ok(out)
         }
+    }
+}
+
+/// `RotateSecret` with nothing but the secret (the documented operator path: no rotation setting
+/// changes), then waits until Secrets Manager's rotation function has made the new version
+/// AWSCURRENT. Returns its version id.
+async fn rotate_secret(client: &Client, secret_id: &str, wait: Duration) -> anyhow::Result<String> {
+    const POLL: Duration = Duration::from_millis(500);
+    let failed =
+        |operation: &str, message: String| anyhow::anyhow!("{operation} on {secret_id}: {message}");
+    let started = client.rotate_secret().secret_id(secret_id).send().await;
+    let version = started
+        .map_err(|e| failed("RotateSecret", aws_error_message(&e)))?
+        .version_id
+        .ok_or_else(|| failed("RotateSecret", "no version id returned".into()))?;
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        let described = client.describe_secret().secret_id(secret_id).send().await;
+        let labels = described
+            .map_err(|e| failed("DescribeSecret", aws_error_message(&e)))?
+            .version_ids_to_stages
+            .and_then(|mut stages| stages.remove(&version))
+            .unwrap_or_default();
+        if labels.iter().any(|l| l == AWSCURRENT) {
+            return Ok(version);
+        }
+        if !labels.iter().any(|l| l == "AWSPENDING") {
+            bail!(
+                "the rotation of {secret_id} (version {version}) failed: the rotation function's log says why; \
+                 AWSCURRENT is unchanged"
+            );
+        }
+        if tokio::time::Instant::now() + POLL > deadline {
+            bail!(
+                "the rotation of {secret_id} (version {version}) has not finished after {} s; it may still \
+                 complete (ssm-keyring show), or the rotation function's log says why not",
+                wait.as_secs()
+            );
+        }
+        tokio::time::sleep(POLL).await;
     }
 }
 

@@ -22,6 +22,13 @@
 //!
 //! Every step is idempotent, and every step first makes the checks AWS's rotation templates
 //! make. Older versions stay in the keyring: rotation never removes a key.
+//!
+//! **The keyring never goes backwards.** Every step builds on AWSCURRENT only when it holds
+//! keys. When it does not (the stack's initial value re-sent by a template change, a replaced
+//! value), rotation reads every stored version of the secret, deprecated ones included, and if
+//! any holds keys it continues the most advanced of them ([`Keyring::most_advanced`]): same
+//! lineage, every old version kept, so every old ciphertext decrypts again once AWSCURRENT
+//! moves. A new lineage starts only when no version of the secret ever held a key.
 
 pub mod keyring_cli;
 
@@ -170,10 +177,13 @@ impl Versions {
     }
 }
 
-/// The AWSCURRENT keyring and the version that holds it.
+/// The keyring a rotation builds on, and the AWSCURRENT version that `finishSecret` moves the
+/// label from. `ring` is AWSCURRENT's keyring, or an older version's when AWSCURRENT holds no
+/// keys (`continued` names that version).
 struct Current {
     ring: Keyring,
     version_id: Option<String>,
+    continued: Option<String>,
 }
 
 /// What the token's pending version holds, judged against AWSCURRENT.
@@ -268,7 +278,11 @@ impl Rotator {
         token: &str,
         now: DateTime<Utc>,
     ) -> Result<Outcome, RotationError> {
-        let Current { mut ring, .. } = self.current(secret_id).await?;
+        let Current {
+            mut ring,
+            continued,
+            ..
+        } = self.base(secret_id, token).await?;
         match self.pending(secret_id, token, &ring).await? {
             Pending::Valid(_) => {
                 tracing::info!("createSecret: the pending version already exists");
@@ -290,6 +304,7 @@ impl Rotator {
         tracing::info!(
             new_version = version.get(),
             versions = ring.versions().count(),
+            continued_from = continued.as_deref(),
             "createSecret: pending keyring put"
         );
         Ok(Outcome::Created {
@@ -298,7 +313,7 @@ impl Rotator {
     }
 
     async fn test(&self, secret_id: &str, token: &str) -> Result<Outcome, RotationError> {
-        let current = self.current(secret_id).await?;
+        let current = self.base(secret_id, token).await?;
         match self.pending(secret_id, token, &current.ring).await? {
             Pending::Valid(probed) => Ok(Outcome::Tested {
                 versions: probed.iter().map(|v| v.get()).collect(),
@@ -321,7 +336,7 @@ impl Rotator {
     /// changed it since `testSecret`), then moves AWSCURRENT from exactly the version checked:
     /// Secrets Manager refuses the move if AWSCURRENT has moved meanwhile.
     async fn finish(&self, secret_id: &str, token: &str) -> Result<Outcome, RotationError> {
-        let current = self.current(secret_id).await?;
+        let current = self.base(secret_id, token).await?;
         match self.pending(secret_id, token, &current.ring).await? {
             Pending::Valid(_) => {}
             Pending::Empty => {
@@ -399,7 +414,73 @@ impl Rotator {
         Ok(Current {
             ring,
             version_id: out.version_id,
+            continued: None,
         })
+    }
+
+    /// AWSCURRENT when it holds keys; otherwise the most advanced keyed version stored (the
+    /// rotation's own `token` aside), so a reset never starts a second lineage over keys.
+    async fn base(&self, secret_id: &str, token: &str) -> Result<Current, RotationError> {
+        let current = self.current(secret_id).await?;
+        if current.ring.holds_keys() {
+            return Ok(current);
+        }
+        let mut stored = Vec::new();
+        for version_id in self.version_ids(secret_id).await? {
+            if version_id == token || Some(&version_id) == current.version_id.as_ref() {
+                continue;
+            }
+            let out = self
+                .client
+                .get_secret_value()
+                .secret_id(secret_id)
+                .version_id(&version_id)
+                .send()
+                .await
+                .map_err(|e| aws("GetSecretValue", secret_id, &e))?;
+            match out.secret_string.as_deref().map(Keyring::from_json) {
+                Some(Ok(ring)) => stored.push((version_id, ring)),
+                // A damaged old version is not a keyring to continue; say so and go on.
+                Some(Err(error)) => {
+                    tracing::warn!(%version_id, %error, "a stored version is not a keyring")
+                }
+                None => {}
+            }
+        }
+        let Some((continued, ring)) = Keyring::most_advanced(stored) else {
+            return Ok(current);
+        };
+        tracing::warn!(
+            continued_from = %continued,
+            "AWSCURRENT holds no keys but an older version does: continuing that keyring"
+        );
+        Ok(Current {
+            ring,
+            version_id: current.version_id,
+            continued: Some(continued),
+        })
+    }
+
+    /// Every version id of the secret, deprecated ones (no staging label) included.
+    async fn version_ids(&self, secret_id: &str) -> Result<Vec<String>, RotationError> {
+        let mut ids = Vec::new();
+        let mut pages = self
+            .client
+            .list_secret_version_ids()
+            .secret_id(secret_id)
+            .include_deprecated(true)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| aws("ListSecretVersionIds", secret_id, &e))?;
+            ids.extend(
+                page.versions
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter_map(|v| v.version_id),
+            );
+        }
+        Ok(ids)
     }
 
     /// The token's pending version, judged against the `current` keyring.

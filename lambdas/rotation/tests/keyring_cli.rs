@@ -40,6 +40,8 @@ async fn lifecycle_on_a_file() {
         run(
             Command::Rotate {
                 target: target(&path),
+                put: false,
+                wait_secs: 0,
             },
             no_client,
         )
@@ -312,4 +314,140 @@ async fn setting_min_decryption_version_to_its_value_leaves_the_file_alone() {
     assert!(out.contains("nothing changed"), "{out}");
     // Writes go through a temporary file and a rename: a write would change the inode.
     assert_eq!(std::fs::metadata(&path).unwrap().ino(), before);
+}
+
+// ---- The operator's path on a secret: RotateSecret, never PutSecretValue ----------------------
+// Recorded Secrets Manager responses (moto's RotateSecret without a function ARN clears the
+// secret's rotation function and promotes an empty version, which Secrets Manager never does).
+
+mod rotate_secret {
+    use std::collections::HashMap;
+
+    use aws_sdk_secretsmanager::operation::describe_secret::DescribeSecretOutput;
+    use aws_sdk_secretsmanager::operation::get_secret_value::GetSecretValueOutput;
+    use aws_sdk_secretsmanager::operation::put_secret_value::PutSecretValueOutput;
+    use aws_sdk_secretsmanager::operation::rotate_secret::RotateSecretOutput;
+    use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
+
+    use super::*;
+
+    const SECRET: &str = "arn:aws:secretsmanager:us-east-1:111122223333:secret:ssm/keyring-AbCdEf";
+
+    fn stages(pairs: &[(&str, &[&str])]) -> HashMap<String, Vec<String>> {
+        pairs
+            .iter()
+            .map(|(id, labels)| {
+                (
+                    (*id).to_owned(),
+                    labels.iter().map(|l| (*l).to_owned()).collect(),
+                )
+            })
+            .collect()
+    }
+
+    struct Mocks {
+        rotate: Rule,
+        describe: Rule,
+        get: Rule,
+        put: Rule,
+    }
+
+    /// RotateSecret staging `v2`, then what DescribeSecret says about it, poll after poll.
+    fn mocks(polls: Vec<HashMap<String, Vec<String>>>) -> Mocks {
+        let mut next = Keyring::initialise(chrono::Utc::now()).expect("a keyring");
+        next.rotate(chrono::Utc::now()).expect("a second version");
+        let json = next.to_json().to_string();
+        let rotate = mock!(aws_sdk_secretsmanager::Client::rotate_secret)
+            .match_requests(|r| {
+                r.secret_id() == Some(SECRET)
+                    && r.rotation_lambda_arn().is_none()
+                    && r.rotation_rules().is_none()
+            })
+            .then_output(|| RotateSecretOutput::builder().version_id("v2").build());
+        let mut describe = mock!(aws_sdk_secretsmanager::Client::describe_secret).sequence();
+        for poll in polls {
+            describe = describe.output(move || {
+                DescribeSecretOutput::builder()
+                    .set_version_ids_to_stages(Some(poll.clone()))
+                    .build()
+            });
+        }
+        let describe = describe.build();
+        let get = mock!(aws_sdk_secretsmanager::Client::get_secret_value).then_output(move || {
+            GetSecretValueOutput::builder()
+                .version_id("v2")
+                .secret_string(json.clone())
+                .build()
+        });
+        let put = mock!(aws_sdk_secretsmanager::Client::put_secret_value)
+            .then_output(|| PutSecretValueOutput::builder().build());
+        Mocks {
+            rotate,
+            describe,
+            get,
+            put,
+        }
+    }
+
+    async fn rotate(m: &Mocks, wait_secs: u64) -> anyhow::Result<String> {
+        let client = mock_client!(
+            aws_sdk_secretsmanager,
+            RuleMode::MatchAny,
+            [&m.rotate, &m.describe, &m.get, &m.put]
+        );
+        run(
+            Command::Rotate {
+                target: TargetArgs::secret(SECRET),
+                put: false,
+                wait_secs,
+            },
+            async || client,
+        )
+        .await
+    }
+
+    /// Issue 19, point 6: `ssm-keyring rotate` goes through the rotation function and writes
+    /// nothing itself, so its rotation is never drift. The old command wrote PutSecretValue.
+    #[tokio::test]
+    async fn rotate_asks_secrets_manager_and_waits_for_the_rotation_function() {
+        let m = mocks(vec![
+            stages(&[("v1", &["AWSCURRENT"]), ("v2", &["AWSPENDING"])]),
+            stages(&[("v1", &["AWSCURRENT"]), ("v2", &["AWSPENDING"])]),
+            stages(&[("v1", &["AWSPREVIOUS"]), ("v2", &["AWSCURRENT"])]),
+        ]);
+        let out = rotate(&m, 30).await.unwrap();
+        assert!(
+            out.contains("rotated by the rotation function (secret version v2)"),
+            "{out}"
+        );
+        assert_eq!(m.rotate.num_calls(), 1);
+        assert_eq!(m.describe.num_calls(), 3);
+        assert_eq!(
+            m.put.num_calls(),
+            0,
+            "no PutSecretValue on the operator path"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failed_rotation_is_reported_not_waited_out() {
+        // The function refused the pending keyring and took AWSPENDING off it.
+        let m = mocks(vec![stages(&[("v1", &["AWSCURRENT"]), ("v2", &[])])]);
+        let err = rotate(&m, 30).await.unwrap_err().to_string();
+        assert!(
+            err.contains("failed") && err.contains("AWSCURRENT is unchanged"),
+            "{err}"
+        );
+        // Still pending when the wait is over.
+        let m = mocks(vec![
+            stages(&[
+                ("v1", &["AWSCURRENT"]),
+                ("v2", &["AWSPENDING"])
+            ]);
+            3
+        ]);
+        let err = rotate(&m, 0).await.unwrap_err().to_string();
+        assert!(err.contains("has not finished after 0 s"), "{err}");
+        assert_eq!(m.put.num_calls(), 0);
+    }
 }

@@ -491,6 +491,8 @@ async fn operator_rotation_before_finish_is_refused_and_the_next_rotation_keeps_
     let out = ssm_rotation::keyring_cli::run(
         ssm_rotation::keyring_cli::Command::Rotate {
             target: ssm_rotation::keyring_cli::TargetArgs::secret(secret.clone()),
+            put: true,
+            wait_secs: 0,
         },
         async || env.client.clone(),
     )
@@ -563,6 +565,8 @@ async fn create_releases_a_stale_pending_left_under_the_same_token() {
     ssm_rotation::keyring_cli::run(
         ssm_rotation::keyring_cli::Command::Rotate {
             target: ssm_rotation::keyring_cli::TargetArgs::secret(secret.clone()),
+            put: true,
+            wait_secs: 0,
         },
         async || env.client.clone(),
     )
@@ -637,6 +641,8 @@ async fn trim_leaves_no_labelled_version_holding_a_destroyed_key() {
             &env,
             Command::Rotate {
                 target: on(&secret),
+                put: true,
+                wait_secs: 0,
             },
         )
         .await;
@@ -718,6 +724,8 @@ async fn setting_min_decryption_version_to_its_value_writes_nothing() {
         &env,
         Command::Rotate {
             target: on(&secret),
+            put: true,
+            wait_secs: 0,
         },
     )
     .await;
@@ -736,4 +744,74 @@ async fn setting_min_decryption_version_to_its_value_writes_nothing() {
         before,
         "no version written, AWSPREVIOUS kept"
     );
+}
+
+/// Issue 19, point 7: a template change (or anyone) re-sends the initial value over the
+/// keyring. Rotation then continues the old keyring instead of minting a new first version, and
+/// every ciphertext made before decrypts again.
+#[tokio::test]
+async fn a_reset_to_the_initial_value_continues_the_old_keyring() {
+    let Some(env) = env("rotation::reset_continues").await else {
+        return;
+    };
+    let stack_initial = r#"{"lineage": "Zk3qT9pX2LmN8vB4cR7sW1yH6dJ0aE5u"}"#;
+    for initial in [stack_initial, r#"{"keys": []}"#] {
+        let secret = env.secret(initial).await;
+        env.rotate(&secret).await;
+        let first = env.current(&secret).await;
+        let mut ciphertexts = vec![first.encrypt(b"one", b"").expect("seal").ciphertext];
+        env.rotate(&secret).await;
+        let before = env.current(&secret).await;
+        ciphertexts.push(before.encrypt(b"two", b"").expect("seal").ciphertext);
+
+        // Twice, so that AWSPREVIOUS holds no keys either; then once more in the old form.
+        for value in [initial, initial, r#"{"keys": []}"#] {
+            env.client
+                .put_secret_value()
+                .secret_id(&secret)
+                .secret_string(value)
+                .send()
+                .await
+                .expect("reset");
+        }
+        assert!(!env.current(&secret).await.holds_keys());
+
+        let token = env.start(&secret).await;
+        let created = env
+            .step(&secret, &token, Step::Create)
+            .await
+            .expect("create");
+        let next = before.latest().and_then(|v| v.next()).expect("next").get();
+        assert_eq!(created, Outcome::Created { version: next }, "{initial}");
+        for step in [Step::Set, Step::Test, Step::Finish] {
+            env.step(&secret, &token, step).await.expect("step");
+        }
+        let after = env.current(&secret).await;
+        assert_eq!(before.check_successor(&after).map(|v| v.get()), Ok(next));
+        assert_eq!(after.lineage(), before.lineage());
+        for (ciphertext, plain) in ciphertexts.iter().zip([&b"one"[..], b"two"]) {
+            let (opened, _) = after
+                .decrypt(ciphertext, b"")
+                .expect("old ciphertext opens");
+            assert_eq!(opened.expose(), plain);
+        }
+    }
+}
+
+/// The stack's initial value starts a lineage whose first version is derived from its id.
+#[tokio::test]
+async fn the_stacks_initial_value_starts_a_lineage_far_from_version_one() {
+    let Some(env) = env("rotation::lineage_start").await else {
+        return;
+    };
+    let id = "Zk3qT9pX2LmN8vB4cR7sW1yH6dJ0aE5u";
+    let secret = env.secret(&format!(r#"{{"lineage": "{id}"}}"#)).await;
+    env.rotate(&secret).await;
+    let ring = env.current(&secret).await;
+    let expected = ssm_core::keyring::Lineage::parse(id)
+        .unwrap()
+        .first_version();
+    assert_eq!(ring.primary(), Some(expected));
+    assert!(expected.get() >= 1 << 20);
+    assert_eq!(ring.lineage().map(|l| l.as_str()), Some(id));
 }

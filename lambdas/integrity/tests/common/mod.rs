@@ -10,7 +10,9 @@
 use std::path::PathBuf;
 
 use serde_json::Value;
-use ssm_core::integrity::{IgnorePolicy, StackResource, StackResources};
+use ssm_core::integrity::{
+    IgnorePolicy, StackEvent, StackOperations, StackResource, StackResources,
+};
 
 pub const ACCOUNT: &str = "111122223333";
 pub const DEPLOY_ROLE: &str =
@@ -19,6 +21,9 @@ pub const EXEC_ROLE: &str =
     "arn:aws:iam::111122223333:role/cdk-hnb659fds-cfn-exec-role-111122223333-us-east-1";
 pub const ROTATION_ROLE: &str =
     "arn:aws:iam::111122223333:role/Ssm-RotationFnServiceRoleE4F5A6B7-IJKLMNOP5678";
+pub const KEYRING_OPERATOR_ROLE: &str = "arn:aws:iam::111122223333:role/ssm-keyring-operator";
+pub const STACK_ID: &str =
+    "arn:aws:cloudformation:us-east-1:111122223333:stack/Ssm/0a1b2c3d-0000-1111-2222-333344445555";
 
 pub fn fixture_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
@@ -73,6 +78,34 @@ pub fn stack() -> StackResources {
     StackResources::new(Some(ACCOUNT.into()), Some("us-east-1".into()), stack_rows())
 }
 
+/// The policy the stack configures: deploy and rotation roles, the CloudFormation execution
+/// role (only during our stack's operations) and a keyring operator role.
 pub fn policy() -> IgnorePolicy {
-    IgnorePolicy::from_role_arns([DEPLOY_ROLE, EXEC_ROLE, ROTATION_ROLE]).unwrap()
+    IgnorePolicy::from_role_arns([DEPLOY_ROLE, ROTATION_ROLE])
+        .unwrap()
+        .with_cloudformation_roles([EXEC_ROLE])
+        .unwrap()
+        .with_keyring_operators([KEYRING_OPERATOR_ROLE])
+        .unwrap()
+}
+
+/// A stack-level `DescribeStackEvents` row of the fixture stack.
+pub fn stack_event(time: &str, status: &str) -> StackEvent {
+    StackEvent {
+        timestamp: time.parse().unwrap(),
+        physical_id: STACK_ID.into(),
+        resource_type: "AWS::CloudFormation::Stack".into(),
+        status: status.into(),
+    }
+}
+
+/// Our stack's one deploy around the fixtures' 12:00: 11:55 to 12:05.
+pub fn our_deploy() -> StackOperations {
+    StackOperations::from_events(
+        STACK_ID,
+        &[
+            stack_event("2024-05-01T11:55:00Z", "UPDATE_IN_PROGRESS"),
+            stack_event("2024-05-01T12:05:00Z", "UPDATE_COMPLETE"),
+        ],
+    )
 }

@@ -3,7 +3,8 @@
 #   bash scripts/sandbox.sh                 bring it up: moto, deploy by the Action, the Lambdas under
 #                                           local Runtime APIs, the HTTP API on 127.0.0.1:8787, the
 #                                           GitHub App and the GitHub emulator; Ctrl-C stops it
-#   bash scripts/sandbox.sh drift KIND      in another terminal: lambda-code | lambda-config | secret-policy
+#   bash scripts/sandbox.sh drift KIND      in another terminal: lambda-code | lambda-config | secret-policy |
+#                                           keyring-policy | asset-overwrite
 #   bash scripts/sandbox.sh e2e             up, checks, every drift kind, down (what CI runs)
 # Builds what is missing first: the venv and node modules (setup.sh), the Lambda zips
 # (build-lambdas.sh; SSM_SANDBOX_REBUILD=1 forces it), the synth into build/sandbox/cdk.out, and

@@ -1,5 +1,6 @@
-//! File assets: deterministic packaging and upload to the bootstrap bucket, skipping objects
-//! that are already there (asset keys are content hashes, so present means identical).
+//! File assets: deterministic packaging and upload to the bootstrap bucket. An object already
+//! there is compared byte for byte with the commit's build: its key is a content hash, but anyone
+//! who can write to the bucket can put other bytes under it.
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
@@ -9,6 +10,7 @@ use anyhow::Context as _;
 use aws_sdk_s3::primitives::ByteStream;
 use base64::Engine as _;
 use sha2::{Digest as _, Sha256};
+use ssm_core::deploy::TamperedAsset;
 use ssm_core::deploy::assembly::{self, FileAsset, Packaging, Placeholders};
 
 use crate::clients::RoleClients;
@@ -83,6 +85,31 @@ pub fn package(assembly_dir: &Path, asset: &FileAsset) -> anyhow::Result<Vec<u8>
     }
 }
 
+/// Every asset of a stack, packaged once: the bytes publishing compares and uploads, and the code
+/// reconcile restores (the commit's build, never the bucket's copy).
+#[derive(Debug, Default)]
+pub struct Packaged(BTreeMap<String, Vec<u8>>);
+
+impl Packaged {
+    pub fn build(assembly_dir: &Path, assets: &[FileAsset]) -> anyhow::Result<Self> {
+        let mut out = BTreeMap::new();
+        for asset in assets {
+            if !out.contains_key(&asset.id) {
+                out.insert(asset.id.clone(), package(assembly_dir, asset)?);
+            }
+        }
+        Ok(Packaged(out))
+    }
+
+    /// The bytes of the asset `id`.
+    pub fn get(&self, id: &str) -> anyhow::Result<&[u8]> {
+        self.0
+            .get(id)
+            .map(Vec::as_slice)
+            .ok_or_else(|| anyhow::anyhow!("asset {id} is not in the cloud assembly"))
+    }
+}
+
 /// Reads every asset manifest a stack names.
 pub fn load_assets(assembly_dir: &Path, manifests: &[String]) -> anyhow::Result<Vec<FileAsset>> {
     let mut all = Vec::new();
@@ -95,23 +122,84 @@ pub fn load_assets(assembly_dir: &Path, manifests: &[String]) -> anyhow::Result<
     Ok(all)
 }
 
-/// Counts of a publish.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Published {
-    pub uploaded: usize,
-    pub skipped: usize,
+/// Hex SHA-256, as the tampering report shows it.
+pub fn hex_sha256(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
-/// Uploads each asset to each destination unless the object is there already.
+/// What a publish did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Published {
+    pub uploaded: usize,
+    /// Present with the commit's bytes.
+    pub skipped: usize,
+    /// Present with other bytes: overwritten with the commit's (and counted in `uploaded`).
+    pub tampered: Vec<TamperedAsset>,
+}
+
+/// What the bucket holds under a key.
+enum Existing {
+    Absent,
+    Same,
+    Different(String),
+}
+
+/// Reads the object and compares its bytes with the commit's. The bytes, not metadata: an ETag,
+/// a checksum header or user metadata are whatever the last writer made them, so only the content
+/// itself tells that the object is the one this commit builds.
+async fn existing(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+    local: &[u8],
+    placeholders: &Placeholders,
+) -> anyhow::Result<Existing> {
+    let object = match s3.get_object().bucket(bucket).key(key).send().await {
+        Ok(o) => o,
+        Err(e) => {
+            return match e.as_service_error() {
+                Some(se) if se.is_no_such_key() => Ok(Existing::Absent),
+                _ if aws_sdk_s3::error::ProvideErrorMetadata::code(&e) == Some("NoSuchBucket") => {
+                    Err(anyhow::anyhow!(
+                        "the asset bucket {bucket} does not exist: bootstrap the environment with `cdk bootstrap aws://{}/{}`",
+                        placeholders.account,
+                        placeholders.region
+                    ))
+                }
+                _ => Err(anyhow::anyhow!(
+                    "reading s3://{bucket}/{key}: {}",
+                    crate::aws_error(&e)
+                )),
+            };
+        }
+    };
+    let bytes = object
+        .body
+        .collect()
+        .await
+        .map_err(|e| anyhow::anyhow!("reading s3://{bucket}/{key}: {e}"))?
+        .into_bytes();
+    Ok(if bytes.as_ref() == local {
+        Existing::Same
+    } else {
+        Existing::Different(hex_sha256(&bytes))
+    })
+}
+
+/// Uploads each asset to each destination. An object already there is kept only when its bytes
+/// are the commit's; other bytes are tampering: overwritten, annotated and reported.
 pub async fn publish(
-    assembly_dir: &Path,
     assets: &[FileAsset],
+    packaged: &Packaged,
     placeholders: &Placeholders,
     roles: &RoleClients,
 ) -> anyhow::Result<Published> {
     let mut counts = Published::default();
-    let mut packaged: BTreeMap<&str, Vec<u8>> = BTreeMap::new();
     for asset in assets {
+        let bytes = packaged.get(&asset.id)?;
         for dest in &asset.destinations {
             let bucket = placeholders.fill(&dest.bucket);
             let key = placeholders.fill(&dest.key);
@@ -120,43 +208,31 @@ pub async fn publish(
                 .as_deref()
                 .map(|r| placeholders.fill(r));
             let s3 = roles.for_role(role.as_deref()).await.s3;
-            let listed = s3
-                .list_objects_v2()
-                .bucket(&bucket)
-                .prefix(&key)
-                .max_keys(1)
-                .send()
-                .await
-                .map_err(|e| match e.as_service_error() {
-                    Some(se) if se.is_no_such_bucket() => anyhow::anyhow!(
-                        "the asset bucket {bucket} does not exist: bootstrap the environment with `cdk bootstrap aws://{}/{}`",
-                        placeholders.account,
-                        placeholders.region
-                    ),
-                    _ => anyhow::anyhow!("listing s3://{bucket}/{key}: {}", crate::aws_error(&e)),
-                })?;
-            if listed
-                .contents()
-                .iter()
-                .any(|o| o.key() == Some(key.as_str()))
-            {
-                tracing::info!(asset = %asset.id, %bucket, %key, "asset already published");
-                counts.skipped += 1;
-                continue;
-            }
-            let bytes = match packaged.get(asset.id.as_str()) {
-                Some(b) => b.clone(),
-                None => {
-                    let b = package(assembly_dir, asset)?;
-                    packaged.insert(asset.id.as_str(), b.clone());
-                    b
+            match existing(&s3, &bucket, &key, bytes, placeholders).await? {
+                Existing::Same => {
+                    tracing::info!(asset = %asset.id, %bucket, %key, "asset already published, same bytes");
+                    counts.skipped += 1;
+                    continue;
                 }
-            };
-            let size = bytes.len();
+                Existing::Absent => {}
+                Existing::Different(found) => {
+                    let tampered = TamperedAsset {
+                        asset_id: asset.id.clone(),
+                        bucket: bucket.clone(),
+                        key: key.clone(),
+                        expected_sha256: hex_sha256(bytes),
+                        found_sha256: found,
+                    };
+                    let (title, message) = tampered.annotation();
+                    crate::runner::error(&title, &message);
+                    tracing::error!(asset = %asset.id, %bucket, %key, found = %tampered.found_sha256, "asset object tampered with; overwriting it with the commit's bytes");
+                    counts.tampered.push(tampered);
+                }
+            }
             s3.put_object()
                 .bucket(&bucket)
                 .key(&key)
-                .body(ByteStream::from(bytes))
+                .body(ByteStream::from(bytes.to_vec()))
                 .content_type(match asset.packaging {
                     Packaging::Zip => "application/zip",
                     Packaging::File if key.ends_with(".json") => "application/json",
@@ -171,7 +247,7 @@ pub async fn publish(
                         crate::aws_error(&e)
                     )
                 })?;
-            tracing::info!(asset = %asset.id, %bucket, %key, bytes = size, "asset uploaded");
+            tracing::info!(asset = %asset.id, %bucket, %key, bytes = bytes.len(), "asset uploaded");
             counts.uploaded += 1;
         }
     }

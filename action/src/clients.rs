@@ -8,12 +8,16 @@ use aws_config::SdkConfig;
 use aws_credential_types::provider::SharedCredentialsProvider;
 use tokio::sync::Mutex;
 
-/// CloudFormation, S3 and Lambda clients sharing one set of credentials.
+/// The clients of a run, sharing one set of credentials.
 #[derive(Debug, Clone)]
 pub struct Clients {
     pub cloudformation: aws_sdk_cloudformation::Client,
     pub s3: aws_sdk_s3::Client,
     pub lambda: aws_sdk_lambda::Client,
+    /// Alarm metrics (tampering, unrevertable drift).
+    pub cloudwatch: aws_sdk_cloudwatch::Client,
+    /// Resource policies of the stack's secrets.
+    pub secretsmanager: aws_sdk_secretsmanager::Client,
 }
 
 impl Clients {
@@ -27,6 +31,8 @@ impl Clients {
             cloudformation: aws_sdk_cloudformation::Client::new(config),
             s3: aws_sdk_s3::Client::from_conf(s3_conf),
             lambda: aws_sdk_lambda::Client::new(config),
+            cloudwatch: aws_sdk_cloudwatch::Client::new(config),
+            secretsmanager: aws_sdk_secretsmanager::Client::new(config),
         }
     }
 }

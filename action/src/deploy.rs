@@ -21,7 +21,8 @@ use ssm_core::deploy::{ActionInputs, Mode};
 use crate::clients::RoleClients;
 use crate::runner;
 
-/// Templates up to this size go inline; larger ones by their S3 asset URL.
+/// Templates up to this size go inline; larger ones by their S3 asset URL (CloudFormation's limit
+/// for `TemplateBody`).
 const MAX_TEMPLATE_BODY: usize = 51_200;
 /// No CloudFormation wait runs longer than this (the job's `timeout-minutes` is usually shorter).
 const MAX_WAIT: Duration = Duration::from_secs(3 * 3600);
@@ -62,6 +63,11 @@ impl Template {
         let json = serde_json::from_str(&body)
             .with_context(|| format!("{} is not JSON", path.display()))?;
         Ok(Template { body, json })
+    }
+
+    /// The template without insignificant whitespace.
+    pub fn compact(&self) -> String {
+        self.json.to_string()
     }
 }
 
@@ -328,6 +334,18 @@ async fn create_change_set(
         .description(format!("ssm-action {}", ctx.inputs.mode));
     if template.body.len() <= MAX_TEMPLATE_BODY {
         req = req.template_body(&template.body);
+    } else if ctx.inputs.mode == Mode::Plan {
+        // A plan publishes nothing, so the template has no S3 URL to go by: whitespace is all
+        // that can be dropped from CDK's pretty-printed JSON.
+        let compact = template.compact();
+        if compact.len() > MAX_TEMPLATE_BODY {
+            bail!(
+                "the template of {name} is {} bytes even without whitespace, over CloudFormation's {MAX_TEMPLATE_BODY}-byte \
+                 limit for an inline template, and a plan publishes nothing to the assets bucket; split the stack or plan it with `mode: apply` in a job that may publish",
+                compact.len()
+            );
+        }
+        req = req.template_body(compact);
     } else {
         let url = artifact
             .template_object_url

@@ -8,9 +8,11 @@ pub mod assets;
 pub mod clients;
 pub mod credentials;
 pub mod deploy;
+pub mod metrics;
 pub mod reconcile;
 pub mod run;
 pub mod runner;
+pub mod undeclared;
 
 /// An AWS error for people: `Code: message` when the service sent one, else the whole cause
 /// chain (connection failures, timeouts). The raw response is never shown.

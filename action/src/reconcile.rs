@@ -1,23 +1,31 @@
 //! Lambda code drift, which CloudFormation cannot see: a function's `CodeSha256` compared with
-//! the SHA-256 of the asset object the stack deploys, and the code restored from that object.
+//! the SHA-256 of the code the commit being deployed builds (the cloud assembly's asset), and
+//! exactly those bytes restored.
+//!
+//! The asset object in the bucket is never trusted: whoever can write to the bucket could have
+//! replaced it since it was published, and restoring "from the object" would install their code.
 
+use aws_sdk_lambda::primitives::Blob;
 use ssm_core::deploy::assembly::{self, FileAsset, Placeholders};
 use ssm_core::deploy::report::DriftedProperty;
 
-use crate::assets::code_sha256;
-use crate::clients::RoleClients;
+use crate::assets::{Packaged, code_sha256};
+
+/// Lambda's limit for a zip sent inline (`ZipFile`); larger code goes through the bucket.
+const MAX_INLINE_ZIP: usize = 50 * 1024 * 1024;
 
 /// Where a function's code comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CodeSource {
     pub logical_id: String,
+    /// The asset (in the local cloud assembly) holding the function's code.
+    pub asset_id: String,
+    /// Where publishing put that asset (used only for code over [`MAX_INLINE_ZIP`]).
     pub bucket: String,
     pub key: String,
-    /// The publishing role that can read the object.
-    pub read_role: Option<String>,
 }
 
-/// Pairs the template's Lambda functions with the asset destinations holding their code.
+/// Pairs the template's Lambda functions with the assets holding their code.
 pub fn code_sources(
     template: &serde_json::Value,
     assets: &[FileAsset],
@@ -27,34 +35,42 @@ pub fn code_sources(
         .into_iter()
         .filter_map(|(logical_id, key)| {
             let key = placeholders.fill(&key);
-            let dest = assets
-                .iter()
-                .flat_map(|a| a.destinations.iter())
-                .find(|d| placeholders.fill(&d.key) == key)?;
+            let (asset, dest) = assets.iter().find_map(|a| {
+                let d = a
+                    .destinations
+                    .iter()
+                    .find(|d| placeholders.fill(&d.key) == key)?;
+                Some((a, d))
+            })?;
             Some(CodeSource {
                 logical_id,
+                asset_id: asset.id.clone(),
                 bucket: placeholders.fill(&dest.bucket),
                 key,
-                read_role: dest
-                    .assume_role_arn
-                    .as_deref()
-                    .map(|r| placeholders.fill(r)),
             })
         })
         .collect()
 }
 
-/// Checks each function's code and restores what differs. Lambda calls use the run's own
-/// credentials (the deploy role `cdk bootstrap` creates cannot update functions).
+/// Checks each function's code against the local asset and restores what differs. Lambda calls
+/// use the run's own credentials (the deploy role `cdk bootstrap` creates cannot update
+/// functions).
+///
+/// The code is restored with `ZipFile`, the local bytes themselves: an object in the bucket
+/// could be overwritten between a re-publish and `UpdateFunctionCode`. Code over Lambda's inline
+/// limit goes by the object this run published (and verified), and the `CodeSha256` Lambda
+/// reports afterwards is checked against the local bytes either way.
 pub async fn restore_lambda_code(
     stack_name: &str,
     sources: &[CodeSource],
+    packaged: &Packaged,
     cfn: &aws_sdk_cloudformation::Client,
-    roles: &RoleClients,
+    lambda: &aws_sdk_lambda::Client,
 ) -> anyhow::Result<Vec<DriftedProperty>> {
     let mut reverted = Vec::new();
-    let lambda = roles.for_role(None).await.lambda;
     for src in sources {
+        let code = packaged.get(&src.asset_id)?;
+        let expected = code_sha256(code);
         let resource = cfn
             .describe_stack_resource()
             .stack_name(stack_name)
@@ -86,47 +102,25 @@ pub async fn restore_lambda_code(
             .and_then(|c| c.code_sha256())
             .unwrap_or_default()
             .to_owned();
-        let s3 = roles.for_role(src.read_role.as_deref()).await.s3;
-        let object = s3
-            .get_object()
-            .bucket(&src.bucket)
-            .key(&src.key)
-            .send()
-            .await
-            .map_err(|e| {
-                anyhow::anyhow!(
-                    "reading s3://{}/{}: {}",
-                    src.bucket,
-                    src.key,
-                    crate::aws_error(&e)
-                )
-            })?;
-        let bytes = object
-            .body
-            .collect()
-            .await
-            .map_err(|e| anyhow::anyhow!("reading s3://{}/{}: {e}", src.bucket, src.key))?
-            .into_bytes();
-        let expected = code_sha256(&bytes);
         if live == expected {
-            tracing::info!(%function, code_sha256 = %live, "function code matches the asset");
+            tracing::info!(%function, code_sha256 = %live, "function code matches the commit's asset");
             continue;
         }
-        tracing::warn!(%function, expected = %expected, actual = %live, "function code drifted; restoring it from the asset");
-        let updated = lambda
-            .update_function_code()
-            .function_name(&function)
-            .s3_bucket(&src.bucket)
-            .s3_key(&src.key)
-            .send()
-            .await
-            .map_err(|e| {
-                anyhow::anyhow!("UpdateFunctionCode {function}: {}", crate::aws_error(&e))
-            })?;
+        tracing::warn!(%function, %expected, actual = %live, "function code drifted; restoring the commit's asset");
+        let update = lambda.update_function_code().function_name(&function);
+        let update = if code.len() <= MAX_INLINE_ZIP {
+            update.zip_file(Blob::new(code.to_vec()))
+        } else {
+            update.s3_bucket(&src.bucket).s3_key(&src.key)
+        };
+        let updated = update.send().await.map_err(|e| {
+            anyhow::anyhow!("UpdateFunctionCode {function}: {}", crate::aws_error(&e))
+        })?;
         let now = updated.code_sha256().unwrap_or_default();
         if now != expected {
             anyhow::bail!(
-                "UpdateFunctionCode {function} left CodeSha256 {now}, expected {expected}"
+                "UpdateFunctionCode {function} left CodeSha256 {now}, expected {expected} (the commit's asset {})",
+                src.asset_id
             );
         }
         reverted.push(DriftedProperty {

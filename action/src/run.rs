@@ -6,14 +6,17 @@ use std::time::Instant;
 
 use anyhow::Context as _;
 use ssm_core::deploy::assembly::{CloudAssembly, Placeholders};
+use ssm_core::deploy::report::{METRIC_ASSET_TAMPERED, METRIC_UNREVERTABLE_DRIFT, StackReport};
 use ssm_core::deploy::stack::change_set_name;
 use ssm_core::deploy::{ActionInputs, Mode};
 
 use crate::assets;
 use crate::clients::RoleClients;
 use crate::deploy::{self, StackOutcome, Template};
+use crate::metrics;
 use crate::reconcile;
 use crate::runner::{self, Runner};
+use crate::undeclared;
 
 /// What the run did, stack by stack.
 #[derive(Debug, Default)]
@@ -25,6 +28,43 @@ impl RunSummary {
     /// Whether any stack failed to deploy.
     pub fn failed(&self) -> bool {
         self.stacks.iter().any(|s| s.failed)
+    }
+
+    /// Asset objects found overwritten, over all stacks.
+    pub fn tampered(&self) -> usize {
+        self.stacks.iter().map(|s| s.report.tampered.len()).sum()
+    }
+
+    /// Undeclared additions left in place, over all stacks.
+    pub fn unrevertable(&self) -> usize {
+        self.stacks
+            .iter()
+            .map(|s| s.report.unrevertable.len())
+            .sum()
+    }
+
+    /// Emits the alarm metrics of what the run found, per stack.
+    pub async fn emit_metrics(&self, cloudwatch: &aws_sdk_cloudwatch::Client) {
+        for s in &self.stacks {
+            if !s.report.unrevertable.is_empty() {
+                metrics::put(
+                    cloudwatch,
+                    METRIC_UNREVERTABLE_DRIFT,
+                    &s.report.stack_name,
+                    s.report.unrevertable.len(),
+                )
+                .await;
+            }
+            if !s.report.tampered.is_empty() {
+                metrics::put(
+                    cloudwatch,
+                    METRIC_ASSET_TAMPERED,
+                    &s.report.stack_name,
+                    s.report.tampered.len(),
+                )
+                .await;
+            }
+        }
     }
 
     /// The Action's outputs.
@@ -63,6 +103,17 @@ impl RunSummary {
             (
                 "drifted-resources".to_owned(),
                 serde_json::Value::from(drifted).to_string(),
+            ),
+            (
+                "unrevertable-drift".to_owned(),
+                serde_json::to_string(
+                    &self
+                        .stacks
+                        .iter()
+                        .flat_map(|s| &s.report.unrevertable)
+                        .collect::<Vec<_>>(),
+                )
+                .unwrap_or_else(|_| "[]".into()),
             ),
         ];
         for s in &self.stacks {
@@ -103,10 +154,27 @@ pub async fn run(
     let failed = summary.failed();
     runner::write_outputs(runner, &summary.outputs())?;
     runner::write_summary(runner, &summary.markdown(inputs.mode, error.as_deref()))?;
+    summary
+        .emit_metrics(&roles.for_role(None).await.cloudwatch)
+        .await;
     result?;
     if failed {
         anyhow::bail!(
             "the deployment failed; the failing resources are listed above and in the job summary"
+        );
+    }
+    let unrevertable = summary.unrevertable();
+    if unrevertable > 0 {
+        anyhow::bail!(
+            "{unrevertable} change(s) CloudFormation cannot revert are in place (output `unrevertable-drift`); \
+             remove them by hand: see the annotations and the job summary"
+        );
+    }
+    let tampered = summary.tampered();
+    if tampered > 0 {
+        anyhow::bail!(
+            "{tampered} asset object(s) in the bucket held other bytes than this commit builds; they were restored, \
+             but someone wrote to the assets bucket: see the annotations and the job summary"
         );
     }
     Ok(summary)
@@ -146,35 +214,82 @@ async fn run_stacks(
     for artifact in stacks {
         let t0 = Instant::now();
         let file_assets = assets::load_assets(dir, &artifact.asset_manifests)?;
-        let published = {
+        let packaged = assets::Packaged::build(dir, &file_assets)?;
+        // A plan writes nothing: the change set gets the template inline and CloudFormation does
+        // not read the code objects until a change set is executed.
+        let published = if inputs.mode == Mode::Plan {
+            assets::Published::default()
+        } else {
             let _g = runner::Group::start(&format!(
                 "{}: publishing {} asset(s)",
                 artifact.stack_name,
                 file_assets.len()
             ));
-            assets::publish(dir, &file_assets, &placeholders, roles).await?
+            assets::publish(&file_assets, &packaged, &placeholders, roles).await?
         };
         let publish_ms = t0.elapsed().as_millis();
         let template = Template::load(dir, artifact)?;
-        let mut outcome = deploy::deploy_stack(&ctx, artifact, &template).await?;
+        let mut outcome = match deploy::deploy_stack(&ctx, artifact, &template).await {
+            Ok(o) => o,
+            Err(e) => {
+                // Tampering found while publishing is reported (and its metric emitted) even when
+                // the deployment cannot go on.
+                summary.stacks.push(StackOutcome {
+                    report: StackReport {
+                        stack_name: artifact.stack_name.clone(),
+                        mode: inputs.mode.to_string(),
+                        tampered: published.tampered,
+                        ..StackReport::default()
+                    },
+                    failed: true,
+                    ..StackOutcome::default()
+                });
+                return Err(e);
+            }
+        };
         outcome.report.assets_uploaded = published.uploaded;
         outcome.report.assets_skipped = published.skipped;
+        outcome.report.tampered = published.tampered;
         outcome
             .report
             .timings
             .insert(0, ("publish".into(), publish_ms));
         if inputs.mode == Mode::Reconcile && !outcome.failed {
             let t1 = Instant::now();
-            let _g = runner::Group::start(&format!("{}: Lambda code check", artifact.stack_name));
+            let _g = runner::Group::start(&format!(
+                "{}: Lambda code and undeclared additions",
+                artifact.stack_name
+            ));
             let sources = reconcile::code_sources(&template.json, &file_assets, &placeholders);
             let role = artifact
                 .assume_role_arn
                 .as_deref()
                 .map(|r| placeholders.fill(r));
             let cfn = roles.for_role(role.as_deref()).await.cloudformation;
-            let restored =
-                reconcile::restore_lambda_code(&artifact.stack_name, &sources, &cfn, roles).await?;
+            let lambda = roles.for_role(None).await.lambda;
+            let restored = reconcile::restore_lambda_code(
+                &artifact.stack_name,
+                &sources,
+                &packaged,
+                &cfn,
+                &lambda,
+            )
+            .await?;
             outcome.report.drift.extend(restored);
+            let base = roles.for_role(None).await;
+            let findings = undeclared::check(
+                &artifact.stack_name,
+                &template.json,
+                &placeholders,
+                &undeclared::CheckClients {
+                    cloudformation: &cfn,
+                    secretsmanager: &base.secretsmanager,
+                    lambda: &base.lambda,
+                },
+            )
+            .await?;
+            outcome.report.drift.extend(findings.reverted);
+            outcome.report.unrevertable = findings.unrevertable;
             outcome
                 .report
                 .timings

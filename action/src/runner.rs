@@ -70,6 +70,11 @@ pub fn error(title: &str, message: &str) {
     command(&github::error_command(title, message));
 }
 
+/// A `::warning::` annotation.
+pub fn warning(title: &str, message: &str) {
+    command(&github::warning_command(title, message));
+}
+
 /// A collapsible log section; ends when dropped.
 #[derive(Debug)]
 pub struct Group;

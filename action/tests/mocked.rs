@@ -29,7 +29,6 @@ use aws_sdk_cloudformation::types::{
 use aws_sdk_lambda::operation::get_function::GetFunctionOutput;
 use aws_sdk_lambda::operation::update_function_code::UpdateFunctionCodeOutput;
 use aws_sdk_lambda::types::FunctionConfiguration;
-use aws_sdk_s3::operation::get_object::GetObjectOutput;
 use aws_sdk_sts::operation::assume_role_with_web_identity::{
     AssumeRoleWithWebIdentityError, AssumeRoleWithWebIdentityOutput,
 };
@@ -237,6 +236,8 @@ fn cfn_clients(rules: &[&Rule]) -> Clients {
         cloudformation: mock_client!(aws_sdk_cloudformation, RuleMode::MatchAny, rules),
         s3: mock_client!(aws_sdk_s3, RuleMode::MatchAny, &[] as &[&Rule]),
         lambda: mock_client!(aws_sdk_lambda, RuleMode::MatchAny, &[] as &[&Rule]),
+        cloudwatch: mock_client!(aws_sdk_cloudwatch, RuleMode::MatchAny, &[] as &[&Rule]),
+        secretsmanager: mock_client!(aws_sdk_secretsmanager, RuleMode::MatchAny, &[] as &[&Rule]),
     }
 }
 
@@ -601,7 +602,7 @@ async fn the_failed_change_set_form_of_no_changes_is_also_success() {
 
 // ---- Lambda code -------------------------------------------------------------------------
 
-fn lambda_rules(live_sha: &'static str, restored_sha: String) -> (Rule, Rule) {
+fn lambda_rules(live_sha: &'static str, restored_sha: String, zip: Vec<u8>) -> (Rule, Rule) {
     let get = mock!(aws_sdk_lambda::Client::get_function).then_output(move || {
         GetFunctionOutput::builder()
             .configuration(
@@ -612,11 +613,13 @@ fn lambda_rules(live_sha: &'static str, restored_sha: String) -> (Rule, Rule) {
             )
             .build()
     });
+    // The local bytes themselves, never a pointer to the bucket's copy.
     let update = mock!(aws_sdk_lambda::Client::update_function_code)
-        .match_requests(|r| {
+        .match_requests(move |r| {
             r.function_name() == Some("svc-fn")
-                && r.s3_bucket() == Some("assets")
-                && r.s3_key() == Some("h.zip")
+                && r.zip_file().map(|b| b.as_ref()) == Some(zip.as_slice())
+                && r.s3_bucket().is_none()
+                && r.s3_key().is_none()
         })
         .then_output(move || {
             UpdateFunctionCodeOutput::builder()
@@ -632,9 +635,11 @@ async fn code_check(
     anyhow::Result<Vec<ssm_core::deploy::DriftedProperty>>,
     usize,
 ) {
+    let dir = tempfile::tempdir().unwrap();
     let zip = b"PK-the-asset-zip".to_vec();
+    std::fs::write(dir.path().join("h.zip"), &zip).unwrap();
     let expected = ssm_action::assets::code_sha256(&zip);
-    let (get, update) = lambda_rules(live_sha, expected);
+    let (get, update) = lambda_rules(live_sha, expected, zip);
     let resource =
         mock!(aws_sdk_cloudformation::Client::describe_stack_resource).then_output(|| {
             DescribeStackResourceOutput::builder()
@@ -646,24 +651,22 @@ async fn code_check(
                 )
                 .build()
         });
-    let object = mock!(aws_sdk_s3::Client::get_object).then_output(move || {
-        GetObjectOutput::builder()
-            .body(aws_sdk_s3::primitives::ByteStream::from(zip.clone()))
-            .build()
-    });
-    let clients = Clients {
-        cloudformation: mock_client!(aws_sdk_cloudformation, RuleMode::MatchAny, [&resource]),
-        s3: mock_client!(aws_sdk_s3, RuleMode::MatchAny, [&object]),
-        lambda: mock_client!(aws_sdk_lambda, RuleMode::MatchAny, [&get, &update]),
+    let cfn = mock_client!(aws_sdk_cloudformation, RuleMode::MatchAny, [&resource]);
+    let lambda = mock_client!(aws_sdk_lambda, RuleMode::MatchAny, [&get, &update]);
+    let asset = ssm_core::deploy::assembly::FileAsset {
+        id: "h".into(),
+        path: "h.zip".into(),
+        packaging: ssm_core::deploy::assembly::Packaging::File,
+        destinations: vec![],
     };
+    let packaged = ssm_action::assets::Packaged::build(dir.path(), &[asset]).unwrap();
     let sources = [CodeSource {
         logical_id: "Fn".into(),
+        asset_id: "h".into(),
         bucket: "assets".into(),
         key: "h.zip".into(),
-        read_role: None,
     }];
-    let roles = RoleClients::fixed(clients.clone());
-    let result = restore_lambda_code(STACK, &sources, &clients.cloudformation, &roles).await;
+    let result = restore_lambda_code(STACK, &sources, &packaged, &cfn, &lambda).await;
     (result, update.num_calls())
 }
 
@@ -730,24 +733,28 @@ async fn a_missing_bootstrap_is_explained() {
     assert_eq!(toolkit.num_calls(), 1);
 }
 
-#[tokio::test]
-async fn large_templates_go_by_their_s3_url() {
+fn big_artifact() -> ssm_core::deploy::StackArtifact {
+    let manifest = serde_json::json!({"artifacts": {STACK: {
+        "type": "aws:cloudformation:stack",
+        "properties": {
+            "templateFile": "Svc.template.json",
+            "stackTemplateAssetObjectUrl": "s3://assets-${AWS::AccountId}-${AWS::Region}/t.json",
+            "cloudFormationExecutionRoleArn": "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/exec-${AWS::Region}"
+        }
+    }}});
+    CloudAssembly::parse(&manifest.to_string())
+        .unwrap()
+        .stacks
+        .remove(0)
+}
+
+/// Deploys a new stack with `template` in `mode`; `create` must match the request.
+async fn deploy_big(
+    mode: &str,
+    template: &Template,
+    create: &Rule,
+) -> (anyhow::Result<deploy::StackOutcome>, usize) {
     let describe = mock!(aws_sdk_cloudformation::Client::describe_stacks).then_error(missing);
-    let create = mock!(aws_sdk_cloudformation::Client::create_change_set)
-        .match_requests(|r| {
-            r.template_body().is_none()
-                && r.template_url()
-                    == Some(
-                        "https://s3.eu-west-1.amazonaws.com/assets-123456789012-eu-west-1/t.json",
-                    )
-                && r.role_arn() == Some("arn:aws:iam::123456789012:role/exec-eu-west-1")
-        })
-        .then_output(|| {
-            CreateChangeSetOutput::builder()
-                .id("cs-big")
-                .stack_id("stack-big")
-                .build()
-        });
     let describe_cs =
         mock!(aws_sdk_cloudformation::Client::describe_change_set).then_output(|| {
             change_set(vec![change(
@@ -761,15 +768,21 @@ async fn large_templates_go_by_their_s3_url() {
         .then_output(|| DeleteChangeSetOutput::builder().build());
     let delete = mock!(aws_sdk_cloudformation::Client::delete_stack)
         .then_output(|| DeleteStackOutput::builder().build());
+    let execute = mock!(aws_sdk_cloudformation::Client::execute_change_set)
+        .then_output(|| ExecuteChangeSetOutput::builder().build());
+    let events = mock!(aws_sdk_cloudformation::Client::describe_stack_events)
+        .then_output(|| DescribeStackEventsOutput::builder().build());
     let roles = RoleClients::fixed(cfn_clients(&[
         &describe,
-        &create,
+        create,
         &describe_cs,
         &delete_cs,
         &delete,
+        &execute,
+        &events,
     ]));
     let placeholders = Placeholders::new("123456789012", "eu-west-1");
-    let inputs = inputs("plan", &[]);
+    let inputs = inputs(mode, &[]);
     let ctx = deploy::Context {
         inputs: &inputs,
         assembly_dir: Path::new("."),
@@ -777,33 +790,131 @@ async fn large_templates_go_by_their_s3_url() {
         roles: &roles,
         change_set_name: "ssm-test-1".into(),
     };
-    let manifest = serde_json::json!({"artifacts": {STACK: {
-        "type": "aws:cloudformation:stack",
-        "properties": {
-            "templateFile": "Svc.template.json",
-            "stackTemplateAssetObjectUrl": "s3://assets-${AWS::AccountId}-${AWS::Region}/t.json",
-            "cloudFormationExecutionRoleArn": "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/exec-${AWS::Region}"
-        }
-    }}});
-    let artifact = CloudAssembly::parse(&manifest.to_string())
-        .unwrap()
-        .stacks
-        .remove(0);
+    let outcome = deploy::deploy_stack(&ctx, &big_artifact(), template).await;
+    (outcome, delete_cs.num_calls())
+}
+
+fn created(id: &'static str) -> CreateChangeSetOutput {
+    CreateChangeSetOutput::builder()
+        .id(id)
+        .stack_id("stack-big")
+        .build()
+}
+
+/// 60 kB that no whitespace removal can shrink.
+fn incompressible() -> Template {
     let padding = "x".repeat(60_000);
     let body = format!(r#"{{"Description":"{padding}","Resources":{{}}}}"#);
-    let template = Template {
+    Template {
         json: serde_json::from_str(&body).unwrap(),
         body,
-    };
-    let outcome = deploy::deploy_stack(&ctx, &artifact, &template)
-        .await
-        .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn large_templates_go_by_their_s3_url_when_applied() {
+    let create = mock!(aws_sdk_cloudformation::Client::create_change_set)
+        .match_requests(|r| {
+            r.template_body().is_none()
+                && r.template_url()
+                    == Some(
+                        "https://s3.eu-west-1.amazonaws.com/assets-123456789012-eu-west-1/t.json",
+                    )
+                && r.role_arn() == Some("arn:aws:iam::123456789012:role/exec-eu-west-1")
+        })
+        .then_output(|| created("cs-big"));
+    let (outcome, _) = deploy_big("apply", &incompressible(), &create).await;
     assert_eq!(create.num_calls(), 1);
-    assert_eq!(outcome.report.change_set_type, "CREATE");
-    assert_eq!(delete_cs.num_calls(), 1, "a plan deletes its change set");
-    assert_eq!(
-        delete.num_calls(),
-        1,
-        "and the empty stack its CREATE change set made"
+    assert_eq!(outcome.unwrap().report.change_set_type, "CREATE");
+}
+
+#[tokio::test]
+async fn plans_send_large_templates_inline_without_whitespace() {
+    // CDK pretty-prints its templates: over the inline limit as written, well under it compact.
+    let resources: serde_json::Map<String, serde_json::Value> = (0..400)
+        .map(|i| {
+            (
+                format!("Queue{i}"),
+                serde_json::json!({"Type": "AWS::SQS::Queue", "Properties": {"VisibilityTimeout": 60, "Tags": [{"Key": "k", "Value": "v"}]}}),
+            )
+        })
+        .collect();
+    let json = serde_json::json!({"Resources": resources});
+    let body = serde_json::to_string_pretty(&json).unwrap();
+    let compact = json.to_string();
+    assert!(
+        body.len() > 51_200 && compact.len() <= 51_200,
+        "{} / {}",
+        body.len(),
+        compact.len()
     );
+    let create = mock!(aws_sdk_cloudformation::Client::create_change_set)
+        .match_requests(move |r| {
+            r.template_url().is_none() && r.template_body() == Some(compact.as_str())
+        })
+        .then_output(|| created("cs-plan"));
+    let (outcome, deleted) = deploy_big("plan", &Template { json, body }, &create).await;
+    assert_eq!(create.num_calls(), 1, "inline, never by the bucket's URL");
+    assert_eq!(outcome.unwrap().report.change_set_type, "CREATE");
+    assert_eq!(deleted, 1, "a plan deletes its change set");
+}
+
+#[tokio::test]
+async fn a_plan_of_a_template_too_large_to_inline_is_refused_with_a_reason() {
+    let create = mock!(aws_sdk_cloudformation::Client::create_change_set)
+        .then_output(|| created("cs-never"));
+    let (outcome, _) = deploy_big("plan", &incompressible(), &create).await;
+    let err = outcome.unwrap_err().to_string();
+    assert!(
+        err.contains("even without whitespace") && err.contains("publishes nothing"),
+        "{err}"
+    );
+    assert_eq!(create.num_calls(), 0);
+}
+
+#[tokio::test]
+async fn tampered_assets_emit_the_alarm_metric_per_stack() {
+    let put = mock!(aws_sdk_cloudwatch::Client::put_metric_data)
+        .match_requests(|r| {
+            let d = &r.metric_data()[0];
+            r.namespace() == Some("ServerlessSSM/Deploy")
+                && d.metric_name() == Some("AssetTampered")
+                && d.value() == Some(2.0)
+                && d.dimensions()[0].name() == Some("Stack")
+                && d.dimensions()[0].value() == Some(STACK)
+        })
+        .then_output(|| {
+            aws_sdk_cloudwatch::operation::put_metric_data::PutMetricDataOutput::builder().build()
+        });
+    let cloudwatch = mock_client!(aws_sdk_cloudwatch, RuleMode::MatchAny, [&put]);
+    let tampered = ssm_core::deploy::TamperedAsset {
+        asset_id: "a".into(),
+        bucket: "b".into(),
+        key: "k".into(),
+        expected_sha256: "e".into(),
+        found_sha256: "f".into(),
+    };
+    let mut summary = RunSummary::default();
+    summary.stacks.push(deploy::StackOutcome {
+        report: ssm_core::deploy::StackReport {
+            stack_name: STACK.into(),
+            tampered: vec![tampered.clone(), tampered],
+            ..Default::default()
+        },
+        ..Default::default()
+    });
+    summary.stacks.push(deploy::StackOutcome {
+        report: ssm_core::deploy::StackReport {
+            stack_name: "Clean".into(),
+            ..Default::default()
+        },
+        ..Default::default()
+    });
+    summary.emit_metrics(&cloudwatch).await;
+    assert_eq!(
+        put.num_calls(),
+        1,
+        "one datum for the stack with tampering, none for a clean one"
+    );
+    assert_eq!(summary.tampered(), 2);
 }

@@ -9,9 +9,10 @@ pub mod github;
 pub mod inputs;
 pub mod report;
 pub mod stack;
+pub mod undeclared;
 
 pub use assembly::{
     AssemblyError, CloudAssembly, FileAsset, Packaging, Placeholders, StackArtifact,
 };
 pub use inputs::{ActionInputs, InputError, Mode};
-pub use report::{Change, ChangeAction, DriftedProperty, Replacement, StackReport};
+pub use report::{Change, ChangeAction, DriftedProperty, Replacement, StackReport, TamperedAsset};

@@ -20,6 +20,13 @@ pub enum DriftKind {
     LambdaCode,
     /// A resource policy put on the keyring secret (`PutResourcePolicy`).
     SecretPolicy,
+    /// A statement granting another account `GetSecretValue` added to the keyring secret's
+    /// current resource policy (declared or none): reconcile must put the declared one back.
+    KeyringPolicy,
+    /// The crypto function's asset object in the assets bucket overwritten with another build,
+    /// and the function's code changed to it: reconcile must install the commit's build, not the
+    /// object, restore the object, and fail the run for the tampering.
+    AssetOverwrite,
 }
 
 impl DriftKind {
@@ -28,17 +35,30 @@ impl DriftKind {
             DriftKind::LambdaConfig => "lambda-config",
             DriftKind::LambdaCode => "lambda-code",
             DriftKind::SecretPolicy => "secret-policy",
+            DriftKind::KeyringPolicy => "keyring-policy",
+            DriftKind::AssetOverwrite => "asset-overwrite",
         }
     }
 
+    /// Every kind, in the order `e2e` runs them.
+    pub const ALL: [DriftKind; 5] = [
+        DriftKind::LambdaCode,
+        DriftKind::LambdaConfig,
+        DriftKind::SecretPolicy,
+        DriftKind::KeyringPolicy,
+        DriftKind::AssetOverwrite,
+    ];
+
     pub fn parse(s: &str) -> Option<DriftKind> {
-        [
-            DriftKind::LambdaConfig,
-            DriftKind::LambdaCode,
-            DriftKind::SecretPolicy,
-        ]
-        .into_iter()
-        .find(|k| k.name() == s)
+        Self::ALL.into_iter().find(|k| k.name() == s)
+    }
+
+    /// The exit code the dispatched reconcile must end with: tampering fails the run.
+    pub fn expected_reconcile_exit(self) -> i32 {
+        match self {
+            DriftKind::AssetOverwrite => 1,
+            _ => 0,
+        }
     }
 }
 
@@ -105,9 +125,22 @@ impl Sandbox {
         let sm = aws_sdk_secretsmanager::Client::new(&self.aws);
         let policy_before = resource_policy(&sm, &secret).await;
 
+        let s3 = aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(&self.aws)
+                .force_path_style(true)
+                .build(),
+        );
+        let bucket = crate::system::assets_bucket(&self.opts.region);
+        let asset_key = match kind {
+            DriftKind::AssetOverwrite => {
+                Some(asset_object_of(&s3, &bucket, &before.code_sha256).await?)
+            }
+            _ => None,
+        };
+
         let t0 = Instant::now();
         let (source, event_source, event_name, params) = match kind {
-            DriftKind::LambdaCode => {
+            DriftKind::LambdaCode | DriftKind::AssetOverwrite => {
                 // Another build of ours: the rotation function's code, as a wrong deploy would.
                 let other = self
                     .functions
@@ -123,6 +156,20 @@ impl Sandbox {
                     .cloned()
                     .context("the other build's zip is not known")?;
                 let bytes = std::fs::read(&zip)?;
+                if let Some(key) = &asset_key {
+                    // What a pull request's plan job could do with the publishing role.
+                    s3.put_object()
+                        .bucket(&bucket)
+                        .key(key)
+                        .body(aws_sdk_s3::primitives::ByteStream::from(bytes.clone()))
+                        .send()
+                        .await
+                        .map_err(|e| anyhow!("PutObject: {}", aws_error(&e)))?;
+                    self.journal.mark(format!(
+                        "change: asset object s3://{bucket}/{key} overwritten with {}'s build",
+                        other.name
+                    ));
+                }
                 let out = lambda
                     .update_function_code()
                     .function_name(&before.name)
@@ -170,6 +217,37 @@ impl Sandbox {
                            "environment": {"variables": "HIDDEN_DUE_TO_SECURITY_REASONS"}}),
                 )
             }
+            DriftKind::KeyringPolicy => {
+                let grant = json!({"Sid": "CrossAccountRead", "Effect": "Allow",
+                    "Principal": {"AWS": "arn:aws:iam::999999999999:root"},
+                    "Action": "secretsmanager:GetSecretValue", "Resource": "*"});
+                let mut policy = policy_before
+                    .as_deref()
+                    .and_then(|p| serde_json::from_str::<Value>(p).ok())
+                    .unwrap_or_else(|| json!({"Version": "2012-10-17", "Statement": []}));
+                match policy.get_mut("Statement") {
+                    Some(Value::Array(statements)) => statements.push(grant),
+                    Some(one) => *one = json!([one.take(), grant]),
+                    None => policy["Statement"] = json!([grant]),
+                }
+                let policy = policy.to_string();
+                sm.put_resource_policy()
+                    .secret_id(&secret)
+                    .resource_policy(&policy)
+                    .send()
+                    .await
+                    .map_err(|e| anyhow!("PutResourcePolicy: {}", aws_error(&e)))?;
+                self.journal.mark(format!(
+                    "change: keyring secret's resource policy ({}) given a statement granting account 999999999999 GetSecretValue",
+                    if policy_before.is_some() { "declared" } else { "none before" }
+                ));
+                (
+                    "aws.secretsmanager",
+                    "secretsmanager.amazonaws.com",
+                    "PutResourcePolicy",
+                    json!({"secretId": secret, "resourcePolicy": policy, "blockPublicPolicy": true}),
+                )
+            }
             DriftKind::SecretPolicy => {
                 let policy = json!({"Version": "2012-10-17", "Statement": [{
                     "Effect": "Allow",
@@ -197,7 +275,7 @@ impl Sandbox {
         for line in self.sync_functions().await? {
             self.journal.mark(format!("lambda: {line}"));
         }
-        if kind != DriftKind::SecretPolicy {
+        if !matches!(kind, DriftKind::SecretPolicy | DriftKind::KeyringPolicy) {
             let probe = self.encrypt_probe().await;
             self.journal
                 .mark(format!("gateway: POST /v1/encrypt → {probe}"));
@@ -237,12 +315,59 @@ impl Sandbox {
                     )
                 }
             }
-            DriftKind::SecretPolicy => {
-                if resource_policy(&sm, &secret).await == policy_before {
+            DriftKind::KeyringPolicy => {
+                let now = resource_policy(&sm, &secret).await;
+                if same_policy(now.as_deref(), policy_before.as_deref()) {
                     Verdict::Restored
                 } else {
-                    Verdict::EmulatorCannotRevert(
-                        "the policy is still there: moto ignores REVERT_DRIFT, and CloudFormation drift covers only the properties the template declares (SsmServerless declares no resource policy on the keyring secret), so reconcile alone would not remove it on AWS either; the dispatch is the alarm".into(),
+                    Verdict::NotRestored(format!(
+                        "the keyring's resource policy is {}; before the change it was {}",
+                        now.as_deref().unwrap_or("none"),
+                        policy_before.as_deref().unwrap_or("none")
+                    ))
+                }
+            }
+            DriftKind::AssetOverwrite => {
+                let now = self.deployed_crypto(&before.name).await?;
+                let object = match &asset_key {
+                    Some(key) => object_sha256(&s3, &bucket, key).await,
+                    None => None,
+                };
+                let reported = self.journal.since(t0).iter().any(|m| {
+                    m.what.starts_with(&format!(
+                        "reconcile done: exit {}",
+                        kind.expected_reconcile_exit()
+                    ))
+                });
+                if now.code_sha256 != before.code_sha256 {
+                    Verdict::NotRestored(format!(
+                        "the function runs {} (the deployed build is {})",
+                        short(&now.code_sha256),
+                        short(&before.code_sha256)
+                    ))
+                } else if object.as_deref() != Some(before.code_sha256.as_str()) {
+                    Verdict::NotRestored(format!(
+                        "the asset object holds {} (the deployed build is {})",
+                        object.as_deref().map_or("nothing", short),
+                        short(&before.code_sha256)
+                    ))
+                } else if !reported {
+                    Verdict::NotRestored(
+                        "restored, but the reconcile did not fail the run for the tampering".into(),
+                    )
+                } else {
+                    Verdict::Restored
+                }
+            }
+            DriftKind::SecretPolicy => {
+                if same_policy(
+                    resource_policy(&sm, &secret).await.as_deref(),
+                    policy_before.as_deref(),
+                ) {
+                    Verdict::Restored
+                } else {
+                    Verdict::NotRestored(
+                        "the policy is still there: reconcile puts a secret's declared resource policy back (or deletes an undeclared one) itself, without REVERT_DRIFT".into(),
                     )
                 }
             }
@@ -378,6 +503,46 @@ impl Sandbox {
             Err(e) => format!("no answer: {e}"),
         }
     }
+}
+
+/// Whether two resource policies (`None`: no policy) are the same policy.
+fn same_policy(a: Option<&str>, b: Option<&str>) -> bool {
+    let parse = |p: Option<&str>| {
+        p.and_then(|p| serde_json::from_str::<Value>(p).ok())
+            .map(|v| ssm_core::deploy::undeclared::normalize_policy(&v))
+    };
+    parse(a) == parse(b)
+}
+
+/// The asset object holding the code with `CodeSha256` `code_sha256`.
+async fn asset_object_of(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    code_sha256: &str,
+) -> anyhow::Result<String> {
+    let listed = s3
+        .list_objects_v2()
+        .bucket(bucket)
+        .send()
+        .await
+        .map_err(|e| anyhow!("ListObjectsV2 {bucket}: {}", aws_error(&e)))?;
+    for key in listed.contents().iter().filter_map(|o| o.key()) {
+        if key.ends_with(".zip")
+            && object_sha256(s3, bucket, key).await.as_deref() == Some(code_sha256)
+        {
+            return Ok(key.to_owned());
+        }
+    }
+    Err(anyhow!(
+        "no object in {bucket} holds the code {code_sha256}"
+    ))
+}
+
+/// Lambda's `CodeSha256` of an object's bytes, `None` when it cannot be read.
+async fn object_sha256(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Option<String> {
+    let object = s3.get_object().bucket(bucket).key(key).send().await.ok()?;
+    let bytes = object.body.collect().await.ok()?.into_bytes();
+    Some(code_sha256(&bytes))
 }
 
 /// The secret's resource policy, `None` when it has none (or cannot be read).
@@ -530,11 +695,7 @@ mod tests {
 
     #[test]
     fn kinds_parse_by_their_cli_names_only() {
-        for kind in [
-            DriftKind::LambdaConfig,
-            DriftKind::LambdaCode,
-            DriftKind::SecretPolicy,
-        ] {
+        for kind in DriftKind::ALL {
             assert_eq!(DriftKind::parse(kind.name()), Some(kind));
             assert_eq!(
                 <DriftKind as clap::ValueEnum>::from_str(kind.name(), false).ok(),
@@ -543,6 +704,24 @@ mod tests {
         }
         assert_eq!(DriftKind::parse("lambda_code"), None);
         assert_eq!(DriftKind::parse(""), None);
+    }
+
+    #[test]
+    fn policies_compare_as_policies_and_only_tampering_fails_the_reconcile() {
+        let a = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Principal":"*","Action":["b","a"],"Resource":"*"}]}"#;
+        let b = r#"{"Statement":{"Resource":["*"],"Action":["a","b"],"Principal":["*"],"Effect":"Deny"},"Version":"2012-10-17"}"#;
+        assert!(same_policy(Some(a), Some(b)));
+        assert!(same_policy(None, None));
+        assert!(!same_policy(Some(a), None));
+        assert!(!same_policy(Some(a), Some(&b.replace("Deny", "Allow"))));
+        for kind in DriftKind::ALL {
+            let expected = if kind == DriftKind::AssetOverwrite {
+                1
+            } else {
+                0
+            };
+            assert_eq!(kind.expected_reconcile_exit(), expected, "{}", kind.name());
+        }
     }
 
     #[test]

@@ -184,7 +184,7 @@ async fn up(args: UpArgs) -> anyhow::Result<u8> {
                 ("POST", Some(kind)) => match DriftKind::parse(kind) {
                     None => web::json(
                         StatusCode::NOT_FOUND,
-                        &json!({"message": format!("unknown drift kind {kind:?}; one of lambda-config, lambda-code, secret-policy")}),
+                        &json!({"message": format!("unknown drift kind {kind:?}; one of lambda-config, lambda-code, secret-policy, keyring-policy, asset-overwrite")}),
                     ),
                     Some(kind) => {
                         let _one_at_a_time = busy.lock().await;
@@ -260,7 +260,9 @@ fn print_banner(sb: &Sandbox, started: Instant, control: &str) {
     for (from, to) in &sb.overrides {
         say(format!("  the functions reach {from} at {to}"));
     }
-    say("  drift        ssm-sandbox drift lambda-code | lambda-config | secret-policy");
+    say(
+        "  drift        ssm-sandbox drift lambda-code | lambda-config | secret-policy | keyring-policy | asset-overwrite",
+    );
     say("Ctrl-C stops everything.");
 }
 
@@ -413,11 +415,7 @@ async fn e2e_checks(sb: &Sandbox) -> anyhow::Result<Vec<String>> {
         failures.push(format!("an unknown route answered {}", unknown.status()));
     }
 
-    for kind in [
-        DriftKind::LambdaCode,
-        DriftKind::LambdaConfig,
-        DriftKind::SecretPolicy,
-    ] {
+    for kind in DriftKind::ALL {
         let report = sb.drift(kind).await?;
         print_report(&ReportView::from(&report));
         if report.dispatches != 1 {
@@ -427,19 +425,20 @@ async fn e2e_checks(sb: &Sandbox) -> anyhow::Result<Vec<String>> {
                 report.dispatches
             ));
         }
+        let expected = format!("reconcile done: exit {}", kind.expected_reconcile_exit());
         let reconciled = report
             .timeline
             .iter()
-            .any(|(_, w)| w.starts_with("reconcile done: exit 0"));
+            .any(|(_, w)| w.starts_with(&expected));
         if !reconciled {
-            failures.push(format!("{}: no successful reconcile", kind.name()));
+            failures.push(format!(
+                "{}: no reconcile ending in `{expected}`",
+                kind.name()
+            ));
         }
         match (&report.verdict, kind) {
             (Verdict::Restored, _) => {}
-            (
-                Verdict::EmulatorCannotRevert(_),
-                DriftKind::LambdaConfig | DriftKind::SecretPolicy,
-            ) => {}
+            (Verdict::EmulatorCannotRevert(_), DriftKind::LambdaConfig) => {}
             (v, _) => failures.push(format!("{}: {v:?}", kind.name())),
         }
     }

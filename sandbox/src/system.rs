@@ -1105,9 +1105,14 @@ async fn moto_config(moto: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The CDK bootstrap bucket the Action publishes assets to.
+pub fn assets_bucket(region: &str) -> String {
+    format!("cdk-{QUALIFIER}-assets-{ACCOUNT}-{region}")
+}
+
 /// The part of `cdk bootstrap` the Action needs: the assets bucket and the version parameter.
 async fn bootstrap(aws: &SdkConfig, region: &str) -> anyhow::Result<()> {
-    let bucket = format!("cdk-{QUALIFIER}-assets-{ACCOUNT}-{region}");
+    let bucket = assets_bucket(region);
     let s3 = aws_sdk_s3::Client::new(aws);
     if s3.head_bucket().bucket(&bucket).send().await.is_err() {
         s3.create_bucket()

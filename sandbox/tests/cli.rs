@@ -86,7 +86,13 @@ fn an_unknown_drift_kind_is_refused_with_the_known_ones() {
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     let err = stderr(&out);
     assert!(err.contains("invalid value 'lambda-cod'"), "{err}");
-    for kind in ["lambda-config", "lambda-code", "secret-policy"] {
+    for kind in [
+        "lambda-config",
+        "lambda-code",
+        "secret-policy",
+        "keyring-policy",
+        "asset-overwrite",
+    ] {
         assert!(err.contains(kind), "{err}");
     }
 }

@@ -86,6 +86,15 @@ pub fn error_command(title: &str, message: &str) -> String {
     )
 }
 
+/// `::warning title=...::message`
+pub fn warning_command(title: &str, message: &str) -> String {
+    format!(
+        "::warning title={}::{}",
+        escape_property(title),
+        escape_data(message)
+    )
+}
+
 /// `::add-mask::value` — GitHub replaces the value with `***` in every later log line.
 pub fn mask_command(secret: &str) -> String {
     format!("::add-mask::{}", escape_data(secret))

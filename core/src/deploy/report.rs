@@ -96,6 +96,40 @@ pub struct DriftedProperty {
     pub actual: String,
 }
 
+/// CloudWatch namespace of the metrics a run emits when it finds what must page someone.
+pub const METRIC_NAMESPACE: &str = "ServerlessSSM/Deploy";
+/// Asset objects whose bytes were not the commit's (dimension `Stack`).
+pub const METRIC_ASSET_TAMPERED: &str = "AssetTampered";
+/// Changes CloudFormation cannot revert, left in place and named (dimension `Stack`).
+pub const METRIC_UNREVERTABLE_DRIFT: &str = "UnrevertableDrift";
+
+/// An asset object holding other bytes than the commit builds: someone wrote to the bucket.
+/// Publishing puts the commit's bytes back; the run still fails.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TamperedAsset {
+    pub asset_id: String,
+    pub bucket: String,
+    pub key: String,
+    /// Hex SHA-256 of the commit's bytes.
+    pub expected_sha256: String,
+    /// Hex SHA-256 of what the bucket held.
+    pub found_sha256: String,
+}
+
+impl TamperedAsset {
+    /// The `::error` annotation: title and message.
+    pub fn annotation(&self) -> (String, String) {
+        (
+            format!("asset tampered: s3://{}/{}", self.bucket, self.key),
+            format!(
+                "s3://{}/{} (asset {}) held bytes with SHA-256 {} instead of this commit's {}. \
+                 It was overwritten with the commit's bytes; find who wrote it (CloudTrail PutObject on the assets bucket).",
+                self.bucket, self.key, self.asset_id, self.found_sha256, self.expected_sha256
+            ),
+        )
+    }
+}
+
 /// What happened to one stack in this run.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct StackReport {
@@ -115,6 +149,10 @@ pub struct StackReport {
     pub assets_skipped: usize,
     /// Failing resources: (logical id, type, reason).
     pub failures: Vec<(String, String, String)>,
+    /// Asset objects found overwritten (and restored).
+    pub tampered: Vec<TamperedAsset>,
+    /// Undeclared additions left in place (see [`super::undeclared`]).
+    pub unrevertable: Vec<super::undeclared::UnrevertableDrift>,
 }
 
 /// Escapes a value for a Markdown table cell.
@@ -211,9 +249,17 @@ impl StackReport {
     pub fn markdown(&self) -> String {
         let mut md = String::new();
         let _ = writeln!(md, "### {} — `{}`\n", cell(&self.stack_name), self.mode);
+        let assets = if self.mode == "plan" {
+            "not published (plan)".to_owned()
+        } else {
+            format!(
+                "{} uploaded, {} already present",
+                self.assets_uploaded, self.assets_skipped
+            )
+        };
         let _ = writeln!(
             md,
-            "Status: `{}` · change set: {} · assets: {} uploaded, {} already present\n",
+            "Status: `{}` · change set: {} · assets: {assets}\n",
             cell(if self.status.is_empty() {
                 "—"
             } else {
@@ -224,8 +270,6 @@ impl StackReport {
             } else {
                 &self.change_set_type
             }),
-            self.assets_uploaded,
-            self.assets_skipped
         );
         md.push_str(&self.changes_markdown());
         if !self.drift.is_empty() {
@@ -242,6 +286,40 @@ impl StackReport {
                     code(&d.property),
                     code(&d.expected),
                     code(&d.actual)
+                );
+            }
+        }
+        if !self.tampered.is_empty() {
+            md.push_str(
+                "\n#### ⛔ Tampered assets\n\nThese objects held other bytes than this commit builds. \
+                 They were overwritten with the commit's bytes and the run fails: someone wrote to the assets bucket.\n\n\
+                 | Object | Asset | Expected SHA-256 | Found SHA-256 |\n|---|---|---|---|\n",
+            );
+            for t in &self.tampered {
+                let _ = writeln!(
+                    md,
+                    "| {} | {} | {} | {} |",
+                    code(&format!("s3://{}/{}", t.bucket, t.key)),
+                    code(&t.asset_id),
+                    code(&t.expected_sha256),
+                    code(&t.found_sha256)
+                );
+            }
+        }
+        if !self.unrevertable.is_empty() {
+            md.push_str(
+                "\n#### ⛔ Unrevertable drift\n\nNot in the template, so CloudFormation cannot revert them; \
+                 the run fails until someone removes them.\n\n\
+                 | Logical ID | Type | Addition | Detail |\n|---|---|---|---|\n",
+            );
+            for d in &self.unrevertable {
+                let _ = writeln!(
+                    md,
+                    "| {} | {} | {} | {} |",
+                    code(&d.logical_id),
+                    cell(&d.resource_type),
+                    cell(&d.kind),
+                    cell(&d.detail)
                 );
             }
         }
@@ -307,6 +385,8 @@ mod tests {
             assets_uploaded: 1,
             assets_skipped: 2,
             failures: vec![],
+            tampered: vec![],
+            unrevertable: vec![],
         }
     }
 
@@ -333,7 +413,38 @@ mod tests {
             md.contains("Timings: publish 1.5s · change set 0.3s"),
             "{md}"
         );
-        assert!(md.contains("assets: 1 uploaded, 2 already present"));
+        assert!(md.contains("assets: not published (plan)"), "{md}");
+        let applied = StackReport {
+            mode: "apply".into(),
+            ..report()
+        }
+        .markdown();
+        assert!(applied.contains("assets: 1 uploaded, 2 already present"));
+    }
+
+    #[test]
+    fn tampered_assets_get_their_own_section_and_annotation() {
+        let mut r = report();
+        r.tampered.push(TamperedAsset {
+            asset_id: "abc".into(),
+            bucket: "assets".into(),
+            key: "abc.zip".into(),
+            expected_sha256: "00ff".into(),
+            found_sha256: "ee11".into(),
+        });
+        let md = r.markdown();
+        assert!(md.contains("#### ⛔ Tampered assets"), "{md}");
+        assert!(
+            md.contains("| `s3://assets/abc.zip` | `abc` | `00ff` | `ee11` |"),
+            "{md}"
+        );
+        let (title, message) = r.tampered[0].annotation();
+        assert_eq!(title, "asset tampered: s3://assets/abc.zip");
+        assert!(
+            message.contains("ee11 instead of this commit's 00ff"),
+            "{message}"
+        );
+        assert!(!report().markdown().contains("Tampered"));
     }
 
     #[test]

@@ -128,6 +128,24 @@ describe('SsmGitHubOidc', () => {
     assert.ok(!actionsOf(planId).some((a) => a.startsWith('cloudwatch:')), 'a pull request cannot put (or mute) them');
   });
 
+  it('lets the deploy role read undeclared function access and restore only its own stack\'s secret policies', () => {
+    const secrets = roleStatements(t, deployId).find((s) => s.Sid === 'RestoreDeclaredSecretPolicies');
+    assert.deepEqual(asArray<string>(secrets?.Action).sort(), [
+      'secretsmanager:DeleteResourcePolicy',
+      'secretsmanager:GetResourcePolicy',
+      'secretsmanager:PutResourcePolicy',
+    ]);
+    assert.deepEqual(secrets?.Condition, {
+      StringEquals: { 'secretsmanager:ResourceTag/aws:cloudformation:stack-name': 'SsmServerless' },
+    });
+    const lambda = roleStatements(t, deployId).find((s) => s.Sid === 'ReadUndeclaredFunctionAccess');
+    assert.deepEqual(asArray<string>(lambda?.Action).sort(), ['lambda:GetFunctionUrlConfig', 'lambda:GetPolicy']);
+    assert.match(JSON.stringify(lambda?.Resource), /:function:SsmServerless-\*"\]\]\}$/);
+    for (const a of ['secretsmanager:PutResourcePolicy', 'lambda:GetPolicy']) {
+      assert.ok(!actionsOf(planId).includes(a), `a pull request cannot ${a}`);
+    }
+  });
+
   it('alarms on the first AssetTampered and the first UnrevertableDrift of the Serverless SSM stack', () => {
     const alarms = Object.values(t.findResources('AWS::CloudWatch::Alarm')).map((r) => r.Properties);
     assert.deepEqual(alarms.map((a) => a.MetricName).sort(), ['AssetTampered', 'UnrevertableDrift']);

@@ -18,6 +18,8 @@ use tokio::time::Instant;
 
 /// Stage label of the version in use.
 pub const AWSCURRENT: &str = "AWSCURRENT";
+/// Stage label Secrets Manager moves to the version AWSCURRENT replaced.
+pub const AWSPREVIOUS: &str = "AWSPREVIOUS";
 
 /// Loading the keyring failed.
 #[derive(Debug, thiserror::Error)]
@@ -47,10 +49,37 @@ pub enum KeySource {
 
 impl KeySource {
     /// Loads and validates the keyring.
+    ///
+    /// A secret whose AWSCURRENT holds no keys while AWSPREVIOUS does (the keyring was put back
+    /// to its uninitialised form, e.g. by a template change that regenerated the value) is served
+    /// from AWSPREVIOUS: the API keeps working with the keys it had until rotation continues that
+    /// keyring (the rotation function never starts a new one over stored keys). Never the other
+    /// way round: a current keyring with keys is always the one served.
     pub async fn load(&self) -> Result<Keyring, LoadError> {
         let text = match self {
             KeySource::SecretsManager { client, secret_id } => {
-                read_secret_string(client, secret_id, None, Some(AWSCURRENT)).await?
+                let current = Keyring::from_json(
+                    &read_secret_string(client, secret_id, None, Some(AWSCURRENT)).await?,
+                )?;
+                if current.holds_keys() {
+                    return Ok(current);
+                }
+                // No AWSPREVIOUS (a new install) or one without keys: the current keyring stands.
+                let previous = read_secret_string(client, secret_id, None, Some(AWSPREVIOUS))
+                    .await
+                    .ok()
+                    .and_then(|text| Keyring::from_json(&text).ok())
+                    .filter(Keyring::holds_keys);
+                return Ok(match previous {
+                    Some(previous) => {
+                        tracing::warn!(
+                            secret = %secret_id,
+                            "AWSCURRENT holds no keys; serving AWSPREVIOUS until rotation continues it"
+                        );
+                        previous
+                    }
+                    None => current,
+                });
             }
             KeySource::File(path) => {
                 tokio::fs::read_to_string(path)

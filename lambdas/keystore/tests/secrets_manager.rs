@@ -176,3 +176,69 @@ async fn the_lambda_client_is_configured_from_lambdas_environment_only() {
         "no value is quoted: {no_creds}"
     );
 }
+
+#[tokio::test]
+async fn a_keyring_put_back_to_its_uninitialised_form_is_served_from_awsprevious() {
+    let Some(endpoint) = ssm_testkit::moto_endpoint("keystore::uninitialised_over_keys") else {
+        return;
+    };
+    let config = ssm_testkit::aws_config(&endpoint).await;
+    let client = aws_sdk_secretsmanager::Client::new(&config);
+    let secret_id = format!("ssm-keystore-reset-{}", std::process::id());
+    let source = KeySource::SecretsManager {
+        client: client.clone(),
+        secret_id: secret_id.clone(),
+    };
+    let uninitialised = r#"{"lineage": "reset-test-lineage-0123456789"}"#;
+
+    // A new install: nothing but the uninitialised form, and that is what is served.
+    client
+        .create_secret()
+        .name(&secret_id)
+        .secret_string(uninitialised)
+        .send()
+        .await
+        .unwrap();
+    assert!(!source.load().await.unwrap().holds_keys());
+
+    // Keys arrive (rotation), a ciphertext is made, then the value is regenerated over them.
+    let ring = Keyring::generate(Utc::now()).unwrap();
+    client
+        .put_secret_value()
+        .secret_id(&secret_id)
+        .secret_string(ring.to_json().as_str())
+        .send()
+        .await
+        .unwrap();
+    let sealed = ring.encrypt(b"kept", b"ctx").unwrap();
+    client
+        .put_secret_value()
+        .secret_id(&secret_id)
+        .secret_string(uninitialised)
+        .send()
+        .await
+        .unwrap();
+
+    let served = source.load().await.unwrap();
+    assert!(served.holds_keys(), "the keys of AWSPREVIOUS are served");
+    assert_eq!(
+        served
+            .decrypt(&sealed.ciphertext, b"ctx")
+            .unwrap()
+            .0
+            .expose(),
+        b"kept"
+    );
+
+    // A current keyring with keys always wins over AWSPREVIOUS.
+    let newer = Keyring::generate(Utc::now()).unwrap();
+    client
+        .put_secret_value()
+        .secret_id(&secret_id)
+        .secret_string(newer.to_json().as_str())
+        .send()
+        .await
+        .unwrap();
+    let served = source.load().await.unwrap();
+    assert!(served.decrypt(&sealed.ciphertext, b"ctx").is_err());
+}

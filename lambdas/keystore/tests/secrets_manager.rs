@@ -7,23 +7,49 @@ use chrono::Utc;
 use ssm_core::keyring::Keyring;
 use ssm_keystore::{CachePolicy, KeySource, KeyringCache};
 
-#[tokio::test]
-async fn reads_awscurrent_and_refreshes_on_newer_version() {
-    let Some(endpoint) = ssm_testkit::moto_endpoint("keystore::reads_awscurrent") else {
-        return;
-    };
+/// A secret created in moto with `value`, and its client; `None` when the test skips.
+async fn moto_secret(
+    test: &str,
+    name: &str,
+    value: &str,
+) -> Option<(aws_sdk_secretsmanager::Client, String)> {
+    let endpoint = ssm_testkit::moto_endpoint(test)?;
     let config = ssm_testkit::aws_config(&endpoint).await;
     let client = aws_sdk_secretsmanager::Client::new(&config);
-    let secret_id = format!("ssm-keystore-test-{}", std::process::id());
-
-    let mut ring = Keyring::generate(Utc::now()).unwrap();
+    let secret_id = format!("{name}-{}", std::process::id());
     client
         .create_secret()
         .name(&secret_id)
-        .secret_string(ring.to_json().as_str())
+        .secret_string(value)
         .send()
         .await
-        .unwrap();
+        .expect("moto creates the secret");
+    Some((client, secret_id))
+}
+
+/// Puts `value` as the secret's new AWSCURRENT.
+async fn put_current(client: &aws_sdk_secretsmanager::Client, secret_id: &str, value: &str) {
+    client
+        .put_secret_value()
+        .secret_id(secret_id)
+        .secret_string(value)
+        .send()
+        .await
+        .expect("moto puts the value");
+}
+
+#[tokio::test]
+async fn reads_awscurrent_and_refreshes_on_newer_version() {
+    let mut ring = Keyring::generate(Utc::now()).unwrap();
+    let Some((client, secret_id)) = moto_secret(
+        "keystore::reads_awscurrent",
+        "ssm-keystore-test",
+        ring.to_json().as_str(),
+    )
+    .await
+    else {
+        return;
+    };
     let v1 = ring.encrypt(b"first", b"ctx").unwrap();
 
     let cache = KeyringCache::new(
@@ -179,45 +205,28 @@ async fn the_lambda_client_is_configured_from_lambdas_environment_only() {
 
 #[tokio::test]
 async fn a_keyring_put_back_to_its_uninitialised_form_is_served_from_awsprevious() {
-    let Some(endpoint) = ssm_testkit::moto_endpoint("keystore::uninitialised_over_keys") else {
+    let uninitialised = r#"{"lineage": "reset-test-lineage-0123456789"}"#;
+    // A new install: nothing but the uninitialised form, and that is what is served.
+    let Some((client, secret_id)) = moto_secret(
+        "keystore::uninitialised_over_keys",
+        "ssm-keystore-reset",
+        uninitialised,
+    )
+    .await
+    else {
         return;
     };
-    let config = ssm_testkit::aws_config(&endpoint).await;
-    let client = aws_sdk_secretsmanager::Client::new(&config);
-    let secret_id = format!("ssm-keystore-reset-{}", std::process::id());
     let source = KeySource::SecretsManager {
         client: client.clone(),
         secret_id: secret_id.clone(),
     };
-    let uninitialised = r#"{"lineage": "reset-test-lineage-0123456789"}"#;
-
-    // A new install: nothing but the uninitialised form, and that is what is served.
-    client
-        .create_secret()
-        .name(&secret_id)
-        .secret_string(uninitialised)
-        .send()
-        .await
-        .unwrap();
     assert!(!source.load().await.unwrap().holds_keys());
 
     // Keys arrive (rotation), a ciphertext is made, then the value is regenerated over them.
     let ring = Keyring::generate(Utc::now()).unwrap();
-    client
-        .put_secret_value()
-        .secret_id(&secret_id)
-        .secret_string(ring.to_json().as_str())
-        .send()
-        .await
-        .unwrap();
+    put_current(&client, &secret_id, ring.to_json().as_str()).await;
     let sealed = ring.encrypt(b"kept", b"ctx").unwrap();
-    client
-        .put_secret_value()
-        .secret_id(&secret_id)
-        .secret_string(uninitialised)
-        .send()
-        .await
-        .unwrap();
+    put_current(&client, &secret_id, uninitialised).await;
 
     let served = source.load().await.unwrap();
     assert!(served.holds_keys(), "the keys of AWSPREVIOUS are served");
@@ -232,13 +241,7 @@ async fn a_keyring_put_back_to_its_uninitialised_form_is_served_from_awsprevious
 
     // A current keyring with keys always wins over AWSPREVIOUS.
     let newer = Keyring::generate(Utc::now()).unwrap();
-    client
-        .put_secret_value()
-        .secret_id(&secret_id)
-        .secret_string(newer.to_json().as_str())
-        .send()
-        .await
-        .unwrap();
+    put_current(&client, &secret_id, newer.to_json().as_str()).await;
     let served = source.load().await.unwrap();
     assert!(served.decrypt(&sealed.ciphertext, b"ctx").is_err());
 }

@@ -6,7 +6,12 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { App, DefaultStackSynthesizer, Fn, Validations } from 'aws-cdk-lib';
+import { App, Aspects, DefaultStackSynthesizer, Fn, Stack, Validations } from 'aws-cdk-lib';
+import type { IAspect } from 'aws-cdk-lib';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import * as cwActions from 'aws-cdk-lib/aws-cloudwatch-actions';
+import * as sns from 'aws-cdk-lib/aws-sns';
+import type { IConstruct } from 'constructs';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { readConfig } from './config';
 import { brokerExportNames, defaultAudience, GitHubAppStack } from './github-app-stack';
@@ -76,6 +81,30 @@ export function buildApp(options: BuildOptions = {}): SsmApp {
   });
   // The imports need the exports: the App stack deploys first.
   if (githubApp) serverless.addDependency(githubApp);
+  if (config.alarmTopicArn) Aspects.of(app).add(new AlarmTopic(config.alarmTopicArn));
   Validations.of(app).addPlugins(new AwsSolutionsChecks(app, { verbose: true, writeSuppressionsToCloudFormation: true }));
   return { app, oidc, serverless, githubApp };
+}
+
+/**
+ * Wires every CloudWatch alarm of every stack to one SNS topic (setting `alarmTopicArn`), on
+ * ALARM and on OK: an aspect, so an alarm added later cannot be left out.
+ */
+class AlarmTopic implements IAspect {
+  private readonly topics = new Map<Stack, sns.ITopic>();
+
+  constructor(private readonly topicArn: string) {}
+
+  visit(node: IConstruct): void {
+    if (!(node instanceof cloudwatch.Alarm)) return;
+    const stack = Stack.of(node);
+    let topic = this.topics.get(stack);
+    if (!topic) {
+      topic = sns.Topic.fromTopicArn(stack, 'AlarmTopic', this.topicArn);
+      this.topics.set(stack, topic);
+    }
+    const action = new cwActions.SnsAction(topic);
+    node.addAlarmAction(action);
+    node.addOkAction(action);
+  }
 }

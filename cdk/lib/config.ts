@@ -83,6 +83,12 @@ export interface SsmConfig {
    * change the keyring only through `RotateSecret` (README, "Keyring operations").
    */
   readonly keyringOperatorRoleName?: string;
+  /**
+   * An SNS topic every alarm of every stack notifies, on ALARM and on OK (context
+   * `alarmTopicArn`); unset: the alarms only change state. The topic's policy must let
+   * CloudWatch publish (`cloudwatch.amazonaws.com`); an encrypted topic's key must let it use it.
+   */
+  readonly alarmTopicArn?: string;
 }
 
 /** Defaults of every setting that has one; documented in `cdk/README.md`. */
@@ -126,6 +132,8 @@ const RETENTION_DAYS = [1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545
 const APP_ID = /^(\d{1,20}|Iv[\w.]{4,40})$/;
 /** The global or a regional STS endpoint (the hosts the broker accepts, `SSM_STS_ALLOWED_REGIONS`). */
 const STS_ENDPOINT = /^https:\/\/sts(\.[a-z]{2}(-[a-z]+)+-\d{1,2})?\.amazonaws\.com(\.cn)?\/?$/;
+/** An SNS topic ARN (a standard topic: CloudWatch alarms cannot notify FIFO topics). */
+const SNS_TOPIC_ARN = /^arn:aws[\w-]*:sns:[a-z]{2}(-[a-z]+)+-\d{1,2}:\d{12}:[A-Za-z0-9_-]{1,256}$/;
 const SCHEDULE = /^(rate\(\d+ (minute|minutes|hour|hours|day|days)\)|cron\([^()]+\))$/;
 
 /** Reads and validates the app's settings from a construct node's context. */
@@ -210,6 +218,7 @@ export function readConfig(node: Node, env: NodeJS.ProcessEnv = process.env): Ss
   const githubAppId = str('githubAppId');
   const brokerStsEndpoint = str('brokerStsEndpoint');
   const operatorRole = str('keyringOperatorRoleName');
+  const alarmTopicArn = str('alarmTopicArn');
 
   return {
     githubOwner: matching('githubOwner', owner, GITHUB_NAME),
@@ -244,6 +253,7 @@ export function readConfig(node: Node, env: NodeJS.ProcessEnv = process.env): Ss
     planRoleName: matching('planRoleName', str('planRoleName', DEFAULTS.planRoleName)!, ROLE_NAME),
     keyringOperatorRoleName:
       operatorRole === undefined ? undefined : matching('keyringOperatorRoleName', operatorRole, ROLE_NAME),
+    alarmTopicArn: alarmTopicArn === undefined ? undefined : matching('alarmTopicArn', alarmTopicArn, SNS_TOPIC_ARN),
   };
 }
 

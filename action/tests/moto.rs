@@ -52,11 +52,32 @@ fn with_static_creds(
 }
 
 /// Every object of the bootstrap bucket: key, ETag and modification time.
-async fn bucket_listing(s3: &aws_sdk_s3::Client) -> Vec<(String, String, String)> {
+/// Key, ETag and modification time of the bucket's objects that `assembly`'s stack publishes
+/// (its asset manifest's object keys): other tests share the bucket and write their own.
+async fn bucket_listing(
+    s3: &aws_sdk_s3::Client,
+    assembly: &std::path::Path,
+    stack: &str,
+) -> Vec<(String, String, String)> {
+    let manifest: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(assembly.join(format!("{stack}.assets.json"))).unwrap(),
+    )
+    .unwrap();
+    let keys: Vec<&str> = manifest["files"]
+        .as_object()
+        .unwrap()
+        .values()
+        .flat_map(|f| f["destinations"].as_object().unwrap().values())
+        .map(|d| d["objectKey"].as_str().unwrap())
+        .collect();
+    assert!(!keys.is_empty(), "the assembly publishes nothing");
     let mut all = Vec::new();
     let mut pages = s3.list_objects_v2().bucket(BUCKET).into_paginator().send();
     while let Some(page) = pages.next().await {
         for o in page.unwrap().contents() {
+            if !keys.contains(&o.key().unwrap_or_default()) {
+                continue;
+            }
             all.push((
                 o.key().unwrap_or_default().to_owned(),
                 o.e_tag().unwrap_or_default().to_owned(),
@@ -65,6 +86,30 @@ async fn bucket_listing(s3: &aws_sdk_s3::Client) -> Vec<(String, String, String)
         }
     }
     all
+}
+
+/// Runs the Action in `reconcile` mode on `assembly` with static credentials.
+async fn reconcile(
+    work: &std::path::Path,
+    assembly: &std::path::Path,
+    endpoint: &str,
+) -> RunResult {
+    run_action(
+        work,
+        &with_static_creds(inputs("reconcile", assembly), endpoint),
+    )
+    .await
+}
+
+/// Someone replaces a function's code out of band.
+async fn replace_code(lambda: &aws_sdk_lambda::Client, function: &str, zip: &[u8]) {
+    lambda
+        .update_function_code()
+        .function_name(function)
+        .zip_file(aws_sdk_lambda::primitives::Blob::new(zip.to_vec()))
+        .send()
+        .await
+        .unwrap();
 }
 
 fn assert_ok(r: &RunResult) {
@@ -249,7 +294,7 @@ async fn apply_then_no_change_then_plan_then_update() {
     // 3. A changed template, planned: reported, never executed, no change set left behind, and
     // nothing written to the assets bucket (a plan runs a pull request's code).
     write_assembly(&asm, &stack, &asset, true);
-    let before = bucket_listing(&s3).await;
+    let before = bucket_listing(&s3, &asm, &stack).await;
     let plan = run_action(
         work.path(),
         &with_static_creds(inputs("plan", &asm), &endpoint),
@@ -257,7 +302,7 @@ async fn apply_then_no_change_then_plan_then_update() {
     .await;
     assert_ok(&plan);
     assert_eq!(
-        bucket_listing(&s3).await,
+        bucket_listing(&s3, &asm, &stack).await,
         before,
         "a plan wrote to the bucket"
     );
@@ -368,18 +413,7 @@ async fn reconcile_restores_drifted_lambda_code() {
         .await,
     );
 
-    let function = cfn
-        .describe_stack_resource()
-        .stack_name(&stack)
-        .logical_resource_id("Fn")
-        .send()
-        .await
-        .unwrap()
-        .stack_resource_detail()
-        .unwrap()
-        .physical_resource_id()
-        .unwrap()
-        .to_owned();
+    let function = function_of(&cfn, &stack).await;
     let deployed = lambda
         .get_function()
         .function_name(&function)
@@ -407,30 +441,16 @@ async fn reconcile_restores_drifted_lambda_code() {
     );
 
     // A clean reconcile changes nothing.
-    let clean = run_action(
-        work.path(),
-        &with_static_creds(inputs("reconcile", &asm), &endpoint),
-    )
-    .await;
+    let clean = reconcile(work.path(), &asm, &endpoint).await;
     assert_ok(&clean);
     assert_eq!(clean.outputs["drifted-resources"], "[]");
 
     // Someone replaces the code out of band.
     let tampered = b"PK\x05\x06\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0".to_vec();
-    lambda
-        .update_function_code()
-        .function_name(&function)
-        .zip_file(aws_sdk_lambda::primitives::Blob::new(tampered.clone()))
-        .send()
-        .await
-        .unwrap();
+    replace_code(&lambda, &function, &tampered).await;
     let bad_sha = ssm_action::assets::code_sha256(&tampered);
 
-    let run = run_action(
-        work.path(),
-        &with_static_creds(inputs("reconcile", &asm), &endpoint),
-    )
-    .await;
+    let run = reconcile(work.path(), &asm, &endpoint).await;
     assert_ok(&run);
     let now = lambda
         .get_function()
@@ -579,19 +599,9 @@ async fn reconcile_restores_the_commits_code_not_an_overwritten_asset() {
         .await
         .unwrap();
     let drifted = b"PK\x05\x06\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0".to_vec();
-    lambda
-        .update_function_code()
-        .function_name(&function)
-        .zip_file(aws_sdk_lambda::primitives::Blob::new(drifted.clone()))
-        .send()
-        .await
-        .unwrap();
+    replace_code(&lambda, &function, &drifted).await;
 
-    let run = run_action(
-        work.path(),
-        &with_static_creds(inputs("reconcile", &asm), &endpoint),
-    )
-    .await;
+    let run = reconcile(work.path(), &asm, &endpoint).await;
     let now = live_code_sha(&lambda, &function).await;
     assert_ne!(
         now,
@@ -818,11 +828,7 @@ async fn reconcile_names_undeclared_lambda_permissions_and_function_urls() {
     } = deployed_fixture(&endpoint, &cfn, "Undeclared").await;
 
     add_backdoors(&lambda, &function).await;
-    let run = run_action(
-        work.path(),
-        &with_static_creds(inputs("reconcile", &asm), &endpoint),
-    )
-    .await;
+    let run = reconcile(work.path(), &asm, &endpoint).await;
     assert_eq!(run.code, Some(1), "{}\n{}", run.stdout, run.stderr);
     let listed: Vec<serde_json::Value> =
         serde_json::from_str(&run.outputs["unrevertable-drift"]).unwrap();
@@ -879,11 +885,7 @@ async fn reconcile_names_undeclared_lambda_permissions_and_function_urls() {
         .send()
         .await
         .unwrap();
-    let clean = run_action(
-        work.path(),
-        &with_static_creds(inputs("reconcile", &asm), &endpoint),
-    )
-    .await;
+    let clean = reconcile(work.path(), &asm, &endpoint).await;
     assert_ok(&clean);
     assert_eq!(clean.outputs["unrevertable-drift"], "[]");
 }

@@ -393,15 +393,23 @@ pub fn check_bootstrap_version(
     }
 }
 
+/// The resources of a JSON template whose `Type` is `ty`: (logical id, resource).
+pub fn resources_of_type<'a>(
+    template: &'a Value,
+    ty: &'a str,
+) -> impl Iterator<Item = (&'a String, &'a Value)> + 'a {
+    template
+        .get("Resources")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flat_map(|m| m.iter())
+        .filter(move |(_, r)| r.get("Type").and_then(Value::as_str) == Some(ty))
+}
+
 /// Lambda functions of a template whose code comes from an S3 object: (logical id, object key).
 /// The key is matched against the asset destinations to find the code the stack deploys.
 pub fn lambda_code_keys(template: &Value) -> Vec<(String, String)> {
-    let Some(resources) = template.get("Resources").and_then(Value::as_object) else {
-        return Vec::new();
-    };
-    resources
-        .iter()
-        .filter(|(_, r)| r.get("Type").and_then(Value::as_str) == Some("AWS::Lambda::Function"))
+    resources_of_type(template, "AWS::Lambda::Function")
         .filter_map(|(id, r)| {
             let key = r.pointer("/Properties/Code/S3Key")?.as_str()?;
             Some((id.clone(), key.to_owned()))

@@ -13,6 +13,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 use serde_json::Value;
 
+use super::assembly::resources_of_type;
+
 /// A live change CloudFormation cannot revert, named so that a person does.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct UnrevertableDrift {
@@ -172,18 +174,6 @@ impl Resolver {
     }
 }
 
-fn resources(template: &Value) -> impl Iterator<Item = (&String, &Value)> {
-    template
-        .get("Resources")
-        .and_then(Value::as_object)
-        .into_iter()
-        .flat_map(|m| m.iter())
-}
-
-fn type_of(resource: &Value) -> &str {
-    resource.get("Type").and_then(Value::as_str).unwrap_or("")
-}
-
 /// The logical id a `Ref` or `Fn::GetAtt` names.
 fn referenced_id(v: &Value) -> Option<&str> {
     if let Some(r) = v.get("Ref") {
@@ -198,8 +188,7 @@ fn referenced_id(v: &Value) -> Option<&str> {
 
 /// Logical ids of the template's resources of type `ty`.
 pub fn logical_ids_of(template: &Value, ty: &str) -> Vec<String> {
-    resources(template)
-        .filter(|(_, r)| type_of(r) == ty)
+    resources_of_type(template, ty)
         .map(|(id, _)| id.clone())
         .collect()
 }
@@ -214,9 +203,7 @@ pub fn declared_secret_policies(
             .into_iter()
             .map(|id| (id, DeclaredPolicy::None))
             .collect();
-    for (_, r) in
-        resources(template).filter(|(_, r)| type_of(r) == "AWS::SecretsManager::ResourcePolicy")
-    {
+    for (_, r) in resources_of_type(template, "AWS::SecretsManager::ResourcePolicy") {
         let Some(props) = r.get("Properties") else {
             continue;
         };
@@ -314,8 +301,7 @@ pub struct DeclaredPermission {
 /// The template's `AWS::Lambda::Permission` resources with their physical ids and resolved
 /// properties.
 pub fn declared_permissions(template: &Value, resolver: &Resolver) -> Vec<DeclaredPermission> {
-    resources(template)
-        .filter(|(_, r)| type_of(r) == "AWS::Lambda::Permission")
+    resources_of_type(template, "AWS::Lambda::Permission")
         .map(|(id, r)| {
             let prop = |name: &str| {
                 r.pointer(&format!("/Properties/{name}"))
@@ -431,8 +417,7 @@ pub fn undeclared_statements(
 
 /// Logical ids of the functions the template gives a Function URL.
 pub fn functions_with_declared_urls(template: &Value) -> BTreeSet<String> {
-    resources(template)
-        .filter(|(_, r)| type_of(r) == "AWS::Lambda::Url")
+    resources_of_type(template, "AWS::Lambda::Url")
         .filter_map(|(_, r)| {
             r.pointer("/Properties/TargetFunctionArn")
                 .and_then(referenced_id)

@@ -17,18 +17,15 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::Value;
 
+use crate::deploy::assembly::resources_of_type;
+
 /// The function metadata key holding the expected `CodeSha256`.
 pub const CODE_SHA256_METADATA: &str = "ssm:CodeSha256";
 
 /// Every `AWS::Lambda::Function` of a JSON template, by logical id, with the `CodeSha256` its
 /// metadata records (`None` when absent or not base64 of 32 bytes).
 pub fn recorded_code_sha256(template: &Value) -> BTreeMap<String, Option<String>> {
-    let Some(resources) = template.get("Resources").and_then(Value::as_object) else {
-        return BTreeMap::new();
-    };
-    resources
-        .iter()
-        .filter(|(_, r)| r.get("Type").and_then(Value::as_str) == Some("AWS::Lambda::Function"))
+    resources_of_type(template, "AWS::Lambda::Function")
         .map(|(logical_id, resource)| {
             let recorded = resource
                 .get("Metadata")

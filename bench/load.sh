@@ -2,7 +2,9 @@
 # Load and soak of the two long-running servers with oha (closed loop, keep-alive, plain HTTP on
 # loopback), each figure against a peer route of the same server measured in the same run:
 #  - ssm-crypto-local: POST /v1/encrypt of 1 KiB vs GET /version (the same HTTP stack, router and
-#    access-log path: the ratio isolates the JSON, base64 and AES-GCM cost);
+#    access-log path: the ratio isolates the JSON, base64 and AES-GCM cost), and the named key's
+#    POST /v1/keys/payments/encrypt of 1 KiB vs POST /v1/encrypt (the cost of the key lookup and
+#    the format 2 envelope; fails below LOAD_NAMED_MIN_RATIO, default 0.95);
 #  - ssm-app: POST /webhooks with a signed workflow_run delivery (read the body, HMAC-SHA256 check,
 #    parse into our event enum, act on it) vs GET /healthz. No X-GitHub-Delivery header, so every
 #    request is parsed and applied rather than answered as a duplicate; nothing calls GitHub;
@@ -16,7 +18,8 @@
 #
 #   bash bench/load.sh     knobs: LOAD_SECS (60), LOAD_CONNECTIONS (64), LOAD_WARMUP_SECS (5),
 #                          LOAD_SWEEP_SECS (10), LOAD_SWEEP_SIZES ("64 1024 16384 262144"),
-#                          LOAD_SERVERS ("crypto app"), LOAD_RUST_LOG (warn)
+#                          LOAD_SERVERS ("crypto app"), LOAD_RUST_LOG (warn),
+#                          LOAD_NAMED_MIN_RATIO (0.95)
 # Writes build/bench/load.json (read by bench/report.py) and oha's raw JSON under build/bench/load/.
 source "$(dirname "$0")/../scripts/lib.sh"
 cd "$SSM_ROOT"
@@ -31,6 +34,7 @@ read -r -a sweep_sizes <<<"${LOAD_SWEEP_SIZES:-64 1024 16384 262144}"
 read -r -a servers <<<"${LOAD_SERVERS:-crypto app}"
 growth_pct="${LOAD_RSS_GROWTH_PCT:-10}"
 growth_kib="${LOAD_RSS_GROWTH_KIB:-4096}"
+named_min_ratio="${LOAD_NAMED_MIN_RATIO:-0.95}"
 # Per-request logs off: at tens of thousands of requests a second they would measure the log sink.
 server_log="${LOAD_RUST_LOG:-warn}"
 
@@ -44,8 +48,17 @@ if [[ "$(oha --version 2>/dev/null)" != "oha $OHA_VERSION" ]]; then
     cargo install --locked --quiet oha --version "$OHA_VERSION" --no-default-features --features rustls --root "$tools"
 fi
 
-log "building ssm-crypto-local and ssm-app (release)"
-nice -n 10 cargo build --release --locked -p ssm-crypto -p ssm-app --bin ssm-crypto-local --bin ssm-app
+# Only the servers this run loads.
+build=()
+for server in "${servers[@]}"; do
+  case "$server" in
+    crypto) build+=(-p ssm-crypto --bin ssm-crypto-local) ;;
+    app) build+=(-p ssm-app --bin ssm-app) ;;
+    *) die "unknown server $server (LOAD_SERVERS: crypto, app)" ;;
+  esac
+done
+log "building ${servers[*]} (release)"
+nice -n 10 cargo build --release --locked "${build[@]}"
 bin="$CARGO_TARGET_DIR/release"
 
 out="$SSM_ROOT/build/bench/load"
@@ -111,9 +124,12 @@ run_crypto() {
   local port base
   port="$(free_port)"
   base="http://127.0.0.1:$port"
-  # A development keyring in a scratch directory (never one from the environment).
+  # Development keyrings in a scratch directory (never one from the environment): `default` and
+  # the named key `payments`.
   start_server crypto "$base/version" env -u SSM_KEYRING_FILE -u SSM_KEY_SECRET_ID \
-    "$bin/ssm-crypto-local" --listen "127.0.0.1:$port" --dev-keyring "$work/keyring.json"
+    -u SSM_KEYRINGS -u SSM_KEYRING_FILES -u SSM_DEV_KEYS \
+    "$bin/ssm-crypto-local" --listen "127.0.0.1:$port" --dev-keyring "$work/keyring.json" \
+    --dev-key payments
   local pid="$server_pid"
   encrypt_body 1024 "$work/encrypt-1024.json"
   local post=(-m POST -T application/json -D "$work/encrypt-1024.json")
@@ -122,6 +138,7 @@ run_crypto() {
   rss_sample "$pid" warm crypto
   load crypto-peer-version "$secs" "$base/version"
   load crypto-encrypt-1024 "$secs" "$base/v1/encrypt" "${post[@]}"
+  load crypto-named-encrypt-1024 "$secs" "$base/v1/keys/payments/encrypt" "${post[@]}"
   rss_sample "$pid" final crypto
 
   log "encrypt throughput by payload size, ${sweep_secs}s each"
@@ -172,12 +189,14 @@ for server in "${servers[@]}"; do
   stop_all
 done
 
-python3 - "$out" "$SSM_ROOT/build/bench/load.json" "$growth_pct" "$growth_kib" <<PY
+python3 - "$out" "$SSM_ROOT/build/bench/load.json" "$growth_pct" "$growth_kib" "$named_min_ratio" <<PY
 import json, os, sys
 out, dest, growth_pct, growth_kib = sys.argv[1], sys.argv[2], float(sys.argv[3]), int(sys.argv[4])
+named_min_ratio = float(sys.argv[5])
 config = {"connections": $conns, "seconds": $secs, "warmup_seconds": $warmup, "sweep_seconds": $sweep_secs,
           "oha": "$OHA_VERSION", "server_rust_log": "$server_log",
-          "rss_growth_limit": {"percent": growth_pct, "kib": growth_kib}}
+          "rss_growth_limit": {"percent": growth_pct, "kib": growth_kib},
+          "named_min_ratio": named_min_ratio}
 
 def run(tag):
     r = json.load(open(os.path.join(out, tag + ".json")))
@@ -224,6 +243,7 @@ if "crypto" in rss:
         "binary": "ssm-crypto-local",
         "headline": {"name": "POST /v1/encrypt, 1 KiB", "run": run("crypto-encrypt-1024")},
         "peer": {"name": "GET /version", "run": run("crypto-peer-version")},
+        "named": {"name": "POST /v1/keys/payments/encrypt, 1 KiB", "run": run("crypto-named-encrypt-1024")},
         "warmup": run("crypto-warmup"),
         "memory": memory("crypto"),
         "sweep": {
@@ -246,6 +266,12 @@ for name, s in result["servers"].items():
     runs += [(f"sweep {x['plaintext_bytes']} B", x["run"]) for x in s.get("sweep", {}).get("sizes", [])]
     if "sweep" in s:
         runs.append(("sweep peer", s["sweep"]["peer"]["run"]))
+    if "named" in s:
+        runs.append(("named key", s["named"]["run"]))
+        s["named"]["ratio_vs_headline"] = s["named"]["run"]["rps"] / s["headline"]["run"]["rps"]
+        if s["named"]["ratio_vs_headline"] < named_min_ratio:
+            failures.append(f"{name}: the named key's encrypt ran at {s['named']['ratio_vs_headline']:.3f} "
+                            f"of /v1/encrypt's throughput (limit {named_min_ratio})")
     for label, r in runs:
         if r["errors"] or r["non_2xx"]:
             failures.append(f"{name} {label}: {r['errors']} errors {r['error_kinds']}, {r['non_2xx']} non-2xx {r['status']}")
@@ -265,6 +291,10 @@ for name, s in result["servers"].items():
         ratio = f"{h['run']['rps'] / p['run']['rps']:.3f}" if row is h else "(peer)"
         print(f"{s['binary'] + ' ' + row['name']:44} {r['rps']:>10,.0f} {r['p50_ms']:>8.3f} {r['p99_ms']:>8.3f} "
               f"{r['errors'] + r['non_2xx']:>7}  {ratio}")
+    if "named" in s:
+        r = s["named"]["run"]
+        print(f"{s['binary'] + ' ' + s['named']['name']:44} {r['rps']:>10,.0f} {r['p50_ms']:>8.3f} {r['p99_ms']:>8.3f} "
+              f"{r['errors'] + r['non_2xx']:>7}  {s['named']['ratio_vs_headline']:.3f} vs /v1/encrypt")
     m = s["memory"]
     print(f"  RSS KiB: start {m['start']['rss_kib']}, after warm-up {m['warm']['rss_kib']}, final {m['final']['rss_kib']} "
           f"(growth {m['growth_kib']:+} KiB, {m['growth_pct']:+.1f} %; high-water {m['final']['hwm_kib']})")

@@ -2,7 +2,7 @@
 """Docs that cannot drift from the code. Three checks, each naming the file and line at fault:
 
 1. Environment variables: every variable a binary or Lambda reads (clap `env = "..."`,
-   `std::env::var`, `filter_from_env`, keyed reads of an environment map) or a CDK stack sets on
+   `std::env::var`, `filter_from_env`, `init_cli`, keyed reads of an environment map) or a CDK stack sets on
    a function is named in a doc (the Markdown files and action.yml); every `SSM_*`, `GITHUB_*` or
    `AWS_*` name a doc gives is read somewhere (Rust, scripts, workflows, the CDK app); every
    variable a stack sets is read by our code. Names defined by AWS, Lambda or GitHub are listed
@@ -62,7 +62,7 @@ DOC_NAME = re.compile(r"\b((?:SSM|GITHUB|AWS)_[A-Z0-9_]*[A-Z0-9])\b")
 RUST_READS = [
     re.compile(r"\benv\s*=\s*\"([A-Z][A-Z0-9_]+)\""),  # clap
     re.compile(r"\benv::var(?:_os)?\(\s*\"([A-Z][A-Z0-9_]+)\""),
-    re.compile(r"\bfilter_from_env\(\s*\"([A-Z][A-Z0-9_]+)\""),
+    re.compile(r"\b(?:filter_from_env|init_cli)\(\s*\"([A-Z][A-Z0-9_]+)\""),
     re.compile(r"\b(?:get|var)\(\s*\"([A-Z][A-Z0-9_]+)\"\s*\)"),  # an environment map or getter
 ]
 SCRIPT_READS = [

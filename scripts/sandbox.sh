@@ -16,18 +16,20 @@ cmd="${1:-up}"
 if [[ "$cmd" != "drift" ]]; then
   bash scripts/setup.sh
   missing=0
-  for bin in ssm-crypto ssm-rotation ssm-integrity; do
+  for bin in ssm-crypto ssm-rotation ssm-integrity ssm-app; do
     [[ -f "build/lambda/$bin/bootstrap.zip" ]] || missing=1
   done
+  [[ -f build/lambda/lambda-adapter/layer.zip ]] || missing=1
   if [[ "$missing" == 1 || "${SSM_SANDBOX_REBUILD:-0}" == 1 ]]; then
     bash scripts/build-lambdas.sh
   fi
-  # The repository and broker URL the template names; the sandbox serves the broker on loopback.
+  # The three stacks as a user synthesizes them (the repository is the only setting); the
+  # sandbox installs them with ssm-install and serves the App's broker on loopback.
   SSM_CDK_OUT="$SSM_ROOT/build/sandbox/cdk.out" bash scripts/synth.sh \
     -c githubOwner=octo -c githubRepo=serverless-ssm \
-    -c githubApp=false -c brokerUrl=https://broker.sandbox.invalid
+    -c 'keys={"default":{},"payments":{},"orders":{}}'
 fi
-log "cargo build (ssm-sandbox, ssm-action, ssm-app, ssm-github-emulator)"
-cargo build --locked -p ssm-sandbox -p ssm-action -p ssm-app -p ssm-testkit \
+log "cargo build (ssm-sandbox, ssm-action, ssm-install, ssm-github-emulator, the ssm CLI)"
+cargo build --locked -p ssm-sandbox -p ssm-action -p ssm-install -p ssm-testkit -p ssm-client \
   --features ssm-testkit/github --bins
 exec "$CARGO_TARGET_DIR/debug/ssm-sandbox" "${@:-up}"

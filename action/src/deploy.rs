@@ -14,6 +14,7 @@ use aws_sdk_cloudformation::types::{
 };
 use serde_json::Value;
 use ssm_core::deploy::assembly::{self, Placeholders, StackArtifact};
+use ssm_core::deploy::keyrings;
 use ssm_core::deploy::report::{Change, ChangeAction, DriftedProperty, Replacement, StackReport};
 use ssm_core::deploy::stack::{self, Event, StackState};
 use ssm_core::deploy::{ActionInputs, Mode};
@@ -224,6 +225,24 @@ pub async fn deploy_stack(
     outcome.report.drift = change_set.drift;
     for c in &outcome.report.changes {
         tracing::info!(action = ?c.action, logical_id = %c.logical_id, resource_type = %c.resource_type, replacement = ?c.replacement, "change");
+    }
+
+    // A keyring is never removed or replaced, whatever the mode (a plan shows it on the pull request).
+    let refused = keyrings::refused_keyring_changes(&outcome.report.changes);
+    if !refused.is_empty() {
+        for r in &refused {
+            let (title, message) = r.annotation(name);
+            runner::error(&title, &message);
+        }
+        if let Err(e) = cfn
+            .delete_change_set()
+            .change_set_name(&change_set.id)
+            .send()
+            .await
+        {
+            tracing::warn!(error = %crate::aws_error(&e), "could not delete the refused change set");
+        }
+        bail!(keyrings::refusal(name, &refused));
     }
 
     if mode == Mode::Plan {

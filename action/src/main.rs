@@ -3,15 +3,12 @@
 //! resolves credentials, and deploys.
 
 use std::collections::BTreeMap;
-use std::io::IsTerminal as _;
 use std::process::ExitCode;
 
 use ssm_action::clients::RoleClients;
 use ssm_action::runner::{self, Runner};
 use ssm_action::{credentials, run};
 use ssm_core::deploy::ActionInputs;
-use tracing_subscriber::layer::SubscriberExt as _;
-use tracing_subscriber::util::SubscriberInitExt as _;
 
 fn environment() -> BTreeMap<String, String> {
     std::env::vars_os()
@@ -28,17 +25,10 @@ async fn main() -> ExitCode {
         let _ = std::io::Write::write_all(&mut std::io::stdout(), line.as_bytes());
         return ExitCode::SUCCESS;
     }
-    tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_target(false)
-        .finish()
-        .with(ssm_telemetry::filter_from_env(
-            "SSM_ACTION_LOG",
-            "info,aws_config=warn,aws_smithy_runtime=warn",
-        ))
-        .init();
+    ssm_telemetry::init_cli(
+        "SSM_ACTION_LOG",
+        "info,aws_config=warn,aws_smithy_runtime=warn",
+    );
 
     let env = environment();
     let inputs = match ActionInputs::from_env(&env) {

@@ -141,6 +141,18 @@ impl RunSummary {
     }
 }
 
+/// The cloud assembly in `dir` (its `manifest.json`).
+pub fn load_assembly(dir: &Path) -> anyhow::Result<CloudAssembly> {
+    let path = dir.join("manifest.json");
+    let manifest = std::fs::read_to_string(&path).with_context(|| {
+        format!(
+            "reading {} (synthesize first: `cdk synth`, bash scripts/synth.sh; or set `cloud-assembly`)",
+            path.display()
+        )
+    })?;
+    Ok(CloudAssembly::parse(&manifest)?)
+}
+
 /// Deploys the assembly. Outputs and the summary are written even when a stack fails.
 pub async fn run(
     inputs: &ActionInputs,
@@ -188,14 +200,7 @@ async fn run_stacks(
     summary: &mut RunSummary,
 ) -> anyhow::Result<()> {
     let dir = Path::new(&inputs.cloud_assembly);
-    let manifest_path = dir.join("manifest.json");
-    let manifest = std::fs::read_to_string(&manifest_path).with_context(|| {
-        format!(
-            "reading {} (run `cdk synth` before this Action, or set `cloud-assembly`)",
-            manifest_path.display()
-        )
-    })?;
-    let assembly = CloudAssembly::parse(&manifest)?;
+    let assembly = load_assembly(dir)?;
     let stacks = assembly.select(&inputs.stacks)?;
     let placeholders = Placeholders::new(account, &inputs.aws_region);
     let nonce = uuid::Uuid::new_v4().simple().to_string();

@@ -50,8 +50,21 @@ impl Runner {
     }
 }
 
+/// Whether workflow commands are written (the default); off for a person's terminal.
+static WORKFLOW_COMMANDS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
+/// Turns workflow commands (groups, masks, annotations) off for the rest of the process: the
+/// install command (`ssm-install`) deploys through this crate in a person's terminal, where a
+/// `::add-mask::` line would print the very secret it is meant to hide.
+pub fn disable_workflow_commands() {
+    WORKFLOW_COMMANDS.store(false, std::sync::atomic::Ordering::Relaxed);
+}
+
 /// Writes one workflow command line to stdout, where the runner looks for them.
 pub fn command(line: &str) {
+    if !WORKFLOW_COMMANDS.load(std::sync::atomic::Ordering::Relaxed) {
+        return;
+    }
     let mut out = std::io::stdout().lock();
     // A closed stdout leaves nothing to report to; the run itself goes on.
     let _ = writeln!(out, "{line}");

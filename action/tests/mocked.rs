@@ -376,6 +376,102 @@ async fn a_failed_update_reports_the_failing_resources_and_their_reasons() {
     assert_eq!(execute.num_calls(), 1);
 }
 
+/// The change set of a deploy after `payments` was taken out of the `keys` setting: its secret and
+/// KMS key removed (with its policy and schedule), the crypto function's environment modified.
+fn removing_a_key() -> DescribeChangeSetOutput {
+    change_set(vec![
+        change(
+            "KeyringpaymentsSecret9F7BE255",
+            "AWS::SecretsManager::Secret",
+            ChangeAction::Remove,
+            None,
+        ),
+        change(
+            "KeyringpaymentsKey02387C8E",
+            "AWS::KMS::Key",
+            ChangeAction::Remove,
+            None,
+        ),
+        change(
+            "KeyringpaymentsRotationBEA8E658",
+            "AWS::SecretsManager::RotationSchedule",
+            ChangeAction::Remove,
+            None,
+        ),
+        change(
+            "CryptoFunction63BD24A0",
+            "AWS::Lambda::Function",
+            ChangeAction::Modify,
+            Some(Replacement::False),
+        ),
+    ])
+}
+
+/// Deploys a stable stack whose change set is `changes` (expected refused): the error, and how
+/// many times the change set was executed and deleted.
+async fn refused_deploy(
+    mode: &str,
+    changes: fn() -> DescribeChangeSetOutput,
+) -> (String, usize, usize) {
+    let describe = mock!(aws_sdk_cloudformation::Client::describe_stacks)
+        .then_output(|| stacks(StackStatus::UpdateComplete));
+    let create = mock!(aws_sdk_cloudformation::Client::create_change_set)
+        .then_output(|| CreateChangeSetOutput::builder().id("cs-keys").build());
+    let describe_cs =
+        mock!(aws_sdk_cloudformation::Client::describe_change_set).then_output(changes);
+    let delete_cs = mock!(aws_sdk_cloudformation::Client::delete_change_set)
+        .match_requests(|r| r.change_set_name() == Some("cs-keys"))
+        .then_output(|| DeleteChangeSetOutput::builder().build());
+    let execute = mock!(aws_sdk_cloudformation::Client::execute_change_set)
+        .then_output(|| ExecuteChangeSetOutput::builder().build());
+    let clients = cfn_clients(&[&describe, &create, &describe_cs, &delete_cs, &execute]);
+    let err = deploy_with(&inputs(mode, &[]), clients)
+        .await
+        .expect_err(mode)
+        .to_string();
+    (err, execute.num_calls(), delete_cs.num_calls())
+}
+
+#[tokio::test]
+async fn a_change_set_removing_a_keyring_is_refused_in_every_mode_and_never_executed() {
+    for mode in ["apply", "plan", "reconcile"] {
+        let (err, executed, deleted) = refused_deploy(mode, removing_a_key).await;
+        assert!(
+            err.contains("removes the keyring secret KeyringpaymentsSecret9F7BE255"),
+            "{mode}: {err}"
+        );
+        assert!(
+            err.contains("removes the KMS key of the keyring KeyringpaymentsKey02387C8E"),
+            "{mode}: {err}"
+        );
+        assert!(
+            !err.contains("Rotation"),
+            "the schedule is not a keyring: {err}"
+        );
+        assert!(err.contains("Keep the key declared"), "{err}");
+        assert_eq!(executed, 0, "{mode}: nothing executed");
+        assert_eq!(deleted, 1, "{mode}: the change set is removed");
+    }
+}
+
+#[tokio::test]
+async fn a_change_set_replacing_the_default_keyring_is_refused() {
+    let (err, executed, _) = refused_deploy("apply", || {
+        change_set(vec![change(
+            "Keyring5277DB2C",
+            "AWS::SecretsManager::Secret",
+            ChangeAction::Modify,
+            Some(Replacement::True),
+        )])
+    })
+    .await;
+    assert!(
+        err.contains("replaces the keyring secret Keyring5277DB2C"),
+        "{err}"
+    );
+    assert_eq!(executed, 0);
+}
+
 #[tokio::test]
 async fn reconcile_uses_revert_drift_and_reports_each_drifted_property() {
     let describe = mock!(aws_sdk_cloudformation::Client::describe_stacks)

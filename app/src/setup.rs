@@ -45,21 +45,11 @@ pub const MANIFEST: &str = include_str!("../manifest.json");
     about = "Register the GitHub App and store its credentials"
 )]
 pub struct SetupOpts {
-    /// GitHub's web URL (GitHub Enterprise Server: `https://HOST`).
-    #[arg(long, env = "GITHUB_URL", default_value = "https://github.com")]
-    pub github_url: url::Url,
-    /// GitHub's API URL; derived from `--github-url` when absent (`https://HOST/api/v3` on GHES).
-    #[arg(long, env = "GITHUB_API_URL")]
-    pub github_api_url: Option<url::Url>,
-    /// Register the App under this organization instead of the signed-in user.
-    #[arg(long)]
-    pub org: Option<String>,
+    #[command(flatten)]
+    pub github: GitHubTarget,
     /// Where GitHub delivers webhooks (the deployed App's `/webhooks`).
     #[arg(long)]
     pub webhook_url: url::Url,
-    /// The App's name on GitHub (the manifest's by default; names are unique on GitHub).
-    #[arg(long)]
-    pub name: Option<String>,
     /// Secrets Manager name prefix: `{prefix}/private-key` and `{prefix}/webhook-secret`.
     #[arg(long, default_value = "serverless-ssm/github-app")]
     pub secret_prefix: String,
@@ -76,7 +66,24 @@ pub struct SetupOpts {
     pub listen: SocketAddr,
 }
 
-impl SetupOpts {
+/// Where and as whom the App is registered: the options `ssm-app setup` and `ssm-install` share.
+#[derive(Debug, Clone, clap::Args)]
+pub struct GitHubTarget {
+    /// GitHub's web URL (GitHub Enterprise Server: `https://HOST`).
+    #[arg(long, env = "GITHUB_URL", default_value = "https://github.com")]
+    pub github_url: url::Url,
+    /// GitHub's API URL; derived from `--github-url` when absent (`https://HOST/api/v3` on GHES).
+    #[arg(long, env = "GITHUB_API_URL")]
+    pub github_api_url: Option<url::Url>,
+    /// Register the App under this organization instead of the signed-in user.
+    #[arg(long)]
+    pub org: Option<String>,
+    /// The App's name on GitHub (the manifest's by default; names are unique on GitHub).
+    #[arg(long)]
+    pub name: Option<String>,
+}
+
+impl GitHubTarget {
     /// The REST API base: `api.github.com` for github.com, `{url}/api/v3` otherwise.
     pub fn api_url(&self) -> anyhow::Result<url::Url> {
         if let Some(api) = &self.github_api_url {
@@ -197,24 +204,24 @@ impl SetupServer {
         let nonce = format!("{:032x}", rand::random::<u128>());
         let port = addr.port();
         let redirect = format!("http://127.0.0.1:{port}/callback");
-        let manifest = manifest(&opts.webhook_url, &redirect, opts.name.as_deref())?;
+        let manifest = manifest(&opts.webhook_url, &redirect, opts.github.name.as_deref())?;
         let expected = ExpectedApp {
             name: manifest["name"]
                 .as_str()
                 .context("the manifest has no name")?
                 .to_owned(),
-            owner: opts.org.clone(),
+            owner: opts.github.org.clone(),
         };
         let (tx, rx) = oneshot::channel();
         let state = web::Data::new(SetupState {
-            page: page(&opts.form_action(&nonce)?, &manifest),
+            page: page(&opts.github.form_action(&nonce)?, &manifest),
             nonce,
             hosts: ["127.0.0.1", "localhost", "[::1]"]
                 .iter()
                 .map(|h| format!("{h}:{port}"))
                 .collect(),
             expected,
-            github: octocrab_client(&opts.api_url()?, Duration::from_secs(30))?,
+            github: octocrab_client(&opts.github.api_url()?, Duration::from_secs(30))?,
             secrets,
             private_key_id: opts.private_key_secret_id.clone().unwrap_or_else(|| {
                 format!("{}/private-key", opts.secret_prefix.trim_end_matches('/'))
@@ -274,8 +281,8 @@ pub async fn run(opts: SetupOpts) -> anyhow::Result<()> {
         "Registered GitHub App {} (id {}).\n\
          Private key and App id: {}\n\
          Webhook secret: {}\n\
-         Next: deploy with GITHUB_APP_PRIVATE_KEY_SECRET_ID and GITHUB_WEBHOOK_SECRET_ID set to these,\n\
-         then install the App on your repositories: {}/installations/new",
+         The App stack's function reads them (and the App id) when it next starts: no deploy needed.\n\
+         Next: install the App on your repositories: {}/installations/new",
         registered.slug,
         registered.app_id,
         registered.private_key_secret,
@@ -571,23 +578,23 @@ mod tests {
     fn api_url_and_form_action_for_github_and_ghes() {
         let gh = opts(&[]);
         assert_eq!(
-            gh.api_url().expect("api").as_str(),
+            gh.github.api_url().expect("api").as_str(),
             "https://api.github.com/"
         );
         assert_eq!(
-            gh.form_action("s1").expect("action"),
+            gh.github.form_action("s1").expect("action"),
             "https://github.com/settings/apps/new?state=s1"
         );
         let ghes = opts(&["--github-url=https://ghe.example.com", "--org=acme"]);
         assert_eq!(
-            ghes.api_url().expect("api").as_str(),
+            ghes.github.api_url().expect("api").as_str(),
             "https://ghe.example.com/api/v3"
         );
         assert_eq!(
-            ghes.form_action("s1").expect("action"),
+            ghes.github.form_action("s1").expect("action"),
             "https://ghe.example.com/organizations/acme/settings/apps/new?state=s1"
         );
-        assert!(opts(&["--org=a/b"]).form_action("s").is_err());
+        assert!(opts(&["--org=a/b"]).github.form_action("s").is_err());
     }
 
     #[test]

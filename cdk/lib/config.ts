@@ -5,9 +5,12 @@
  * broker URL, which have no sensible default: a wrong repository in a trust policy is a security
  * bug, so synth fails with a clear message instead of guessing.
  */
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { Aws } from 'aws-cdk-lib';
 import type { Node } from 'constructs';
+import { type KeySettings, readKeys } from './keys';
 
 export type Architecture = 'x86_64' | 'arm64';
 
@@ -49,8 +52,13 @@ export interface SsmConfig {
   readonly brokerPolicy: string;
   /** Drift sweep schedule, an EventBridge expression (context `sweepSchedule`). */
   readonly sweepSchedule: string;
-  /** Days between keyring rotations (context `rotationDays`, 1..1000). */
+  /** Days between keyring rotations (context `rotationDays`, 1..1000): the `default` key's, and every key's default. */
   readonly rotationDays: number;
+  /**
+   * The keys (context `keys`, `{"<name>": {"rotationDays": N}, ...}`): `default` first, always
+   * present, then the named keys by name (keys.ts).
+   */
+  readonly keys: readonly KeySettings[];
   /** Create a CloudTrail trail for this stack (context `createTrail`). */
   readonly createTrail: boolean;
   /** Lambda architecture, matching the cargo-lambda build target (context `architecture`). */
@@ -110,7 +118,7 @@ export const DEFAULTS = {
   oidcStackName: 'SsmGitHubOidc',
   appStackName: 'SsmGitHubApp',
   githubApp: true,
-  /** No rule: every token request is refused until the policy names a role. */
+  /** No rule of its own: the App stack adds only the integrity role's (`integrityRoleName`). */
   brokerPolicy: '{"rules": []}',
   deployRoleName: 'ssm-github-deploy',
   planRoleName: 'ssm-github-plan',
@@ -219,6 +227,7 @@ export function readConfig(node: Node, env: NodeJS.ProcessEnv = process.env): Ss
   const brokerStsEndpoint = str('brokerStsEndpoint');
   const operatorRole = str('keyringOperatorRoleName');
   const alarmTopicArn = str('alarmTopicArn');
+  const rotationDays = int('rotationDays', DEFAULTS.rotationDays, 1, 1000);
 
   return {
     githubOwner: matching('githubOwner', owner, GITHUB_NAME),
@@ -237,7 +246,8 @@ export function readConfig(node: Node, env: NodeJS.ProcessEnv = process.env): Ss
     githubAppId: githubAppId === undefined ? undefined : matching('githubAppId', githubAppId, APP_ID),
     brokerPolicy: brokerPolicy(policyJson),
     sweepSchedule: matching('sweepSchedule', str('sweepSchedule', DEFAULTS.sweepSchedule)!, SCHEDULE),
-    rotationDays: int('rotationDays', DEFAULTS.rotationDays, 1, 1000),
+    rotationDays,
+    keys: readKeys(ctx('keys'), rotationDays, !['', null, undefined].includes(ctx('rotationDays') as string | null | undefined)),
     createTrail: bool('createTrail', DEFAULTS.createTrail),
     architecture,
     lambdaAssetDir: str('lambdaAssetDir', DEFAULTS.lambdaAssetDir)!,
@@ -314,4 +324,19 @@ export function brokerPolicy(json: string): string {
 /** The OIDC issuer as IAM condition keys spell it: the URL without `https://`. */
 export function oidcIssuerHost(oidcUrl: string): string {
   return oidcUrl.replace(/^https:\/\//, '');
+}
+
+/**
+ * The name of the integrity function's role, derived from the Serverless stack's name: the App
+ * stack's broker policy names it from the same setting, so neither stack needs the other's
+ * outputs and a first install deploys each once. IAM role names are unique in the account across
+ * regions, so the region is part of it; a stack name over 32 characters is shortened with a hash
+ * of the whole, keeping the name within IAM's 64.
+ */
+export function integrityRoleName(serverlessStackName: string): string {
+  const base =
+    serverlessStackName.length <= 32
+      ? serverlessStackName
+      : `${serverlessStackName.slice(0, 23)}-${createHash('sha256').update(serverlessStackName).digest('hex').slice(0, 8)}`;
+  return `${base}-integrity-${Aws.REGION}`;
 }

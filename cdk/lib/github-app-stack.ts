@@ -24,7 +24,7 @@ import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import type { Construct } from 'constructs';
-import type { SsmConfig } from './config';
+import { integrityRoleName, type SsmConfig } from './config';
 import { lambdaCode, layerCode } from './lambda-assets';
 
 /** The Web Adapter release the layer holds; `scripts/build-app-lambda.sh` pins the same one. */
@@ -118,7 +118,7 @@ export class GitHubAppStack extends Stack {
       GITHUB_WEBHOOK_SECRET_ID: this.webhookSecret.secretArn,
       GITHUB_API_URL: config.githubApiUrl,
       SSM_BROKER_AUDIENCE: props.audience,
-      SSM_BROKER_POLICY: config.brokerPolicy,
+      SSM_BROKER_POLICY: this.brokerPolicy(config),
       SSM_LOG_FORMAT: 'json',
     };
     if (config.githubAppId !== undefined) environment.GITHUB_APP_ID = config.githubAppId;
@@ -212,6 +212,21 @@ export class GitHubAppStack extends Stack {
         'Secrets Manager cannot rotate them; they are rotated in the App settings and stored here.',
     });
     return secret;
+  }
+
+  /**
+   * The broker policy: the integrity role of this deployment's SsmServerless (by its derived
+   * name, so the App stack deploys before it, once) may get `contents: write` on this repository,
+   * for its `repository_dispatch`; then the rules of the `brokerPolicy` setting.
+   */
+  private brokerPolicy(config: SsmConfig): string {
+    const integrity = {
+      principal: `arn:${Aws.PARTITION}:iam::${Aws.ACCOUNT_ID}:role/${integrityRoleName(config.serverlessStackName)}`,
+      repositories: [`${config.githubOwner}/${config.githubRepo}`],
+      permissions: { contents: 'write' },
+    };
+    const { rules } = JSON.parse(config.brokerPolicy) as { rules: unknown[] };
+    return this.toJsonString({ rules: [integrity, ...rules] });
   }
 
   private alarm(id: string, description: string, metric: cloudwatch.Metric): cloudwatch.Alarm {

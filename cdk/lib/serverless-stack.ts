@@ -31,10 +31,11 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
-import type { Construct } from 'constructs';
+import { Construct } from 'constructs';
 import { bootstrapRoleArn, roleArnByName } from './bootstrap';
-import { ConfigError, type SsmConfig } from './config';
+import { ConfigError, integrityRoleName, type SsmConfig } from './config';
 import { INTEGRITY_EVENT_PATTERN } from './event-pattern';
+import { checkKeyCapacity, DEFAULT_KEY, DEFAULT_KEY_ENVIRONMENT_BYTES, keyRoutes } from './keys';
 import { CODE_SHA256_METADATA, type LambdaBin, lambdaCodeWithSha256 } from './lambda-assets';
 
 export interface ServerlessStackProps extends StackProps {
@@ -107,14 +108,30 @@ interface RustFunctionProps {
   readonly memorySize: number;
   readonly timeout: Duration;
   readonly environment?: Record<string, string>;
+  /** A fixed role name, for a role another stack names (generated when absent). */
+  readonly roleName?: string;
+}
+
+/** One key's keyring: its secret and what protects and rotates it (keys.ts). */
+export interface KeyringResources {
+  readonly name: string;
+  readonly secret: secretsmanager.Secret;
+  /** The keyring's customer-managed key: only the keyring's readers and writers may use it. */
+  readonly key: kms.CfnKey;
+  /** Who may read and write the keyring's value (declared, so CloudFormation drift covers it). */
+  readonly policy: secretsmanager.CfnResourcePolicy;
+  readonly rotation: secretsmanager.CfnRotationSchedule;
 }
 
 export class ServerlessStack extends Stack {
+  /** The `default` key's keyring (the original routes'). */
   readonly keyring: secretsmanager.Secret;
   /** The keyring's customer-managed key: only the keyring's readers and writers may use it. */
   readonly keyringKey: kms.CfnKey;
   /** Who may read and write the keyring's value (declared, so CloudFormation drift covers it). */
   readonly keyringPolicy: secretsmanager.CfnResourcePolicy;
+  /** Every key's keyring, `default` first (setting `keys`). */
+  readonly keyrings: KeyringResources[] = [];
   readonly cryptoFunction: lambda.Function;
   readonly rotationFunction: lambda.Function;
   readonly integrityFunction: lambda.Function;
@@ -145,6 +162,23 @@ export class ServerlessStack extends Stack {
       generateSecretString: KEYRING_INITIAL_VALUE,
       removalPolicy: RemovalPolicy.RETAIN,
     });
+    // Named keys (keys.ts): each its own secret, created like the default's, under `Keyring-<name>`.
+    const namedKeys = config.keys.filter((k) => k.name !== DEFAULT_KEY);
+    const keyScopes = new Map(namedKeys.map((k) => [k.name, new Construct(this, `Keyring-${k.name}`)]));
+    const namedSecrets = namedKeys.map(
+      (k) =>
+        new secretsmanager.Secret(keyScopes.get(k.name)!, 'Secret', {
+          description: `Serverless SSM keyring of the key '${k.name}' (all its versions); written by the rotation Lambda and the ssm-keyring operator CLI`,
+          generateSecretString: KEYRING_INITIAL_VALUE,
+          removalPolicy: RemovalPolicy.RETAIN,
+        }),
+    );
+    const secrets = [this.keyring, ...namedSecrets];
+    const secretArns = secrets.map((s) => s.secretArn);
+    const keyringsVariable: Record<string, string> =
+      namedKeys.length === 0
+        ? {}
+        : { SSM_KEYRINGS: namedKeys.map((k, i) => `${k.name}=${namedSecrets[i].secretArn}`).join(',') };
 
     // ---- Crypto API ------------------------------------------------------------------------
     this.cryptoFunction = this.rustFunction('Crypto', {
@@ -155,13 +189,15 @@ export class ServerlessStack extends Stack {
       environment: {
         SSM_KEY_SECRET_ID: this.keyring.secretArn,
         SSM_KEYRING_TTL_SECS: String(config.keyringTtlSecs),
+        // `name=<secret ARN>,...` for every key but `default` (CONTRACT-21).
+        ...keyringsVariable,
       },
     });
     this.cryptoFunction.addToRolePolicy(
       new iam.PolicyStatement({
         sid: 'ReadKeyring',
         actions: ['secretsmanager:GetSecretValue'],
-        resources: [this.keyring.secretArn],
+        resources: secretArns,
       }),
     );
 
@@ -200,6 +236,7 @@ export class ServerlessStack extends Stack {
     for (const route of API_ROUTES) {
       this.api.addRoutes({ path: route.path, methods: [route.method], integration });
     }
+    this.keyRoutes(config);
 
     // ---- Rotation --------------------------------------------------------------------------
     this.rotationFunction = this.rustFunction('Rotation', {
@@ -219,7 +256,7 @@ export class ServerlessStack extends Stack {
           // A keyring reset: rotation looks for stored versions that hold keys and continues them.
           'secretsmanager:ListSecretVersionIds',
         ],
-        resources: [this.keyring.secretArn],
+        resources: secretArns,
       }),
     );
     const rotationInvoke = new lambda.CfnPermission(this, 'RotationInvokedBySecretsManager', {
@@ -230,15 +267,22 @@ export class ServerlessStack extends Stack {
     });
     // Not `secret.addRotationSchedule`: that also grants secretsmanager:GetRandomPassword on `*`,
     // which this rotation does not need (keys come from the OS CSPRNG).
-    const schedule = new secretsmanager.CfnRotationSchedule(this, 'KeyringRotation', {
-      secretId: this.keyring.secretArn,
-      rotationLambdaArn: this.rotationFunction.functionArn,
-      rotationRules: { automaticallyAfterDays: config.rotationDays },
-      rotateImmediatelyOnUpdate: true,
-    });
-    // The immediate first rotation needs the invoke permission in place (the function, and so its
-    // role policy, is already a dependency through rotationLambdaArn).
-    schedule.addResourceDependency(rotationInvoke);
+    const rotationSchedule = (scope: Construct, id: string, secret: secretsmanager.Secret, days: number) => {
+      const schedule = new secretsmanager.CfnRotationSchedule(scope, id, {
+        secretId: secret.secretArn,
+        rotationLambdaArn: this.rotationFunction.functionArn,
+        rotationRules: { automaticallyAfterDays: days },
+        rotateImmediatelyOnUpdate: true,
+      });
+      // The immediate first rotation needs the invoke permission in place (the function, and so its
+      // role policy, is already a dependency through rotationLambdaArn).
+      schedule.addResourceDependency(rotationInvoke);
+      return schedule;
+    };
+    const schedules = [
+      rotationSchedule(this, 'KeyringRotation', this.keyring, config.keys[0].rotationDays),
+      ...namedKeys.map((k, i) => rotationSchedule(keyScopes.get(k.name)!, 'Rotation', namedSecrets[i], k.rotationDays)),
+    ];
 
     // ---- Keyring key and policy -------------------------------------------------------------
     const cfnExecRole = bootstrapRoleArn(this, config.bootstrapQualifier, 'cfn-exec');
@@ -246,23 +290,32 @@ export class ServerlessStack extends Stack {
       config.keyringOperatorRoleName === undefined ? [] : [roleArnByName(this, config.keyringOperatorRoleName)];
     const cryptoRole = this.cryptoFunction.role!.roleArn;
     const rotationRole = this.rotationFunction.role!.roleArn;
-    this.keyringKey = this.keyringKeyFor({
-      decrypt: [cryptoRole],
-      readWrite: [rotationRole, ...operatorRole],
-      // CloudFormation creates the secret (and writes a new initial value if the generator changes).
-      create: [cfnExecRole],
-    });
-    // Set on the secret directly: `encryptionKey` would add a statement letting every principal of
-    // the account use the key through Secrets Manager.
-    (this.keyring.node.defaultChild as secretsmanager.CfnSecret).kmsKeyId = this.keyringKey.attrArn;
-    this.keyringPolicy = new secretsmanager.CfnResourcePolicy(this, 'KeyringPolicy', {
-      secretId: this.keyring.secretArn,
-      blockPublicPolicy: true,
-      resourcePolicy: keyringResourcePolicy({
-        readers: [cryptoRole, rotationRole, ...operatorRole],
-        writers: [rotationRole, ...operatorRole],
-      }),
-    });
+    // Every key's the same way: the default's ids at the top (unchanged), a named key's under its scope.
+    for (const [i, secret] of secrets.entries()) {
+      const name = config.keys[i].name;
+      const named = name !== DEFAULT_KEY;
+      const scope = named ? keyScopes.get(name)! : this;
+      const key = this.keyringKeyFor(scope, named ? 'Key' : 'KeyringKey', named ? name : undefined, {
+        decrypt: [cryptoRole],
+        readWrite: [rotationRole, ...operatorRole],
+        // CloudFormation creates the secret (and writes a new initial value if the generator changes).
+        create: [cfnExecRole],
+      });
+      // Set on the secret directly: `encryptionKey` would add a statement letting every principal of
+      // the account use the key through Secrets Manager.
+      (secret.node.defaultChild as secretsmanager.CfnSecret).kmsKeyId = key.attrArn;
+      const policy = new secretsmanager.CfnResourcePolicy(scope, named ? 'Policy' : 'KeyringPolicy', {
+        secretId: secret.secretArn,
+        blockPublicPolicy: true,
+        resourcePolicy: keyringResourcePolicy({
+          readers: [cryptoRole, rotationRole, ...operatorRole],
+          writers: [rotationRole, ...operatorRole],
+        }),
+      });
+      this.keyrings.push({ name, secret, key, policy, rotation: schedules[i] });
+    }
+    this.keyringKey = this.keyrings[0].key;
+    this.keyringPolicy = this.keyrings[0].policy;
 
     // ---- Integrity -------------------------------------------------------------------------
     this.deadLetterQueue = new sqs.Queue(this, 'IntegrityDeadLetterQueue', {
@@ -318,6 +371,8 @@ export class ServerlessStack extends Stack {
       description: 'Serverless SSM integrity: out-of-band changes and drift sweep to repository_dispatch',
       memorySize: 256,
       timeout: INTEGRITY_TIMEOUT,
+      // The App stack's broker policy names this role (integrityRoleName): no third deploy.
+      roleName: integrityRoleName(this.stackName),
       environment: {
         SSM_STACK_NAME: this.stackName,
         SSM_GITHUB_REPOSITORY: `${config.githubOwner}/${config.githubRepo}`,
@@ -379,6 +434,18 @@ export class ServerlessStack extends Stack {
 
     new CfnOutput(this, 'ApiUrl', { value: this.api.apiEndpoint, description: 'Crypto API base URL (SigV4)' });
     new CfnOutput(this, 'KeyringSecretArn', { value: this.keyring.secretArn });
+    if (namedKeys.length > 0) {
+      new CfnOutput(this, 'KeyringSecretArns', {
+        value: namedKeys.map((k, i) => `${k.name}=${namedSecrets[i].secretArn}`).join(','),
+        description: "The named keys' keyring secrets, name=ARN (the default key's is KeyringSecretArn)",
+      });
+    }
+    new CfnOutput(this, 'ApiExecuteArnPrefix', {
+      value: `arn:${Aws.PARTITION}:execute-api:${Aws.REGION}:${Aws.ACCOUNT_ID}:${this.api.apiId}/$default`,
+      description:
+        "What callers' IAM policies allow execute-api:Invoke on, followed by /METHOD/path: e.g. " +
+        '<prefix>/POST/v1/keys/NAME/* and <prefix>/GET/v1/keys/NAME for one key (docs/infrastructure.md)',
+    });
     new CfnOutput(this, 'IntegrityQueueUrl', { value: this.integrityQueue.queueUrl });
     new CfnOutput(this, 'IntegrityDeadLetterQueueUrl', { value: this.deadLetterQueue.queueUrl });
     new CfnOutput(this, 'IntegrityRoleArn', {
@@ -406,7 +473,12 @@ export class ServerlessStack extends Stack {
    * (AWS requires an administrator, and without one the key could never be changed) but not use
    * it; only the named roles may, and only through Secrets Manager.
    */
-  private keyringKeyFor(roles: { decrypt: string[]; readWrite: string[]; create: string[] }): kms.CfnKey {
+  private keyringKeyFor(
+    scope: Construct,
+    id: string,
+    keyName: string | undefined,
+    roles: { decrypt: string[]; readWrite: string[]; create: string[] },
+  ): kms.CfnKey {
     const viaSecretsManager = { StringEquals: { 'kms:ViaService': `secretsmanager.${Aws.REGION}.amazonaws.com` } };
     const use = (sid: string, principals: string[], actions: string[]) => ({
       Sid: sid,
@@ -416,8 +488,11 @@ export class ServerlessStack extends Stack {
       Resource: '*',
       Condition: viaSecretsManager,
     });
-    const key = new kms.CfnKey(this, 'KeyringKey', {
-      description: 'Serverless SSM keyring secret (used only through Secrets Manager by the keyring roles)',
+    const key = new kms.CfnKey(scope, id, {
+      description:
+        keyName === undefined
+          ? 'Serverless SSM keyring secret (used only through Secrets Manager by the keyring roles)'
+          : `Serverless SSM keyring secret of the key '${keyName}' (used only through Secrets Manager by the keyring roles)`,
       enableKeyRotation: true,
       keyPolicy: {
         Version: '2012-10-17',
@@ -455,12 +530,32 @@ export class ServerlessStack extends Stack {
     return key;
   }
 
+  /**
+   * Each key's routes (keys.ts), declared one by one: a name the stack has no key for stops at the
+   * gateway (404), and each route's execute-api ARN names its key, so IAM authorizes per key. One
+   * integration with a single API-scoped invoke permission serves them all: a permission per route
+   * would grow the function's resource policy toward Lambda's 20 KB limit with every key.
+   */
+  private keyRoutes(config: SsmConfig): void {
+    checkKeyCapacity(config.keys, API_ROUTES.length, DEFAULT_KEY_ENVIRONMENT_BYTES);
+    const integration = new HttpLambdaIntegration('CryptoKeyIntegration', this.cryptoFunction, {
+      payloadFormatVersion: apigwv2.PayloadFormatVersion.VERSION_2_0,
+      scopePermissionToRoute: false,
+    });
+    for (const key of config.keys) {
+      for (const route of keyRoutes(key.name)) {
+        this.api.addRoutes({ path: route.path, methods: [route.method], integration });
+      }
+    }
+  }
+
   /** A Rust function from its zip, with its own role and log group (no managed policies). */
   private rustFunction(id: string, props: RustFunctionProps): lambda.Function {
     const logGroup = this.logGroup(`${id}Logs`);
     const role = new iam.Role(this, `${id}Role`, {
       assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
       description: `${props.description} (execution role)`,
+      roleName: props.roleName,
     });
     role.addToPrincipalPolicy(
       new iam.PolicyStatement({
@@ -554,7 +649,7 @@ export class ServerlessStack extends Stack {
         new iam.PolicyStatement({
           sid: 'ThisStacksKeyringMetadata',
           actions: ['secretsmanager:DescribeSecret'],
-          resources: [this.keyring.secretArn],
+          resources: this.keyrings.map((k) => k.secret.secretArn),
         }),
         new iam.PolicyStatement({
           sid: 'ThisStacksEventSourceMapping',

@@ -115,3 +115,64 @@ describe('one broker audience', () => {
     assert.equal(fnEnv(Template.fromStack(named.serverless), (v) => v.SSM_BROKER_AUDIENCE !== undefined).SSM_BROKER_AUDIENCE, 'ssm-broker.corp');
   });
 });
+
+/** A template value with the pseudo parameters of one account and region filled in. */
+function resolvePseudo(value: unknown, env: { account: string; region: string }): unknown {
+  const v = value as Json;
+  if (typeof value === 'string' || value === null || typeof value !== 'object') return value;
+  if (Array.isArray(value)) return value.map((x) => resolvePseudo(x, env));
+  if (v.Ref !== undefined) {
+    const pseudo: Record<string, string> = { 'AWS::AccountId': env.account, 'AWS::Region': env.region, 'AWS::Partition': 'aws', 'AWS::URLSuffix': 'amazonaws.com' };
+    assert.ok(v.Ref in pseudo, `unexpected Ref ${v.Ref}`);
+    return pseudo[v.Ref];
+  }
+  if (v['Fn::Join'] !== undefined) {
+    const [sep, parts] = v['Fn::Join'] as [string, unknown[]];
+    return parts.map((p) => resolvePseudo(p, env)).join(sep);
+  }
+  return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, resolvePseudo(x, env)]));
+}
+
+describe('the broker policy names the integrity role (no third deploy)', () => {
+  const env = { account: '123456789012', region: 'eu-west-1' };
+  const cases: Record<string, Record<string, string>> = {
+    "deploy.yml's arguments": deployYmlContext(),
+    'default settings': {},
+    'a long stack name and rules of its own': {
+      stackName: 'Serverless-SSM-production-payments-eu-west-1-blue',
+      brokerPolicy: JSON.stringify({ rules: [{ principal: 'arn:aws:iam::123456789012:role/ci', repositories: ['acme/other'], permissions: { contents: 'read' } }] }),
+    },
+  };
+  for (const [name, context] of Object.entries(cases)) {
+    it(`with ${name}`, () => {
+      const built = synthApp(context);
+      const serverless = Template.fromStack(built.serverless).toJSON().Resources as Record<string, Json>;
+      const fnId = Object.keys(serverless).find((id) => serverless[id].Properties?.Environment?.Variables?.SSM_BROKER_AUDIENCE !== undefined)!;
+      const roleId = serverless[fnId].Properties.Role['Fn::GetAtt'][0];
+      const roleName = resolvePseudo(serverless[roleId].Properties.RoleName, env) as string;
+      assert.equal(typeof roleName, 'string', 'the integrity role has a fixed name');
+      assert.ok(roleName.length <= 64, `${roleName} is longer than IAM allows`);
+      assert.match(roleName, /^[\w+=,.@-]+$/);
+
+      const app = fnEnv(Template.fromStack(built.githubApp!), (v) => v.SSM_BROKER_POLICY !== undefined);
+      const policy = JSON.parse(resolvePseudo(app.SSM_BROKER_POLICY, env) as string);
+      assert.deepEqual(policy.rules[0], {
+        principal: `arn:aws:iam::${env.account}:role/${roleName}`,
+        repositories: [REPOSITORY],
+        permissions: { contents: 'write' },
+      });
+      const own = context.brokerPolicy ? JSON.parse(context.brokerPolicy).rules : [];
+      assert.deepEqual(policy.rules.slice(1), own);
+    });
+  }
+
+  it('gives two Serverless stacks of one account different integrity role names', () => {
+    const name = (stackName: string) =>
+      Object.values(Template.fromStack(synthApp({ stackName, appStackName: `${stackName}App` }).serverless).toJSON().Resources as Record<string, Json>)
+        .map((r) => r.Properties?.RoleName)
+        .filter((n) => n !== undefined)
+        .map((n) => JSON.stringify(n));
+    const long = 'Serverless-SSM-production-payments-eu-west-1-';
+    assert.notDeepEqual(name(`${long}blue`), name(`${long}green`));
+  });
+});

@@ -7,7 +7,7 @@ import { buildApp } from '../lib/app';
 import { ConfigError } from '../lib/config';
 import { APP_PORT, APP_RESERVED_CONCURRENCY, LWA_VERSION } from '../lib/github-app-stack';
 import { MissingLambdaZipError } from '../lib/lambda-assets';
-import { asArray, BASE_CONTEXT, BINS, fixtureAssetDir, logicalIdOf, policyStatements, roleStatements, synth } from './helpers';
+import { asArray, BASE_CONTEXT, BINS, brokerPolicyOf, fixtureAssetDir, integrityRule, logicalIdOf, policyStatements, roleStatements, synth } from './helpers';
 
 const { brokerUrl: _omitted, ...CONTEXT_WITHOUT_BROKER } = BASE_CONTEXT;
 
@@ -83,7 +83,8 @@ describe('SsmGitHubApp', () => {
     assert.equal(vars.SSM_LOG_FORMAT, 'json');
     assert.equal(vars.GITHUB_APP_ID, '123456');
     assert.equal(vars.GITHUB_API_URL, 'https://api.github.com');
-    assert.deepEqual(JSON.parse(vars.SSM_BROKER_POLICY), POLICY);
+    // The integrity role's rule first (by its derived name), then the setting's.
+    assert.deepEqual(brokerPolicyOf(vars.SSM_BROKER_POLICY), { rules: [integrityRule('acme/serverless-ssm'), ...POLICY.rules] });
   });
 
   it('names the secrets by ARN and puts no secret value in the template', () => {
@@ -203,10 +204,10 @@ describe('SsmGitHubApp settings', () => {
     assert.equal(integrity.SSM_BROKER_URL, 'https://broker.example.com');
     assert.deepEqual(integrity.SSM_BROKER_AUDIENCE, { 'Fn::ImportValue': 'SsmGitHubApp:BrokerAudience' });
     assert.match(JSON.stringify(env(Template.fromStack(built.githubApp!))[0].SSM_BROKER_AUDIENCE), /ssm-broker:.*:SsmGitHubApp/);
-    // No App id yet (before registration) and the default policy: no rule, every request refused.
+    // No App id yet (before registration) and the default policy: the integrity role's rule only.
     const app = env(Template.fromStack(built.githubApp!))[0];
     assert.equal(app.GITHUB_APP_ID, undefined);
-    assert.equal(app.SSM_BROKER_POLICY, '{"rules":[]}');
+    assert.deepEqual(brokerPolicyOf(app.SSM_BROKER_POLICY), { rules: [integrityRule('acme/serverless-ssm')] });
   });
 
   it('is left out with githubApp=false', () => {
@@ -223,7 +224,7 @@ describe('SsmGitHubApp settings', () => {
     const vars = Object.values(Template.fromStack(built.githubApp!).toJSON().Resources as Record<string, any>).find(
       (r) => r.Type === 'AWS::Lambda::Function',
     ).Properties.Environment.Variables;
-    assert.equal(vars.SSM_BROKER_POLICY, JSON.stringify(POLICY));
+    assert.deepEqual(brokerPolicyOf(vars.SSM_BROKER_POLICY).rules.slice(1), POLICY.rules);
   });
 
   const bad: Array<[Record<string, unknown>, RegExp]> = [

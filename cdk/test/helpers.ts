@@ -99,3 +99,22 @@ export function logicalIdOf(template: Template, type: string, pred: (props: Json
   if (ids.length !== 1) throw new Error(`expected one ${type}, found ${ids.length}: ${ids.join(', ')}`);
   return ids[0];
 }
+
+/**
+ * The App's `SSM_BROKER_POLICY` (a string, or an `Fn::Join` naming pseudo parameters) parsed, each
+ * `{"Ref": "AWS::AccountId"}` spelt `${AWS::AccountId}`.
+ */
+export function brokerPolicyOf(value: unknown): { rules: Json[] } {
+  const join = (value as Json)?.['Fn::Join'] as [string, unknown[]] | undefined;
+  const text = join ? join[1].map((p) => (typeof p === 'string' ? p : `\${${(p as Json).Ref}}`)).join(join[0]) : (value as string);
+  return JSON.parse(text);
+}
+
+/** The rule the App stack adds for the default SsmServerless's integrity role on `repository`. */
+export function integrityRule(repository: string): Json {
+  return {
+    principal: 'arn:${AWS::Partition}:iam::${AWS::AccountId}:role/SsmServerless-integrity-${AWS::Region}',
+    repositories: [repository],
+    permissions: { contents: 'write' },
+  };
+}

@@ -27,7 +27,15 @@ describe('SsmServerless', () => {
         'POST /v1/encrypt',
         'POST /v1/rewrap',
         'POST /wrap',
-      ],
+        // The default key's own routes (keys.test.ts covers named keys).
+        'GET /v1/keys/default',
+        'POST /v1/keys/default/datakey',
+        'POST /v1/keys/default/decrypt',
+        'POST /v1/keys/default/encrypt',
+        'POST /v1/keys/default/hmac',
+        'POST /v1/keys/default/rewrap',
+        'POST /v1/keys/default/verify',
+      ].sort(),
     );
     for (const r of routes) assert.equal(r.Properties.AuthorizationType, 'AWS_IAM', r.Properties.RouteKey);
     t.hasResourceProperties('AWS::ApiGatewayV2::Integration', { PayloadFormatVersion: '2.0', IntegrationType: 'AWS_PROXY' });

@@ -1,8 +1,11 @@
 //! The Crypto API: routes, wire types and the pure operation behind each route.
 //!
-//! The Lambda and the local server share this: they match the route, parse the body, make sure
-//! the keyring knows every version the request names (the only I/O), then [`execute`] here.
-//! The exact shapes are in `docs/openapi.yaml`.
+//! The Lambda and the local server share this: they match the route, pick the keyring of the
+//! key it names ([`Route::target`]: `default` for the original routes), parse the body, make
+//! sure that keyring knows every version the request names (the only I/O), then
+//! [`execute_as`] here. The original routes write format 1 envelopes (`ssm:v…`), the
+//! `/v1/keys/{name}/…` routes format 2 (`ssm2:{name}:v…`). The exact shapes are in
+//! `docs/openapi.yaml`.
 //!
 //! Request bodies are read into types that borrow their strings from the body (base64 has
 //! nothing to unescape, so a plaintext or ciphertext is not copied before it is decoded), and
@@ -16,7 +19,9 @@ use base64::engine::general_purpose::STANDARD;
 use serde::{Deserialize, Serialize};
 
 use crate::envelope::{DecryptError, KeyVersion};
+use crate::keyname::KeyName;
 use crate::keyring::{Keyring, OpenError, SealError, Sealed};
+use crate::mac::MacText;
 use crate::secret::{KEY_LEN, KeyMaterial, Plaintext};
 
 /// Request limits (configurable by the deployment).
@@ -91,6 +96,16 @@ impl ApiError {
         )
     }
 
+    /// The service holds no keyring named `name` (the deployed gateway declares each key's
+    /// routes, so there this is answered before the function runs).
+    pub fn unknown_key(name: &KeyName) -> Self {
+        Self::new(
+            404,
+            "unknown_key",
+            format!("there is no key named `{name}`"),
+        )
+    }
+
     pub fn keyring_unavailable() -> Self {
         Self::new(
             503,
@@ -151,6 +166,56 @@ pub enum Route {
     Version,
     Wrap,
     Unwrap,
+    /// `/v1/keys/{name}` (GET) and `/v1/keys/{name}/{op}` (POST).
+    Key(KeyName, KeyOp),
+}
+
+/// What a named-key route does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum KeyOp {
+    Info,
+    Encrypt,
+    Decrypt,
+    Rewrap,
+    DataKey,
+    Hmac,
+    Verify,
+}
+
+impl KeyOp {
+    /// The last path segment of a POST operation.
+    fn from_segment(segment: &str) -> Option<Self> {
+        Some(match segment {
+            "encrypt" => KeyOp::Encrypt,
+            "decrypt" => KeyOp::Decrypt,
+            "rewrap" => KeyOp::Rewrap,
+            "datakey" => KeyOp::DataKey,
+            "hmac" => KeyOp::Hmac,
+            "verify" => KeyOp::Verify,
+            _ => return None,
+        })
+    }
+}
+
+/// Which key a request acts as, and whether its new ciphertexts are named (format 2) envelopes.
+/// The original routes act as `default` and keep writing format 1 (`ssm:v…`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyTarget {
+    pub name: KeyName,
+    pub named: bool,
+}
+
+impl KeyTarget {
+    /// The original routes' target: key `default`, format 1 envelopes.
+    pub const ORIGINAL: KeyTarget = KeyTarget {
+        name: KeyName::DEFAULT,
+        named: false,
+    };
+
+    /// A named route's target: format 2 envelopes naming `name`.
+    pub fn named(name: KeyName) -> Self {
+        Self { name, named: true }
+    }
 }
 
 impl Route {
@@ -191,11 +256,22 @@ impl Route {
             "/version" => (Route::Version, "GET"),
             "/wrap" => (Route::Wrap, "POST"),
             "/unwrap" => (Route::Unwrap, "POST"),
-            _ => return None,
+            _ => {
+                let rest = path.strip_prefix("/v1/keys/")?;
+                let (name, op) = match rest.split_once('/') {
+                    None => (rest, None),
+                    Some((name, op)) => (name, Some(op)),
+                };
+                let name = KeyName::parse(name).ok()?;
+                match op {
+                    None => (Route::Key(name, KeyOp::Info), "GET"),
+                    Some(op) => (Route::Key(name, KeyOp::from_segment(op)?), "POST"),
+                }
+            }
         })
     }
 
-    /// The route's path, for logs.
+    /// The route's path, for logs (`{name}` for the key name, which is logged apart).
     pub fn path(self) -> &'static str {
         match self {
             Route::Encrypt => "/v1/encrypt",
@@ -206,6 +282,23 @@ impl Route {
             Route::Version => "/version",
             Route::Wrap => "/wrap",
             Route::Unwrap => "/unwrap",
+            Route::Key(_, op) => match op {
+                KeyOp::Info => "/v1/keys/{name}",
+                KeyOp::Encrypt => "/v1/keys/{name}/encrypt",
+                KeyOp::Decrypt => "/v1/keys/{name}/decrypt",
+                KeyOp::Rewrap => "/v1/keys/{name}/rewrap",
+                KeyOp::DataKey => "/v1/keys/{name}/datakey",
+                KeyOp::Hmac => "/v1/keys/{name}/hmac",
+                KeyOp::Verify => "/v1/keys/{name}/verify",
+            },
+        }
+    }
+
+    /// The key the route acts as, and the envelope format it writes.
+    pub fn target(self) -> KeyTarget {
+        match self {
+            Route::Key(name, _) => KeyTarget::named(name),
+            _ => KeyTarget::ORIGINAL,
         }
     }
 }
@@ -228,6 +321,42 @@ pub struct CiphertextItem<'a> {
     pub ciphertext: Text<'a>,
     #[serde(default)]
     pub context: Option<Text<'a>>,
+}
+
+/// `POST /v1/keys/{name}/hmac` item: `{input}` (base64).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MacItem<'a> {
+    #[serde(borrow)]
+    pub input: Text<'a>,
+}
+
+/// `POST /v1/keys/{name}/verify` item: `{input, mac}`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyItem<'a> {
+    #[serde(borrow)]
+    pub input: Text<'a>,
+    #[serde(borrow)]
+    pub mac: Text<'a>,
+}
+
+/// A MAC request: one item's fields or `items`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MacBody<'a> {
+    #[serde(borrow)]
+    input: Option<Text<'a>>,
+    items: Option<Vec<MacItem<'a>>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VerifyBody<'a> {
+    #[serde(borrow)]
+    input: Option<Text<'a>>,
+    mac: Option<Text<'a>>,
+    items: Option<Vec<VerifyItem<'a>>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -274,7 +403,7 @@ pub struct UnwrapRequest<'a> {
     pub cipher: Text<'a>,
 }
 
-/// One item or a batch.
+/// One item or a batch (`batch` for the envelope routes, `items` for the MAC routes).
 #[derive(Debug, Clone)]
 pub enum Items<T> {
     One(T),
@@ -302,6 +431,8 @@ pub enum Request<'a> {
     Version,
     Wrap(WrapRequest<'a>),
     Unwrap(UnwrapRequest<'a>),
+    Hmac(Items<MacItem<'a>>),
+    Verify(Items<VerifyItem<'a>>),
 }
 
 impl<'a> Request<'a> {
@@ -310,7 +441,7 @@ impl<'a> Request<'a> {
     /// item are reported per item by [`execute`].
     pub fn parse(route: Route, body: &'a [u8], limits: &Limits) -> Result<Self, ApiError> {
         Ok(match route {
-            Route::Encrypt => {
+            Route::Encrypt | Route::Key(_, KeyOp::Encrypt) => {
                 let b: EncryptBody = json(body)?;
                 Request::Encrypt(one_or_batch(
                     b.plaintext.map(|plaintext| EncryptItem {
@@ -320,10 +451,14 @@ impl<'a> Request<'a> {
                     b.context.is_some(),
                     b.batch,
                     "plaintext",
+                    "batch",
                     limits,
                 )?)
             }
-            Route::Decrypt | Route::Rewrap => {
+            Route::Decrypt
+            | Route::Rewrap
+            | Route::Key(_, KeyOp::Decrypt)
+            | Route::Key(_, KeyOp::Rewrap) => {
                 let b: CiphertextBody = json(body)?;
                 let items = one_or_batch(
                     b.ciphertext.map(|ciphertext| CiphertextItem {
@@ -333,22 +468,47 @@ impl<'a> Request<'a> {
                     b.context.is_some(),
                     b.batch,
                     "ciphertext",
+                    "batch",
                     limits,
                 )?;
-                if route == Route::Decrypt {
+                if matches!(route, Route::Decrypt | Route::Key(_, KeyOp::Decrypt)) {
                     Request::Decrypt(items)
                 } else {
                     Request::Rewrap(items)
                 }
             }
-            Route::DataKey if body.iter().all(u8::is_ascii_whitespace) => {
+            Route::DataKey | Route::Key(_, KeyOp::DataKey)
+                if body.iter().all(u8::is_ascii_whitespace) =>
+            {
                 Request::DataKey(DataKeyRequest::default())
             }
-            Route::DataKey => Request::DataKey(json(body)?),
-            Route::Keys => Request::Keys,
+            Route::DataKey | Route::Key(_, KeyOp::DataKey) => Request::DataKey(json(body)?),
+            Route::Keys | Route::Key(_, KeyOp::Info) => Request::Keys,
             Route::Version => Request::Version,
             Route::Wrap => Request::Wrap(json(body)?),
             Route::Unwrap => Request::Unwrap(json(body)?),
+            Route::Key(_, KeyOp::Hmac) => {
+                let b: MacBody = json(body)?;
+                let one = b.input.map(|input| MacItem { input });
+                Request::Hmac(one_or_batch(one, false, b.items, "input", "items", limits)?)
+            }
+            Route::Key(_, KeyOp::Verify) => {
+                let b: VerifyBody = json(body)?;
+                let one = match (b.input, b.mac) {
+                    (Some(input), Some(mac)) => Some(VerifyItem { input, mac }),
+                    (None, None) => None,
+                    (Some(_), None) => return Err(ApiError::bad_request("missing `mac`")),
+                    (None, Some(_)) => return Err(ApiError::bad_request("missing `input`")),
+                };
+                Request::Verify(one_or_batch(
+                    one,
+                    false,
+                    b.items,
+                    "input` and `mac",
+                    "items",
+                    limits,
+                )?)
+            }
         })
     }
 
@@ -361,6 +521,10 @@ impl<'a> Request<'a> {
                 .filter_map(|item| Keyring::named_version(&item.ciphertext))
                 .max(),
             Request::Unwrap(req) => Keyring::named_version(&req.cipher),
+            Request::Verify(items) => items
+                .iter()
+                .filter_map(|item| MacText::named_version(&item.mac))
+                .max(),
             _ => None,
         }
     }
@@ -459,6 +623,13 @@ impl Json {
         self.raw(&n.to_string());
     }
 
+    /// `{"version":"<this build's version>"}`.
+    fn version(&mut self) {
+        self.raw("{\"version\":");
+        self.plain_str(env!("CARGO_PKG_VERSION"));
+        self.raw("}");
+    }
+
     /// `{"plaintext":"<base64>"}`.
     fn plaintext(&mut self, bytes: &[u8]) {
         self.raw("{\"plaintext\":");
@@ -482,48 +653,35 @@ impl Json {
     }
 }
 
-/// Executes a parsed request against a keyring (`None` only for requests that need none).
+/// Executes a parsed request of an original route (key `default`, format 1 envelopes)
+/// against a keyring (`None` only for requests that need none).
 pub fn execute(request: &Request<'_>, ring: Option<&Keyring>, limits: &Limits) -> Response {
+    execute_as(KeyTarget::ORIGINAL, request, ring, limits)
+}
+
+/// Executes a parsed request as the key `target` (from [`Route::target`]) against that key's
+/// keyring (`None` only for requests that need none).
+pub fn execute_as(
+    target: KeyTarget,
+    request: &Request<'_>,
+    ring: Option<&Keyring>,
+    limits: &Limits,
+) -> Response {
     let mut summary = Summary::default();
     let mut out = Json(Vec::with_capacity(response_capacity(request)));
-    let result = match (request, ring) {
-        (Request::Version, _) => {
-            out.raw("{\"version\":");
-            out.plain_str(env!("CARGO_PKG_VERSION"));
-            out.raw("}");
+    let result = match ring {
+        Some(ring) => run(
+            &Key { target, ring },
+            request,
+            limits,
+            &mut summary,
+            &mut out,
+        ),
+        None if !request.needs_keyring() => {
+            out.version();
             Ok(())
         }
-        (_, None) => Err(ApiError::keyring_unavailable()),
-        (Request::Encrypt(items), Some(ring)) => {
-            run_items(items, &mut summary, &mut out, |item, s, out| {
-                encrypt_item(ring, item, limits, s, out)
-            })
-        }
-        (Request::Decrypt(items), Some(ring)) => {
-            run_items(items, &mut summary, &mut out, |item, s, out| {
-                decrypt_item(ring, item, s, out)
-            })
-        }
-        (Request::Rewrap(items), Some(ring)) => {
-            run_items(items, &mut summary, &mut out, |item, s, out| {
-                rewrap_item(ring, item, s, out)
-            })
-        }
-        (Request::DataKey(req), Some(ring)) => data_key(ring, req, &mut summary, &mut out),
-        (Request::Keys, Some(ring)) => {
-            // Through a Value, so the fields keep the order every other body has.
-            let info = serde_json::to_value(ring.info()).unwrap_or_default();
-            let _ = serde_json::to_writer(&mut out.0, &info);
-            Ok(())
-        }
-        (Request::Wrap(req), Some(ring)) => {
-            seal_within_limit(ring, req.text.as_bytes(), b"", limits, &mut summary).map(|sealed| {
-                out.raw("{\"cipher\":");
-                out.plain_str(&sealed.ciphertext);
-                out.raw("}");
-            })
-        }
-        (Request::Unwrap(req), Some(ring)) => unwrap(ring, req, &mut summary, &mut out),
+        None => Err(ApiError::keyring_unavailable()),
     };
     match result {
         Ok(()) => Response {
@@ -536,6 +694,84 @@ pub fn execute(request: &Request<'_>, ring: Option<&Keyring>, limits: &Limits) -
     }
 }
 
+/// A key's keyring and how requests use it: which name envelopes and MACs carry, and which
+/// envelope format new ciphertexts take.
+#[derive(Debug, Clone, Copy)]
+struct Key<'r> {
+    target: KeyTarget,
+    ring: &'r Keyring,
+}
+
+impl Key<'_> {
+    fn seal(&self, plaintext: &[u8], context: &[u8]) -> Result<Sealed, ApiError> {
+        let sealed = if self.target.named {
+            self.ring
+                .encrypt_named(&self.target.name, plaintext, context)
+        } else {
+            self.ring.encrypt(plaintext, context)
+        };
+        sealed.map_err(seal_error)
+    }
+
+    fn open(
+        &self,
+        ciphertext: &str,
+        context: &[u8],
+        op: &str,
+    ) -> Result<(Plaintext, Option<KeyVersion>), ApiError> {
+        self.ring
+            .decrypt_as(&self.target.name, ciphertext, context)
+            .map_err(|error| open_error(error, "ciphertext", op))
+    }
+}
+
+fn run(
+    key: &Key<'_>,
+    request: &Request<'_>,
+    limits: &Limits,
+    summary: &mut Summary,
+    out: &mut Json,
+) -> Result<(), ApiError> {
+    match request {
+        Request::Version => {
+            out.version();
+            Ok(())
+        }
+        Request::Encrypt(items) => run_items(items, BATCH, summary, out, |item, s, out| {
+            encrypt_item(key, item, limits, s, out)
+        }),
+        Request::Decrypt(items) => run_items(items, BATCH, summary, out, |item, s, out| {
+            decrypt_item(key, item, s, out)
+        }),
+        Request::Rewrap(items) => run_items(items, BATCH, summary, out, |item, s, out| {
+            rewrap_item(key, item, s, out)
+        }),
+        Request::DataKey(req) => data_key(key, req, summary, out),
+        Request::Keys => {
+            // Through a Value, so the fields keep the order every other body has (sorted).
+            let mut info = serde_json::to_value(key.ring.info()).unwrap_or_default();
+            if let (true, Some(fields)) = (key.target.named, info.as_object_mut()) {
+                fields.insert("name".to_owned(), key.target.name.as_str().into());
+            }
+            let _ = serde_json::to_writer(&mut out.0, &info);
+            Ok(())
+        }
+        Request::Wrap(req) => seal_within_limit(key, req.text.as_bytes(), b"", limits, summary)
+            .map(|sealed| {
+                out.raw("{\"cipher\":");
+                out.plain_str(&sealed.ciphertext);
+                out.raw("}");
+            }),
+        Request::Unwrap(req) => unwrap(key, req, summary, out),
+        Request::Hmac(items) => run_items(items, ITEMS, summary, out, |item, s, out| {
+            mac_item(key, item, limits, s, out)
+        }),
+        Request::Verify(items) => run_items(items, ITEMS, summary, out, |item, s, out| {
+            verify_item(key, item, limits, s, out)
+        }),
+    }
+}
+
 /// Room for the usual answer: an envelope or base64 is about 4/3 of its input.
 fn response_capacity(request: &Request<'_>) -> usize {
     let input: usize = match request {
@@ -545,15 +781,23 @@ fn response_capacity(request: &Request<'_>) -> usize {
         }
         Request::Wrap(req) => req.text.len(),
         Request::Unwrap(req) => req.cipher.len(),
+        Request::Hmac(items) => items.iter().count() * 128,
+        Request::Verify(items) => items.iter().count() * 16,
         _ => 0,
     };
     input.saturating_add(input / 3).saturating_add(128)
 }
 
+/// The batch field of the envelope routes' answers.
+const BATCH: &str = "batch_results";
+/// The batch field of the MAC routes' answers.
+const ITEMS: &str = "items";
+
 /// One item answers with its result or its error (and that error's status); a batch answers
-/// 200 with every item's result or error in input order.
+/// 200 with every item's result or error in input order, under `field`.
 fn run_items<T>(
     items: &Items<T>,
+    field: &str,
     summary: &mut Summary,
     out: &mut Json,
     mut op: impl FnMut(&T, &mut Summary, &mut Json) -> Result<(), ApiError>,
@@ -568,7 +812,9 @@ fn run_items<T>(
         }
         Items::Batch(batch) => {
             summary.items = batch.len();
-            out.raw("{\"batch_results\":[");
+            out.raw("{\"");
+            out.raw(field);
+            out.raw("\":[");
             for (i, item) in batch.iter().enumerate() {
                 if i > 0 {
                     out.raw(",");
@@ -587,7 +833,7 @@ fn run_items<T>(
 }
 
 fn encrypt_item(
-    ring: &Keyring,
+    key: &Key<'_>,
     item: &EncryptItem<'_>,
     limits: &Limits,
     summary: &mut Summary,
@@ -595,104 +841,118 @@ fn encrypt_item(
 ) -> Result<(), ApiError> {
     let plaintext = decode_b64(&item.plaintext, "plaintext")?;
     let context = decode_context(item.context.as_deref())?;
-    let sealed = seal_within_limit(ring, plaintext.expose(), context.expose(), limits, summary)?;
+    let sealed = seal_within_limit(key, plaintext.expose(), context.expose(), limits, summary)?;
     out.sealed(&sealed);
+    Ok(())
+}
+
+/// Refuses an input over the plaintext limit (413).
+fn check_size(what: &str, len: usize, limits: &Limits) -> Result<(), ApiError> {
+    if len > limits.max_plaintext {
+        return Err(ApiError::new(
+            413,
+            "payload_too_large",
+            format!(
+                "{what} is {len} bytes; the limit is {}",
+                limits.max_plaintext
+            ),
+        ));
+    }
     Ok(())
 }
 
 /// Seals `plaintext` under the primary version if it is within the limit, and notes it.
 fn seal_within_limit(
-    ring: &Keyring,
+    key: &Key<'_>,
     plaintext: &[u8],
     context: &[u8],
     limits: &Limits,
     summary: &mut Summary,
 ) -> Result<Sealed, ApiError> {
-    if plaintext.len() > limits.max_plaintext {
-        return Err(ApiError::new(
-            413,
-            "payload_too_large",
-            format!(
-                "plaintext is {} bytes; the limit is {}",
-                plaintext.len(),
-                limits.max_plaintext
-            ),
-        ));
-    }
-    let sealed = seal_noted(ring, plaintext, context, summary)?;
+    check_size("plaintext", plaintext.len(), limits)?;
+    let sealed = seal_noted(key, plaintext, context, summary)?;
     summary.bytes_in += plaintext.len();
     Ok(sealed)
 }
 
 /// Seals `plaintext` under the primary version and notes the output and the version.
 fn seal_noted(
-    ring: &Keyring,
+    key: &Key<'_>,
     plaintext: &[u8],
     context: &[u8],
     summary: &mut Summary,
 ) -> Result<Sealed, ApiError> {
-    let sealed = ring.encrypt(plaintext, context).map_err(seal_error)?;
+    let sealed = key.seal(plaintext, context)?;
     summary.bytes_out += sealed.ciphertext.len();
     summary.note_version(Some(sealed.version));
     Ok(sealed)
 }
 
 fn open(
-    ring: &Keyring,
+    key: &Key<'_>,
     ciphertext: &str,
     context: Option<&str>,
+    op: &str,
     summary: &mut Summary,
 ) -> Result<(Plaintext, Plaintext), ApiError> {
     let context = decode_context(context)?;
-    let (plaintext, version) = ring
-        .decrypt(ciphertext, context.expose())
-        .map_err(open_error)?;
+    let (plaintext, version) = key.open(ciphertext, context.expose(), op)?;
     summary.bytes_in += ciphertext.len();
     summary.note_version(version);
     Ok((plaintext, context))
 }
 
 fn decrypt_item(
-    ring: &Keyring,
+    key: &Key<'_>,
     item: &CiphertextItem<'_>,
     summary: &mut Summary,
     out: &mut Json,
 ) -> Result<(), ApiError> {
-    let (plaintext, _) = open(ring, &item.ciphertext, item.context.as_deref(), summary)?;
+    let (plaintext, _) = open(
+        key,
+        &item.ciphertext,
+        item.context.as_deref(),
+        "decrypt",
+        summary,
+    )?;
     summary.bytes_out += plaintext.len();
     out.plaintext(plaintext.expose());
     Ok(())
 }
 
 fn rewrap_item(
-    ring: &Keyring,
+    key: &Key<'_>,
     item: &CiphertextItem<'_>,
     summary: &mut Summary,
     out: &mut Json,
 ) -> Result<(), ApiError> {
-    let (plaintext, context) = open(ring, &item.ciphertext, item.context.as_deref(), summary)?;
-    let sealed = seal_noted(ring, plaintext.expose(), context.expose(), summary)?;
+    let (plaintext, context) = open(
+        key,
+        &item.ciphertext,
+        item.context.as_deref(),
+        "rewrap",
+        summary,
+    )?;
+    let sealed = seal_noted(key, plaintext.expose(), context.expose(), summary)?;
     out.sealed(&sealed);
     Ok(())
 }
 
 fn data_key(
-    ring: &Keyring,
+    key: &Key<'_>,
     req: &DataKeyRequest<'_>,
     summary: &mut Summary,
     out: &mut Json,
 ) -> Result<(), ApiError> {
     let context = decode_context(req.context.as_deref())?;
-    let key = KeyMaterial::generate().map_err(|_| {
+    let data_key = KeyMaterial::generate().map_err(|_| {
         ApiError::new(
             503,
             "randomness_unavailable",
             "the random number generator failed",
         )
     })?;
-    let sealed = ring
-        .encrypt(key.expose(), context.expose())
-        .map_err(seal_error)?;
+    let sealed = key.seal(data_key.expose(), context.expose())?;
     summary.items = 1;
     summary.bytes_out += KEY_LEN;
     summary.note_version(Some(sealed.version));
@@ -700,19 +960,19 @@ fn data_key(
     out.sealed_fields(&sealed);
     if !req.wrapped_only {
         out.raw(",\"plaintext\":");
-        out.base64(key.expose());
+        out.base64(data_key.expose());
     }
     out.raw("}");
     Ok(())
 }
 
 fn unwrap(
-    ring: &Keyring,
+    key: &Key<'_>,
     req: &UnwrapRequest<'_>,
     summary: &mut Summary,
     out: &mut Json,
 ) -> Result<(), ApiError> {
-    let (plaintext, _) = open(ring, req.cipher.trim(), None, summary)?;
+    let (plaintext, _) = open(key, req.cipher.trim(), None, "decrypt", summary)?;
     let text = std::str::from_utf8(plaintext.expose()).map_err(|_| {
         ApiError::new(
             422,
@@ -727,6 +987,66 @@ fn unwrap(
     Ok(())
 }
 
+/// A MAC route's `input`, decoded and within the plaintext limit.
+fn mac_input(text: &str, limits: &Limits) -> Result<Plaintext, ApiError> {
+    let input = decode_b64(text, "input")?;
+    check_size("input", input.len(), limits)?;
+    Ok(input)
+}
+
+/// `{"mac":"ssm-mac:…","key_version":N}`.
+fn mac_item(
+    key: &Key<'_>,
+    item: &MacItem<'_>,
+    limits: &Limits,
+    summary: &mut Summary,
+    out: &mut Json,
+) -> Result<(), ApiError> {
+    let input = mac_input(&item.input, limits)?;
+    let (mac, version) = key
+        .ring
+        .mac(&key.target.name, input.expose())
+        .map_err(seal_error)?;
+    summary.bytes_in += input.len();
+    summary.bytes_out += mac.len();
+    summary.note_version(Some(version));
+    out.raw("{\"mac\":");
+    out.plain_str(&mac);
+    out.raw(",\"key_version\":");
+    out.number(version.get());
+    out.raw("}");
+    Ok(())
+}
+
+/// `{"valid":true|false}`. A MAC that is malformed, names a version the keyring does not
+/// hold, or does not match is `false` alike; only another key's MAC (400 `key_mismatch`) and
+/// a retired version (400 `key_version_retired`) are errors.
+fn verify_item(
+    key: &Key<'_>,
+    item: &VerifyItem<'_>,
+    limits: &Limits,
+    summary: &mut Summary,
+    out: &mut Json,
+) -> Result<(), ApiError> {
+    let input = mac_input(&item.input, limits)?;
+    let valid = match key
+        .ring
+        .verify_mac(&key.target.name, &item.mac, input.expose())
+    {
+        Ok(valid) => valid,
+        Err(OpenError::NewerVersion(_) | OpenError::Invalid(_)) => false,
+        Err(error) => return Err(open_error(error, "MAC", "verify")),
+    };
+    summary.bytes_in += input.len();
+    summary.note_version(MacText::named_version(&item.mac).filter(|_| valid));
+    out.raw(if valid {
+        "{\"valid\":true}"
+    } else {
+        "{\"valid\":false}"
+    });
+    Ok(())
+}
+
 fn seal_error(error: SealError) -> ApiError {
     match error {
         SealError::NoPrimary => ApiError::new(503, "keyring_uninitialised", error.to_string()),
@@ -734,9 +1054,18 @@ fn seal_error(error: SealError) -> ApiError {
     }
 }
 
-fn open_error(error: OpenError) -> ApiError {
+/// `what` is the thing that did not open (`ciphertext`, `MAC`); `op` the route's operation,
+/// for naming the route that would take it.
+fn open_error(error: OpenError, what: &str, op: &str) -> ApiError {
     match error {
         OpenError::Retired { .. } => ApiError::new(400, "key_version_retired", error.to_string()),
+        OpenError::KeyMismatch { found, expected } => ApiError::new(
+            400,
+            "key_mismatch",
+            format!(
+                "the {what} belongs to key `{found}`, not `{expected}`: use POST /v1/keys/{found}/{op}"
+            ),
+        ),
         // A version newer than the (already refreshed) keyring: as any other bad ciphertext.
         OpenError::Invalid(_) | OpenError::NewerVersion(_) => ApiError::decryption_failed(),
     }
@@ -774,34 +1103,39 @@ fn json<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, ApiError> {
     })
 }
 
+/// One item's fields or a list of items (`list`: `batch` on the envelope routes, `items` on
+/// the MAC routes).
 fn one_or_batch<T>(
     single: Option<T>,
     has_context: bool,
     batch: Option<Vec<T>>,
     field: &str,
+    list: &str,
     limits: &Limits,
 ) -> Result<Items<T>, ApiError> {
     match (single, batch) {
         (Some(item), None) => Ok(Items::One(item)),
-        (None, Some(_)) if has_context => Err(ApiError::bad_request(
-            "`context` goes inside each batch item, not beside `batch`",
-        )),
-        (None, Some(batch)) if batch.is_empty() => Err(ApiError::bad_request("`batch` is empty")),
+        (None, Some(_)) if has_context => Err(ApiError::bad_request(format!(
+            "`context` goes inside each batch item, not beside `{list}`"
+        ))),
+        (None, Some(batch)) if batch.is_empty() => {
+            Err(ApiError::bad_request(format!("`{list}` is empty")))
+        }
         (None, Some(batch)) if batch.len() > limits.max_batch => Err(ApiError::new(
             413,
             "batch_too_large",
             format!(
-                "`batch` has {} items; the limit is {}",
+                "`{list}` has {} items; the limit is {}",
                 batch.len(),
                 limits.max_batch
             ),
         )),
         (None, Some(batch)) => Ok(Items::Batch(batch)),
         (Some(_), Some(_)) => Err(ApiError::bad_request(format!(
-            "send either `{field}` or `batch`, not both"
+            "send either `{field}` or `{list}`, not both"
         ))),
         (None, None) => Err(ApiError::bad_request(format!(
-            "missing `{field}` (or `batch`)"
+            "missing `{field}` (or `{list}`)"
         ))),
     }
 }
@@ -834,7 +1168,7 @@ mod tests {
     fn call_with(ring: &Keyring, route: Route, body: Value, limits: &Limits) -> Answer {
         let bytes = serde_json::to_vec(&body).unwrap();
         let response = match Request::parse(route, &bytes, limits) {
-            Ok(request) => execute(&request, Some(ring), limits),
+            Ok(request) => execute_as(route.target(), &request, Some(ring), limits),
             Err(error) => Response::error(&error),
         };
         let parsed: Value = serde_json::from_slice(&response.body).unwrap();
@@ -885,6 +1219,334 @@ mod tests {
         assert_eq!(Route::allow_header("/v1/keys/"), Some("GET, HEAD"));
         assert_eq!(Route::allow_header("/wrap"), Some("POST"));
         assert_eq!(Route::allow_header("/nope"), None);
+    }
+
+    fn key(name: &str, op: KeyOp) -> Route {
+        Route::Key(KeyName::parse(name).unwrap(), op)
+    }
+
+    #[test]
+    fn named_routes_match() {
+        let payments = KeyName::parse("payments").unwrap();
+        for (segment, op) in [
+            ("encrypt", KeyOp::Encrypt),
+            ("decrypt", KeyOp::Decrypt),
+            ("rewrap", KeyOp::Rewrap),
+            ("datakey", KeyOp::DataKey),
+            ("hmac", KeyOp::Hmac),
+            ("verify", KeyOp::Verify),
+        ] {
+            for path in [
+                format!("/v1/keys/payments/{segment}"),
+                format!("/v1/keys/default/{segment}/"),
+            ] {
+                let name = path.split('/').nth(3).unwrap();
+                assert_eq!(Route::from_request("POST", &path), Ok(key(name, op)));
+            }
+        }
+        for path in ["/v1/keys/payments", "/v1/keys/payments/"] {
+            assert_eq!(
+                Route::from_request("GET", path),
+                Ok(key("payments", KeyOp::Info))
+            );
+            assert_eq!(
+                Route::from_request("HEAD", path),
+                Ok(key("payments", KeyOp::Info))
+            );
+        }
+        assert_eq!(
+            key("payments", KeyOp::Hmac).target(),
+            KeyTarget {
+                name: payments,
+                named: true
+            }
+        );
+        assert_eq!(Route::Decrypt.target(), KeyTarget::ORIGINAL);
+        assert_eq!(key("a", KeyOp::Verify).path(), "/v1/keys/{name}/verify");
+        for path in [
+            "/v1/keys/Payments/encrypt",
+            "/v1/keys/pay_ments/encrypt",
+            "/v1/keys/payments/sign",
+            "/v1/keys/payments/encrypt/x",
+            "/v1/keys//encrypt",
+            "/v1/keys/payments-/encrypt",
+        ] {
+            let error = Route::from_request("POST", path).unwrap_err();
+            assert_eq!(
+                (error.status, error.code.as_str()),
+                (404, "not_found"),
+                "{path}"
+            );
+        }
+        assert_eq!(
+            Route::from_request("GET", "/v1/keys/payments/hmac")
+                .unwrap_err()
+                .status,
+            405
+        );
+        assert_eq!(
+            Route::from_request("POST", "/v1/keys/payments")
+                .unwrap_err()
+                .status,
+            405
+        );
+        assert_eq!(Route::allow_header("/v1/keys/payments"), Some("GET, HEAD"));
+        assert_eq!(
+            Route::allow_header("/v1/keys/payments/verify"),
+            Some("POST")
+        );
+        let unknown = ApiError::unknown_key(&payments);
+        assert_eq!(
+            (unknown.status, unknown.code.as_str()),
+            (404, "unknown_key")
+        );
+    }
+
+    #[test]
+    fn original_routes_write_format_1_and_named_routes_format_2() {
+        let ring = ring();
+        let old = call(&ring, Route::Encrypt, json!({"plaintext": b64(b"hi")}));
+        let old_ct = old.body["ciphertext"].as_str().unwrap().to_owned();
+        assert!(old_ct.starts_with("ssm:v1:"), "{old_ct}");
+        let new = call(
+            &ring,
+            key("default", KeyOp::Encrypt),
+            json!({"plaintext": b64(b"hi"), "context": "Yw=="}),
+        );
+        let new_ct = new.body["ciphertext"].as_str().unwrap().to_owned();
+        assert!(new_ct.starts_with("ssm2:default:v1:"), "{new_ct}");
+        assert_eq!(new.body["key_version"], 1);
+        // Both formats of the default key open through both the old and the named route.
+        for route in [Route::Decrypt, key("default", KeyOp::Decrypt)] {
+            let dec = call(&ring, route, json!({"ciphertext": old_ct}));
+            assert_eq!(dec.body, json!({"plaintext": b64(b"hi")}));
+            let dec = call(
+                &ring,
+                route,
+                json!({"ciphertext": new_ct, "context": "Yw=="}),
+            );
+            assert_eq!(dec.body, json!({"plaintext": b64(b"hi")}));
+        }
+        let unwrapped = call(&ring, Route::Unwrap, json!({"cipher": new_ct}));
+        assert_eq!(unwrapped.status, 400, "{:?}", unwrapped.body);
+        // Rewrap and datakey on a named route write format 2 too; wrap stays format 1.
+        let rewrapped = call(
+            &ring,
+            key("default", KeyOp::Rewrap),
+            json!({"ciphertext": old_ct}),
+        );
+        assert!(
+            rewrapped.body["ciphertext"]
+                .as_str()
+                .unwrap()
+                .starts_with("ssm2:default:v1:")
+        );
+        let data = call(&ring, key("payments", KeyOp::DataKey), json!({}));
+        assert!(
+            data.body["ciphertext"]
+                .as_str()
+                .unwrap()
+                .starts_with("ssm2:payments:v1:")
+        );
+        let wrapped = call(&ring, Route::Wrap, json!({"text": "t"}));
+        assert!(
+            wrapped.body["cipher"]
+                .as_str()
+                .unwrap()
+                .starts_with("ssm:v1:")
+        );
+    }
+
+    #[test]
+    fn another_keys_ciphertext_is_key_mismatch() {
+        // One keyring serves both names here, so only the name check can refuse.
+        let ring = ring();
+        let enc = call(
+            &ring,
+            key("orders", KeyOp::Encrypt),
+            json!({"plaintext": b64(b"o")}),
+        );
+        let ct = enc.body["ciphertext"].clone();
+        for (route, op) in [
+            (key("payments", KeyOp::Decrypt), "decrypt"),
+            (key("payments", KeyOp::Rewrap), "rewrap"),
+            (Route::Decrypt, "decrypt"),
+            (Route::Rewrap, "rewrap"),
+        ] {
+            let res = call(&ring, route, json!({"ciphertext": ct}));
+            assert_eq!(res.status, 400);
+            assert_eq!(res.body["error"]["code"], "key_mismatch");
+            let message = res.body["error"]["message"].as_str().unwrap();
+            assert!(message.contains("key `orders`"), "{message}");
+            assert!(
+                message.contains(&format!("POST /v1/keys/orders/{op}")),
+                "{message}"
+            );
+        }
+        let old = call(&ring, Route::Encrypt, json!({"plaintext": b64(b"d")}));
+        let res = call(
+            &ring,
+            key("orders", KeyOp::Decrypt),
+            json!({"batch": [{"ciphertext": old.body["ciphertext"]}, {"ciphertext": ct}]}),
+        );
+        assert_eq!(res.status, 200);
+        assert_eq!(
+            res.body["batch_results"][0]["error"]["code"],
+            "key_mismatch"
+        );
+        assert_eq!(res.body["batch_results"][1]["plaintext"], b64(b"o"));
+        // A legacy ciphertext is the default key's: another key cannot open it.
+        let legacy = LegacyKey::new("0123456789abcdef0123456789abcdef".into())
+            .unwrap()
+            .encrypt_for_tests([9; 16], b"p");
+        let res = call(
+            &ring,
+            key("orders", KeyOp::Decrypt),
+            json!({ "ciphertext": legacy }),
+        );
+        assert_eq!(res.body["error"]["code"], "decryption_failed");
+    }
+
+    #[test]
+    fn key_info_adds_the_name() {
+        let ring = ring();
+        let old = call(&ring, Route::Keys, Value::Null);
+        let named = call(&ring, key("payments", KeyOp::Info), Value::Null);
+        let mut expected = old.body.clone();
+        expected["name"] = json!("payments");
+        assert_eq!(named.body, expected);
+        assert!(old.body.get("name").is_none());
+    }
+
+    #[test]
+    fn hmac_and_verify() {
+        let mut ring = ring();
+        let hmac = key("payments", KeyOp::Hmac);
+        let verify = key("payments", KeyOp::Verify);
+        let res = call(&ring, hmac, json!({"input": b64(b"msg")}));
+        assert_eq!(res.status, 200, "{:?}", res.body);
+        // Sorted: serde_json's `preserve_order` is on in some workspace builds.
+        let mut fields: Vec<&String> = res.body.as_object().unwrap().keys().collect();
+        fields.sort();
+        assert_eq!(fields, ["key_version", "mac"]);
+        let mac = res.body["mac"].as_str().unwrap().to_owned();
+        assert!(mac.starts_with("ssm-mac:payments:v1:"), "{mac}");
+        assert_eq!(res.body["key_version"], 1);
+        let check = |ring: &Keyring, input: &[u8], mac: &str| {
+            call(ring, verify, json!({"input": b64(input), "mac": mac}))
+        };
+        assert_eq!(check(&ring, b"msg", &mac).body, json!({"valid": true}));
+        assert_eq!(check(&ring, b"msG", &mac).body, json!({"valid": false}));
+        for malformed in [
+            "",
+            "garbage",
+            "ssm-mac:payments:v1:AAAA",
+            "ssm-mac:payments:v9:",
+        ] {
+            let res = check(&ring, b"msg", malformed);
+            assert_eq!((res.status, &res.body), (200, &json!({"valid": false})));
+        }
+        let newer = mac.replacen(":v1:", ":v2:", 1);
+        assert_eq!(check(&ring, b"msg", &newer).body, json!({"valid": false}));
+        let res = call(
+            &ring,
+            key("orders", KeyOp::Verify),
+            json!({"input": b64(b"msg"), "mac": mac}),
+        );
+        assert_eq!(res.status, 400);
+        assert_eq!(res.body["error"]["code"], "key_mismatch");
+        assert!(
+            res.body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("POST /v1/keys/payments/verify")
+        );
+        // Batches answer `items` in order, with per-item errors.
+        let res = call(
+            &ring,
+            hmac,
+            json!({"items": [{"input": b64(b"a")}, {"input": "not base64!"}, {"input": ""}]}),
+        );
+        assert_eq!(res.status, 200);
+        let items = res.body["items"].as_array().unwrap();
+        assert_eq!(items.len(), 3);
+        assert_eq!(items[1]["error"]["code"], "invalid_request");
+        let batch = call(
+            &ring,
+            verify,
+            json!({"items": [
+                {"input": b64(b"a"), "mac": items[0]["mac"]},
+                {"input": b64(b"b"), "mac": items[0]["mac"]},
+                {"input": "", "mac": items[2]["mac"]},
+            ]}),
+        );
+        assert_eq!(
+            batch.body,
+            json!({"items": [{"valid": true}, {"valid": false}, {"valid": true}]})
+        );
+        assert_eq!((batch.summary.items, batch.summary.failed_items), (3, 0));
+        // The minimum decryption version retires MACs as it retires ciphertexts.
+        ring.rotate("2026-11-29T00:00:00Z".parse().unwrap())
+            .unwrap();
+        let second = call(&ring, hmac, json!({"input": b64(b"msg")}));
+        assert_eq!(second.body["key_version"], 2);
+        assert_eq!(check(&ring, b"msg", &mac).body, json!({"valid": true}));
+        ring.set_min_decryption_version(KeyVersion::new(2).unwrap())
+            .unwrap();
+        let res = check(&ring, b"msg", &mac);
+        assert_eq!(res.status, 400);
+        assert_eq!(res.body["error"]["code"], "key_version_retired");
+        let mac2 = second.body["mac"].as_str().unwrap();
+        assert_eq!(check(&ring, b"msg", mac2).body, json!({"valid": true}));
+    }
+
+    #[test]
+    fn mac_request_errors() {
+        let ring = ring();
+        let hmac = key("k", KeyOp::Hmac);
+        let verify = key("k", KeyOp::Verify);
+        let limits = Limits {
+            max_plaintext: 4,
+            max_batch: 2,
+        };
+        for (route, body, status, needle) in [
+            (hmac, json!({}), 400, "missing `input`"),
+            (hmac, json!({"input": "", "items": []}), 400, "not both"),
+            (hmac, json!({"items": []}), 400, "empty"),
+            (hmac, json!({"input": "", "extra": 1}), 400, "unknown field"),
+            (hmac, json!({"input": b64(b"12345")}), 413, "limit is 4"),
+            (
+                hmac,
+                json!({"items": [{"input": ""}, {"input": ""}, {"input": ""}]}),
+                413,
+                "limit is 2",
+            ),
+            (verify, json!({"input": ""}), 400, "missing `mac`"),
+            (verify, json!({"mac": ""}), 400, "missing `input`"),
+            (
+                verify,
+                json!({"items": [{"input": ""}]}),
+                400,
+                "missing field `mac`",
+            ),
+        ] {
+            let res = call_with(&ring, route, body.clone(), &limits);
+            assert_eq!(res.status, status, "{body}: {:?}", res.body);
+            let message = res.body["error"]["message"].as_str().unwrap();
+            assert!(message.contains(needle), "{body}: {message}");
+        }
+        let req = Request::parse(
+            verify,
+            br#"{"items": [{"input": "", "mac": "ssm-mac:k:v3:AA=="}, {"input": "", "mac": "x"}]}"#,
+            &Limits::default(),
+        )
+        .unwrap();
+        // Only a well-formed MAC names a version for the early refresh.
+        assert_eq!(req.newest_named_version(), None);
+        let tag = STANDARD.encode([0u8; 32]);
+        let body = format!(r#"{{"input": "", "mac": "ssm-mac:k:v7:{tag}"}}"#);
+        let req = Request::parse(verify, body.as_bytes(), &Limits::default()).unwrap();
+        assert_eq!(req.newest_named_version(), KeyVersion::new(7));
     }
 
     #[test]
@@ -992,7 +1654,10 @@ mod tests {
         );
         assert_eq!(unwrapped.body, json!({ "text": tricky }));
         let key = call(&ring, Route::DataKey, json!({}));
-        let fields: Vec<&String> = key.body.as_object().unwrap().keys().collect();
+        // Sorted: workspace builds turn on serde_json's `preserve_order`, so the map's own
+        // order depends on which crates are built together.
+        let mut fields: Vec<&String> = key.body.as_object().unwrap().keys().collect();
+        fields.sort();
         assert_eq!(fields, ["ciphertext", "key_version", "plaintext"]);
     }
 

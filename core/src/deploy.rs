@@ -7,6 +7,7 @@
 pub mod assembly;
 pub mod github;
 pub mod inputs;
+pub mod keyrings;
 pub mod report;
 pub mod stack;
 pub mod undeclared;

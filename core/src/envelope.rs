@@ -1,22 +1,28 @@
 //! The ciphertext envelope: AES-256-GCM, self-describing and versioned.
 //!
 //! ```text
-//! envelope = "ssm:v" version ":" base64( nonce ‖ ciphertext ‖ tag )
-//! version  = decimal key version, 1 ..= 4294967295, no leading zeros
-//! nonce    = 12 random bytes from the OS CSPRNG (96 bits, NIST SP 800-38D §8.2.2)
-//! tag      = 16 bytes (128-bit GCM tag)
-//! base64   = RFC 4648 §4 standard alphabet with padding, canonical encoding only
-//! aad      = "ssm:v" version ":" ‖ context       (context: caller bytes, empty if absent)
+//! envelope  = "ssm:v" version ":" base64( nonce ‖ ciphertext ‖ tag )            (format 1)
+//! envelope2 = "ssm2:" name ":v" version ":" base64( nonce ‖ ciphertext ‖ tag )  (format 2)
+//! name      = key name, see crate::keyname ([a-z][a-z0-9-]*, 1 ..= 32, no trailing "-")
+//! version   = decimal key version, 1 ..= 4294967295, no leading zeros
+//! nonce     = 12 random bytes from the OS CSPRNG (96 bits, NIST SP 800-38D §8.2.2)
+//! tag       = 16 bytes (128-bit GCM tag)
+//! base64    = RFC 4648 §4 standard alphabet with padding, canonical encoding only
+//! aad       = header ‖ context      (header: everything before the base64; context: caller
+//!                                    bytes, empty if absent)
 //! ```
 //!
 //! The header is bound into the associated data, so a ciphertext moved under another version
-//! label fails authentication instead of being tried with another key. The header ends at its
-//! second `:`, so `header ‖ context` splits one way only. An absent context and an empty
-//! context are the same context.
+//! label or (format 2) another key name fails authentication instead of being tried with
+//! another key. The header ends at its last `:`, and neither a name nor a version holds one, so
+//! `header ‖ context` splits one way only. An absent context and an empty context are the same
+//! context. Format 1 envelopes carry no name: they are the `default` key's.
 //!
 //! Every failure to open an envelope (bad header, bad base64, truncation, wrong key, wrong
 //! context, tampering) is the one [`DecryptError`]: callers learn nothing about which check
-//! failed. The full specification with test vectors is `docs/envelope.md`.
+//! failed. Which key an envelope names is not secret, and the keyring reports a name that is
+//! not the expected one on its own (`OpenError::KeyMismatch`). The full specification with
+//! test vectors is `docs/envelope.md`.
 
 use std::fmt;
 
@@ -24,10 +30,13 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde::{Deserialize, Serialize};
 
+use crate::keyname::{KeyName, MAX_LEN as NAME_MAX_LEN};
 use crate::secret::{KeyMaterial, Plaintext, RandomnessError, fill_random};
 
-/// Prefix of every envelope.
+/// Prefix of every format 1 envelope.
 pub const PREFIX: &str = "ssm:v";
+/// Prefix of every format 2 (named) envelope.
+pub const PREFIX2: &str = "ssm2:";
 /// Nonce length in bytes.
 pub const NONCE_LEN: usize = 12;
 /// Tag length in bytes.
@@ -94,6 +103,8 @@ pub enum EncryptError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Envelope<'a> {
     pub version: KeyVersion,
+    /// The key a format 2 envelope names; `None` for format 1 (the `default` key's).
+    pub name: Option<KeyName>,
     header: &'a str,
     body: &'a str,
 }
@@ -101,32 +112,40 @@ pub struct Envelope<'a> {
 impl<'a> Envelope<'a> {
     /// Parses the header only (no base64, no crypto). Any deviation is a [`DecryptError`].
     pub fn parse(text: &'a str) -> Result<Self, DecryptError> {
-        let rest = text.strip_prefix(PREFIX).ok_or(DecryptError)?;
+        let (name, after_name) = match text.strip_prefix(PREFIX2) {
+            Some(rest) => {
+                let colon = rest.find(':').ok_or(DecryptError)?;
+                let name = KeyName::parse(&rest[..colon]).map_err(|_| DecryptError)?;
+                let at = PREFIX2.len() + colon + 1;
+                if !text[at..].starts_with('v') {
+                    return Err(DecryptError);
+                }
+                (Some(name), at + 1)
+            }
+            None if text.starts_with(PREFIX) => (None, PREFIX.len()),
+            None => return Err(DecryptError),
+        };
+        let rest = &text[after_name..];
         let colon = rest.find(':').ok_or(DecryptError)?;
-        let digits = &rest[..colon];
-        let canonical = !digits.is_empty()
-            && digits.len() <= 10
-            && digits.bytes().all(|b| b.is_ascii_digit())
-            && !digits.starts_with('0');
-        if !canonical {
-            return Err(DecryptError);
-        }
-        let version = digits
-            .parse::<u32>()
-            .ok()
-            .and_then(KeyVersion::new)
-            .ok_or(DecryptError)?;
-        let header_len = PREFIX.len() + colon + 1;
+        let version = parse_version(&rest[..colon])?;
+        let header_len = after_name + colon + 1;
         Ok(Self {
             version,
+            name,
             header: &text[..header_len],
             body: &text[header_len..],
         })
     }
 
-    /// Whether `text` looks like an envelope at all (for routing legacy ciphertexts).
+    /// Whether `text` looks like an envelope of either format at all (for routing legacy
+    /// ciphertexts).
     pub fn is_envelope(text: &str) -> bool {
-        text.starts_with("ssm:")
+        text.starts_with("ssm:") || text.starts_with(PREFIX2)
+    }
+
+    /// The key this envelope belongs to: its name, or `default` for format 1.
+    pub fn key_name(&self) -> KeyName {
+        self.name.unwrap_or(KeyName::DEFAULT)
     }
 
     /// Authenticates and decrypts the body with `key` (the key of [`Self::version`]).
@@ -147,6 +166,22 @@ impl<'a> Envelope<'a> {
         result?;
         Ok(plaintext)
     }
+}
+
+/// A canonical decimal version: 1 to 10 digits, no leading zero, at most `u32::MAX`.
+pub(crate) fn parse_version(digits: &str) -> Result<KeyVersion, DecryptError> {
+    let canonical = !digits.is_empty()
+        && digits.len() <= 10
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && !digits.starts_with('0');
+    if !canonical {
+        return Err(DecryptError);
+    }
+    digits
+        .parse::<u32>()
+        .ok()
+        .and_then(KeyVersion::new)
+        .ok_or(DecryptError)
 }
 
 /// Base64 characters of the nonce: 12 bytes are exactly four 3-byte groups.
@@ -182,16 +217,37 @@ fn decode_body(body: &[u8]) -> Result<([u8; NONCE_LEN], Vec<u8>), DecryptError> 
     Ok((nonce, raw))
 }
 
-/// Seals `plaintext` under `key` (version `version`) with a fresh random nonce.
+/// Seals `plaintext` under `key` (version `version`) with a fresh random nonce (format 1).
 pub fn seal(
     key: &KeyMaterial,
     version: KeyVersion,
     plaintext: &[u8],
     context: &[u8],
 ) -> Result<String, EncryptError> {
+    seal_under(key, &Header::v1(version), plaintext, context)
+}
+
+/// Seals `plaintext` under the key `name` (version `version`) with a fresh random nonce
+/// (format 2: the name is in the header and so in the associated data).
+pub fn seal_named(
+    key: &KeyMaterial,
+    name: &KeyName,
+    version: KeyVersion,
+    plaintext: &[u8],
+    context: &[u8],
+) -> Result<String, EncryptError> {
+    seal_under(key, &Header::named(name, version), plaintext, context)
+}
+
+fn seal_under(
+    key: &KeyMaterial,
+    header: &Header,
+    plaintext: &[u8],
+    context: &[u8],
+) -> Result<String, EncryptError> {
     let mut nonce = [0u8; NONCE_LEN];
     fill_random(&mut nonce)?;
-    seal_with_nonce(key, version, nonce, plaintext, context)
+    seal_header(key, header.as_bytes(), nonce, plaintext, context)
 }
 
 /// Seals with a caller-chosen nonce. Only for test vectors: a repeated nonce under one key
@@ -203,8 +259,35 @@ pub fn seal_with_nonce(
     plaintext: &[u8],
     context: &[u8],
 ) -> Result<String, EncryptError> {
-    let header = Header::new(version);
-    let header = header.as_bytes();
+    seal_header(
+        key,
+        Header::v1(version).as_bytes(),
+        nonce,
+        plaintext,
+        context,
+    )
+}
+
+/// [`seal_named`] with a caller-chosen nonce; only for test vectors, as [`seal_with_nonce`].
+pub fn seal_named_with_nonce(
+    key: &KeyMaterial,
+    name: &KeyName,
+    version: KeyVersion,
+    nonce: [u8; NONCE_LEN],
+    plaintext: &[u8],
+    context: &[u8],
+) -> Result<String, EncryptError> {
+    let header = Header::named(name, version);
+    seal_header(key, header.as_bytes(), nonce, plaintext, context)
+}
+
+fn seal_header(
+    key: &KeyMaterial,
+    header: &[u8],
+    nonce: [u8; NONCE_LEN],
+    plaintext: &[u8],
+    context: &[u8],
+) -> Result<String, EncryptError> {
     // Encrypt from the caller's plaintext straight into `nonce ‖ ciphertext ‖ tag`: the
     // input is read once, by the cipher, and not copied first.
     let raw_len = NONCE_LEN + plaintext.len() + TAG_LEN;
@@ -227,23 +310,62 @@ pub fn seal_with_nonce(
     String::from_utf8(out).map_err(|_| EncryptError::TooLong)
 }
 
-/// Length of the envelope for a plaintext of `len` bytes (for size limits and benchmarks).
+/// Length of the format 1 envelope for a plaintext of `len` bytes (for size limits and
+/// benchmarks).
 pub fn sealed_len(version: KeyVersion, len: usize) -> usize {
-    Header::new(version).as_bytes().len() + encoded_len(NONCE_LEN + len + TAG_LEN)
+    Header::v1(version).as_bytes().len() + encoded_len(NONCE_LEN + len + TAG_LEN)
+}
+
+/// Length of the format 2 envelope of key `name` for a plaintext of `len` bytes.
+pub fn sealed_named_len(name: &KeyName, version: KeyVersion, len: usize) -> usize {
+    Header::named(name, version).as_bytes().len() + encoded_len(NONCE_LEN + len + TAG_LEN)
 }
 
 fn encoded_len(raw_len: usize) -> usize {
     raw_len.div_ceil(3) * 4
 }
 
-/// `"ssm:v" version ":"`, formatted on the stack (at most 5 + 10 + 1 bytes).
+/// Longest header: `"ssm2:"`, a name, `":v"`, ten digits, `":"`.
+const HEADER_MAX: usize = PREFIX2.len() + NAME_MAX_LEN + 2 + 10 + 1;
+
+/// An envelope header, formatted on the stack.
 struct Header {
-    buf: [u8; 16],
+    buf: [u8; HEADER_MAX],
     len: usize,
 }
 
 impl Header {
-    fn new(version: KeyVersion) -> Self {
+    /// `"ssm:v" version ":"`.
+    fn v1(version: KeyVersion) -> Self {
+        let mut header = Self {
+            buf: [0; HEADER_MAX],
+            len: 0,
+        };
+        header.push(PREFIX.as_bytes());
+        header.version(version);
+        header
+    }
+
+    /// `"ssm2:" name ":v" version ":"`.
+    fn named(name: &KeyName, version: KeyVersion) -> Self {
+        let mut header = Self {
+            buf: [0; HEADER_MAX],
+            len: 0,
+        };
+        header.push(PREFIX2.as_bytes());
+        header.push(name.as_str().as_bytes());
+        header.push(b":v");
+        header.version(version);
+        header
+    }
+
+    fn push(&mut self, bytes: &[u8]) {
+        self.buf[self.len..self.len + bytes.len()].copy_from_slice(bytes);
+        self.len += bytes.len();
+    }
+
+    /// The version's decimal digits and the closing `:`.
+    fn version(&mut self, version: KeyVersion) {
         let mut digits = [0u8; 10];
         let mut at = digits.len();
         let mut n = version.get();
@@ -255,13 +377,8 @@ impl Header {
                 break;
             }
         }
-        let mut buf = [0u8; 16];
-        let digits = &digits[at..];
-        buf[..PREFIX.len()].copy_from_slice(PREFIX.as_bytes());
-        buf[PREFIX.len()..PREFIX.len() + digits.len()].copy_from_slice(digits);
-        let len = PREFIX.len() + digits.len() + 1;
-        buf[len - 1] = b':';
-        Self { buf, len }
+        self.push(&digits[at..]);
+        self.push(b":");
     }
 
     fn as_bytes(&self) -> &[u8] {
@@ -515,6 +632,70 @@ mod tests {
         );
     }
 
+    fn name(text: &str) -> KeyName {
+        KeyName::parse(text).unwrap()
+    }
+
+    #[test]
+    fn named_header_parsing_is_strict() {
+        for bad in [
+            "ssm2:",
+            "ssm2:payments",
+            "ssm2:payments:",
+            "ssm2:payments:v",
+            "ssm2:payments:1:AAAA",
+            "ssm2:payments:v0:AAAA",
+            "ssm2:payments:v01:AAAA",
+            "ssm2::v1:AAAA",
+            "ssm2:Payments:v1:AAAA",
+            "ssm2:pay_ments:v1:AAAA",
+            "ssm2:payments-:v1:AAAA",
+            "ssm2:payments:v1",
+            "ssm2:payments:v4294967296:AAAA",
+            &format!("ssm2:{}:v1:AAAA", "k".repeat(33)),
+            "SSM2:payments:v1:AAAA",
+        ] {
+            assert_eq!(Envelope::parse(bad), Err(DecryptError), "{bad:?}");
+        }
+        let env = Envelope::parse("ssm2:orders-eu:v4294967295:AAAA").unwrap();
+        assert_eq!(env.version.get(), u32::MAX);
+        assert_eq!(env.name, Some(name("orders-eu")));
+        assert_eq!(env.key_name(), name("orders-eu"));
+        let v1 = Envelope::parse("ssm:v3:AAAA").unwrap();
+        assert_eq!((v1.name, v1.key_name()), (None, KeyName::DEFAULT));
+        assert!(Envelope::is_envelope("ssm2:x:v1:"));
+    }
+
+    #[test]
+    fn named_envelopes_round_trip_and_bind_the_name() {
+        let longest = "k".repeat(32);
+        for key_name in ["default", "payments", longest.as_str()] {
+            let n = name(key_name);
+            for version in [1, 10, u32::MAX] {
+                let sealed = seal_named(&key(1), &n, v(version), b"secret", b"ctx").unwrap();
+                assert!(sealed.starts_with(&format!("ssm2:{key_name}:v{version}:")));
+                assert_eq!(sealed.len(), sealed_named_len(&n, v(version), 6));
+                let env = Envelope::parse(&sealed).unwrap();
+                assert_eq!((env.name, env.version), (Some(n), v(version)));
+                assert_eq!(env.open(&key(1), b"ctx").unwrap().expose(), b"secret");
+                assert_eq!(env.open(&key(1), b"other"), Err(DecryptError));
+            }
+        }
+        // A format 2 envelope relabelled as format 1 (same key, version and body) fails.
+        let sealed = seal_named(&key(1), &KeyName::DEFAULT, v(1), b"x", b"").unwrap();
+        let as_v1 = sealed.replacen("ssm2:default:v1:", "ssm:v1:", 1);
+        assert_eq!(
+            Envelope::parse(&as_v1).unwrap().open(&key(1), b""),
+            Err(DecryptError)
+        );
+        let v1 = seal(&key(1), v(1), b"x", b"").unwrap();
+        let as_v2 = v1.replacen("ssm:v1:", "ssm2:default:v1:", 1);
+        assert_eq!(
+            Envelope::parse(&as_v2).unwrap().open(&key(1), b""),
+            Err(DecryptError)
+        );
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(128))]
 
@@ -567,6 +748,20 @@ mod tests {
             let key = key(4);
             let sealed = seal(&key, v(1), b"payload", &context).unwrap();
             prop_assert_eq!(Envelope::parse(&sealed).unwrap().open(&key, &other), Err(DecryptError));
+        }
+
+        #[test]
+        fn relabelling_the_name_fails(a in "[a-z][a-z0-9-]{0,30}[a-z0-9]",
+                                      b in "[a-z][a-z0-9-]{0,30}[a-z0-9]",
+                                      version in 1u32..,
+                                      context in proptest::collection::vec(any::<u8>(), 0..32)) {
+            prop_assume!(a != b);
+            let key = key(6);
+            let sealed = seal_named(&key, &name(&a), v(version), b"payload", &context).unwrap();
+            let moved = sealed.replacen(&format!("ssm2:{a}:"), &format!("ssm2:{b}:"), 1);
+            let env = Envelope::parse(&moved).unwrap();
+            prop_assert_eq!(env.name, Some(name(&b)));
+            prop_assert_eq!(env.open(&key, &context), Err(DecryptError));
         }
 
         #[test]

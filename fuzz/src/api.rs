@@ -1,17 +1,19 @@
 //! Crypto API request bodies: parsing never panics and refuses with a 4xx; a parsed request
 //! executes to 200 or a 4xx, never a 5xx while the keyring is there, and to 503 (or the
-//! version) without one; a single encrypt decrypts back through the API to its plaintext.
+//! version) without one; a single encrypt decrypts back through the same key's route to its
+//! plaintext, and a single hmac verifies back through the same key's verify.
 //!
-//! Input: one byte choosing the route, then the body.
+//! Input: one byte choosing the route (the original ones, then the named key `payments`'s), then
+//! the body.
 
 use std::sync::OnceLock;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use ssm_core::api::{Items, Limits, Request, Route, execute};
+use ssm_core::api::{Items, KeyOp, Limits, Request, Route, execute_as};
 use ssm_core::keyring::Keyring;
 
-const ROUTES: [(&str, &str); 8] = [
+const ROUTES: [(&str, &str); 15] = [
     ("POST", "/v1/encrypt"),
     ("POST", "/v1/decrypt"),
     ("POST", "/v1/rewrap"),
@@ -20,6 +22,13 @@ const ROUTES: [(&str, &str); 8] = [
     ("GET", "/version"),
     ("POST", "/wrap"),
     ("POST", "/unwrap"),
+    ("POST", "/v1/keys/payments/encrypt"),
+    ("POST", "/v1/keys/payments/decrypt"),
+    ("POST", "/v1/keys/payments/rewrap"),
+    ("POST", "/v1/keys/payments/datakey"),
+    ("POST", "/v1/keys/payments/hmac"),
+    ("POST", "/v1/keys/payments/verify"),
+    ("GET", "/v1/keys/payments"),
 ];
 
 /// Small limits, so the fuzzer reaches the size checks.
@@ -63,7 +72,8 @@ pub(crate) fn run(data: &[u8]) {
             return;
         }
     };
-    let response = execute(&request, Some(ring()), &LIMITS);
+    let target = route.target();
+    let response = execute_as(target, &request, Some(ring()), &LIMITS);
     // Every body is JSON (they are written without a Value tree, so this checks the writer).
     let body: serde_json::Value =
         serde_json::from_slice(&response.body).expect("every response body is JSON");
@@ -79,7 +89,7 @@ pub(crate) fn run(data: &[u8]) {
             response.error_code.as_deref()
         );
     }
-    let without_ring = execute(&request, None, &LIMITS);
+    let without_ring = execute_as(target, &request, None, &LIMITS);
     let expected = if matches!(request, Request::Version) {
         200
     } else {
@@ -93,9 +103,13 @@ pub(crate) fn run(data: &[u8]) {
             "context": item.context,
         });
         let decrypt = decrypt.to_string();
-        let decrypt = Request::parse(Route::Decrypt, decrypt.as_bytes(), &LIMITS)
+        let decrypt_route = match route {
+            Route::Key(name, _) => Route::Key(name, KeyOp::Decrypt),
+            _ => Route::Decrypt,
+        };
+        let decrypt = Request::parse(decrypt_route, decrypt.as_bytes(), &LIMITS)
             .expect("the decrypt request for a fresh ciphertext parses");
-        let back = execute(&decrypt, Some(ring()), &LIMITS);
+        let back = execute_as(target, &decrypt, Some(ring()), &LIMITS);
         let back_body: serde_json::Value =
             serde_json::from_slice(&back.body).expect("every response body is JSON");
         assert_eq!(back.status, 200, "fresh ciphertext refused: {back_body}");
@@ -105,5 +119,19 @@ pub(crate) fn run(data: &[u8]) {
         if let Ok(sent) = STANDARD.decode(item.plaintext.as_bytes()) {
             assert_eq!(got, sent, "decrypt(encrypt(x)) != x");
         }
+    }
+
+    if let (Request::Hmac(Items::One(item)), 200, Route::Key(name, _)) =
+        (&request, response.status, route)
+    {
+        let verify = serde_json::json!({"input": item.input, "mac": body["mac"]}).to_string();
+        let verify = Request::parse(Route::Key(name, KeyOp::Verify), verify.as_bytes(), &LIMITS)
+            .expect("the verify request for a fresh MAC parses");
+        let back = execute_as(target, &verify, Some(ring()), &LIMITS);
+        assert_eq!(
+            (back.status, back.body.as_slice()),
+            (200, &br#"{"valid":true}"#[..]),
+            "verify(hmac(x)) is not valid"
+        );
     }
 }

@@ -2,8 +2,8 @@
 //! that `seal` did not produce under that key, header and context.
 //!
 //! Inputs starting with `ssm:` are ciphertexts: they are parsed and opened with every key and
-//! context of the published test vectors (the seeds are those vectors, so the fuzzer mutates
-//! envelopes that do open). Whatever opens must be byte for byte what sealing its plaintext again
+//! context of the published test vectors of both formats (the seeds are those vectors, so the
+//! fuzzer mutates envelopes that do open; the `envelope2` target sends its `ssm2:` inputs here). Whatever opens must be byte for byte what sealing its plaintext again
 //! with the same nonce gives: no second spelling of a ciphertext (padding, trailing bits, header
 //! digits) is accepted. Other inputs are `plaintext\0context\0edits`: sealed with a fixed key,
 //! opened back, then opened with another key, another context, and after the edits, which must
@@ -13,10 +13,10 @@ use std::sync::OnceLock;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use ssm_core::envelope::{Envelope, KeyVersion, NONCE_LEN, seal_with_nonce};
+use ssm_core::envelope::{Envelope, KeyVersion, NONCE_LEN, seal_named_with_nonce, seal_with_nonce};
 use ssm_core::secret::KeyMaterial;
 
-use crate::input::fields;
+use crate::input::{edited, fields};
 
 const KEY: [u8; 32] = [0x42; 32];
 const OTHER_KEY: [u8; 32] = [0x24; 32];
@@ -31,11 +31,15 @@ pub(crate) fn run(data: &[u8]) {
     }
 }
 
-fn ciphertext(text: &str) {
+/// Checks a ciphertext of either format.
+pub(crate) fn ciphertext(text: &str) {
     let Ok(envelope) = Envelope::parse(text) else {
         return;
     };
-    let header = format!("ssm:v{}:", envelope.version);
+    let header = match envelope.name {
+        None => format!("ssm:v{}:", envelope.version),
+        Some(name) => format!("ssm2:{name}:v{}:", envelope.version),
+    };
     assert!(
         text.starts_with(&header),
         "parse accepted a non-canonical header: {text:?}"
@@ -50,8 +54,14 @@ fn ciphertext(text: &str) {
         let nonce: [u8; NONCE_LEN] = raw[..NONCE_LEN]
             .try_into()
             .expect("an envelope that opens has a nonce");
-        let again = seal_with_nonce(key, envelope.version, nonce, plaintext.expose(), context)
-            .expect("sealing what was opened");
+        let version = envelope.version;
+        let again = match &envelope.name {
+            None => seal_with_nonce(key, version, nonce, plaintext.expose(), context),
+            Some(name) => {
+                seal_named_with_nonce(key, name, version, nonce, plaintext.expose(), context)
+            }
+        }
+        .expect("sealing what was opened");
         assert_eq!(again, text, "a second spelling of a ciphertext opened");
     }
 }
@@ -88,21 +98,7 @@ fn round_trip(data: &[u8]) {
     );
 
     // Edits: byte pairs (position, value) overwrite the text; an odd last byte truncates it.
-    let mut edited = text.clone().into_bytes();
-    let mut pairs = edits.get(1..).unwrap_or_default().chunks(2);
-    for pair in pairs.by_ref() {
-        match *pair {
-            [at, value] => {
-                let at = usize::from(at) % edited.len();
-                edited[at] = value;
-            }
-            [cut] => edited.truncate(usize::from(cut) % edited.len()),
-            _ => {}
-        }
-    }
-    if let Ok(edited) = String::from_utf8(edited)
-        && edited != text
-    {
+    if let Some(edited) = edited(&text, edits.get(1..).unwrap_or_default()) {
         assert!(
             open(&edited, &key, context).is_err(),
             "an edited envelope opened: {text:?} -> {edited:?}"
@@ -110,31 +106,16 @@ fn round_trip(data: &[u8]) {
     }
 }
 
-/// The keys and contexts of `core/tests/vectors/envelope.json`, plus the fixed key with an
-/// empty context.
+/// The keys and contexts of `core/tests/vectors/envelope.json` and `envelope2.json`, plus the
+/// fixed key with an empty context.
 fn vector_keys() -> &'static [(KeyMaterial, Vec<u8>)] {
     static KEYS: OnceLock<Vec<(KeyMaterial, Vec<u8>)>> = OnceLock::new();
     KEYS.get_or_init(|| {
-        let doc: serde_json::Value =
-            serde_json::from_str(include_str!("../../core/tests/vectors/envelope.json"))
-                .expect("the envelope vectors are JSON");
-        let b64 = |v: &serde_json::Value| {
-            STANDARD
-                .decode(v.as_str().unwrap_or_default())
-                .expect("vector fields are base64")
-        };
-        let mut keys: Vec<(KeyMaterial, Vec<u8>)> = doc["vectors"]
-            .as_array()
-            .map(Vec::as_slice)
-            .unwrap_or_default()
-            .iter()
-            .filter_map(|v| {
-                Some((
-                    KeyMaterial::from_slice(&b64(&v["key"]))?,
-                    b64(&v["context"]),
-                ))
-            })
-            .collect();
+        let mut keys =
+            crate::input::vector_keys(include_str!("../../core/tests/vectors/envelope.json"));
+        keys.extend(crate::input::vector_keys(include_str!(
+            "../../core/tests/vectors/envelope2.json"
+        )));
         keys.push((KeyMaterial::from_bytes(KEY), Vec::new()));
         keys
     })

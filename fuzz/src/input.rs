@@ -24,9 +24,63 @@ pub(crate) fn fields<const N: usize>(data: &[u8]) -> [&[u8]; N] {
     out
 }
 
+/// Applies `edits` to `text`: byte pairs (position, value) overwrite a byte; an odd last byte
+/// truncates. `None` when the result is not UTF-8 or is `text` unchanged.
+pub(crate) fn edited(text: &str, edits: &[u8]) -> Option<String> {
+    let mut bytes = text.as_bytes().to_vec();
+    for pair in edits.chunks(2) {
+        if bytes.is_empty() {
+            break;
+        }
+        match *pair {
+            [at, value] => {
+                let at = usize::from(at) % bytes.len();
+                bytes[at] = value;
+            }
+            [cut] => bytes.truncate(usize::from(cut) % bytes.len()),
+            _ => {}
+        }
+    }
+    String::from_utf8(bytes)
+        .ok()
+        .filter(|edited| edited != text)
+}
+
+/// The keys (and contexts, where a vector has one) of a vectors file under `core/tests/vectors/`.
+pub(crate) fn vector_keys(json: &str) -> Vec<(ssm_core::secret::KeyMaterial, Vec<u8>)> {
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD;
+    let doc: serde_json::Value = serde_json::from_str(json).expect("the vectors are JSON");
+    let b64 = |v: &serde_json::Value| {
+        STANDARD
+            .decode(v.as_str().unwrap_or_default())
+            .expect("vector fields are base64")
+    };
+    doc["vectors"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|v| {
+            Some((
+                ssm_core::secret::KeyMaterial::from_slice(&b64(&v["key"]))?,
+                b64(&v["context"]),
+            ))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
-    use super::fields;
+    use super::{edited, fields};
+
+    #[test]
+    fn edits_overwrite_and_truncate() {
+        assert_eq!(edited("abc", &[1, b'X']), Some("aXc".into()));
+        assert_eq!(edited("abc", &[1, b'b']), None);
+        assert_eq!(edited("abc", &[4, b'X', 2]), Some("aX".into()));
+        assert_eq!(edited("abc", &[3, 0xff]), None);
+    }
 
     #[test]
     fn splits_at_nul_and_keeps_the_rest_whole() {

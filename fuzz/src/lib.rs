@@ -14,8 +14,10 @@ mod api;
 mod broker;
 mod classify;
 mod envelope;
+mod envelope2;
 mod input;
 mod keyring;
+mod mac;
 mod manifest;
 mod webhook;
 
@@ -31,6 +33,14 @@ pub const TARGETS: &[Target] = &[
     Target {
         name: "envelope",
         run: envelope::run,
+    },
+    Target {
+        name: "envelope2",
+        run: envelope2::run,
+    },
+    Target {
+        name: "mac",
+        run: mac::run,
     },
     Target {
         name: "keyring",

@@ -8,7 +8,9 @@ use anyhow::{Context, anyhow};
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use crate::journal::Event;
 use crate::system::{ACCOUNT, Sandbox, aws_error, code_sha256};
+use crate::watch::Follower;
 
 /// The out-of-band changes the sandbox can make.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
@@ -81,6 +83,10 @@ pub struct DriftReport {
     pub timeline: Vec<(u128, String)>,
     /// Dispatches GitHub accepted for this change.
     pub dispatches: usize,
+    /// How each reconcile run since the change ended: its exit code, `None` for a signal or a
+    /// run that could not start.
+    #[serde(default)]
+    pub reconcile_exits: Vec<Option<i32>>,
     pub verdict: Verdict,
 }
 
@@ -100,12 +106,16 @@ const OPERATOR_ROLE: &str = "ops-oncall";
 
 /// How long each stage of the loop may take before the report says it did not happen.
 const QUEUE_WAIT: Duration = Duration::from_secs(10);
+/// The function watcher reads moto every 500 ms; a function follows a change within this.
+const FOLLOW_WAIT: Duration = Duration::from_secs(5);
 const DISPATCH_WAIT: Duration = Duration::from_secs(60);
 const RECONCILE_WAIT: Duration = Duration::from_secs(300);
 
 impl Sandbox {
     /// Makes the change, emits its CloudTrail event, follows the loop, judges the state.
     pub async fn drift(&self, kind: DriftKind) -> anyhow::Result<DriftReport> {
+        // What runs is what moto holds, so the change below is the only one left to follow.
+        self.in_step().await?;
         let crypto_slot = self
             .functions
             .iter()
@@ -148,14 +158,7 @@ impl Sandbox {
                     .filter_map(|f| f.deployed())
                     .find(|d| d.code_sha256 != before.code_sha256)
                     .context("no other build to put in place")?;
-                let zip = self
-                    .code
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .get(&other.code_sha256)
-                    .cloned()
-                    .context("the other build's zip is not known")?;
-                let bytes = std::fs::read(&zip)?;
+                let bytes = self.build(&other.code_sha256)?;
                 if let Some(key) = &asset_key {
                     // What a pull request's plan job could do with the publishing role.
                     s3.put_object()
@@ -170,18 +173,12 @@ impl Sandbox {
                         other.name
                     ));
                 }
-                let out = lambda
-                    .update_function_code()
-                    .function_name(&before.name)
-                    .zip_file(aws_sdk_lambda::primitives::Blob::new(bytes.clone()))
-                    .send()
-                    .await
-                    .map_err(|e| anyhow!("UpdateFunctionCode: {}", aws_error(&e)))?;
+                let now = self.replace_code(&before.name, bytes).await?;
                 self.journal.mark(format!(
                     "change: {} code replaced out of band ({} → {}, {}'s build)",
                     before.name,
                     short(&before.code_sha256),
-                    short(out.code_sha256().unwrap_or(&code_sha256(&bytes))),
+                    short(&now),
                     other.name
                 ));
                 (
@@ -271,11 +268,22 @@ impl Sandbox {
                 )
             }
         };
-        // The code change also changes what the sandbox runs, as Lambda would.
-        for line in self.sync_functions().await? {
-            self.journal.mark(format!("lambda: {line}"));
-        }
+        // The function watcher follows the change, as Lambda runs what it holds.
         if !matches!(kind, DriftKind::SecretPolicy | DriftKind::KeyringPolicy) {
+            let followed = self
+                .journal
+                .wait_for(t0, FOLLOW_WAIT, |e| {
+                    matches!(e, Event::FunctionFollowed(f) if f.name == before.name
+                            && (kind == DriftKind::LambdaConfig
+                                || f.code_sha256 != before.code_sha256))
+                })
+                .await;
+            if followed.is_none() {
+                self.journal.mark(format!(
+                    "lambda: {} did not follow the change within {FOLLOW_WAIT:?}",
+                    before.name
+                ));
+            }
             let probe = self.encrypt_probe().await;
             self.journal
                 .mark(format!("gateway: POST /v1/encrypt → {probe}"));
@@ -285,9 +293,7 @@ impl Sandbox {
         self.emit(&event).await?;
         self.follow(t0, dispatches_before).await;
         // Lambda follows what reconcile left.
-        for line in self.sync_functions().await? {
-            self.journal.mark(format!("lambda: {line}"));
-        }
+        self.in_step().await?;
 
         let verdict = match kind {
             DriftKind::LambdaCode => {
@@ -336,10 +342,8 @@ impl Sandbox {
                     None => None,
                 };
                 let reported = self.journal.since(t0).iter().any(|m| {
-                    m.what.starts_with(&format!(
-                        "reconcile done: exit {}",
-                        kind.expected_reconcile_exit()
-                    ))
+                    matches!(m.event, Event::ReconcileDone { exit: Some(code), .. }
+                        if code == kind.expected_reconcile_exit())
                 });
                 if now.code_sha256 != before.code_sha256 {
                     Verdict::NotRestored(format!(
@@ -369,16 +373,24 @@ impl Sandbox {
             .await?
             .len()
             .saturating_sub(dispatches_before);
-        let timeline = self
-            .journal
-            .since(t0)
+        let marks = self.journal.since(t0);
+        let reconcile_exits = marks
+            .iter()
+            .filter_map(|m| match &m.event {
+                Event::ReconcileDone { exit, .. } => Some(*exit),
+                Event::ReconcileFailedToRun { .. } => Some(None),
+                _ => None,
+            })
+            .collect();
+        let timeline = marks
             .into_iter()
-            .map(|m| (m.at.duration_since(t0).as_millis(), m.what))
+            .map(|m| (m.at.duration_since(t0).as_millis(), m.event.to_string()))
             .collect();
         Ok(DriftReport {
             kind,
             timeline,
             dispatches,
+            reconcile_exits,
             verdict,
         })
     }
@@ -389,6 +401,22 @@ impl Sandbox {
             .into_values()
             .find(|d| d.name == name)
             .with_context(|| format!("{name} is gone from the stack"))
+    }
+
+    /// Waits until every function runs what moto holds (the function watcher's next pass).
+    pub(crate) async fn in_step(&self) -> anyhow::Result<()> {
+        let follower = Follower::of(self);
+        let deadline = Instant::now() + FOLLOW_WAIT;
+        while !follower.in_step().await? {
+            if Instant::now() > deadline {
+                self.journal.mark(format!(
+                    "lambda: the functions did not follow moto within {FOLLOW_WAIT:?}"
+                ));
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(())
     }
 
     /// Puts the event on the default bus, as CloudTrail does; if moto's EventBridge has not
@@ -413,17 +441,14 @@ impl Sandbox {
             event["detail"]["eventName"].as_str().unwrap_or_default(),
             put.failed_entry_count()
         ));
-        let deadline = since + QUEUE_WAIT;
-        while Instant::now() < deadline {
-            if self
-                .journal
-                .since(since)
-                .iter()
-                .any(|m| m.what.starts_with("queue:"))
-            {
-                return Ok(());
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+        let queued = self
+            .journal
+            .wait_for(since, QUEUE_WAIT, |e| {
+                matches!(e, Event::RecordsReceived { .. })
+            })
+            .await;
+        if queued.is_some() {
+            return Ok(());
         }
         let queue = self
             .outputs
@@ -458,28 +483,25 @@ impl Sandbox {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        let deadline = Instant::now() + RECONCILE_WAIT;
-        while Instant::now() < deadline {
-            if self.journal.since(t0).iter().any(|m| {
-                m.what.starts_with("reconcile done") || m.what.starts_with("reconcile could not")
-            }) {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+        let ended = self
+            .journal
+            .wait_for(t0, RECONCILE_WAIT, Event::ends_a_reconcile)
+            .await;
+        if ended.is_none() {
+            self.journal.mark(format!(
+                "reconcile did not finish within {RECONCILE_WAIT:?}"
+            ));
         }
-        self.journal.mark(format!(
-            "reconcile did not finish within {RECONCILE_WAIT:?}"
-        ));
     }
 
-    /// `POST /v1/encrypt` through the gateway: `200 …` or the status and error.
+    /// `POST /v1/encrypt` through the gateway, signed by the operator: `200 …` or the status and
+    /// error.
     pub async fn encrypt_probe(&self) -> String {
-        let r = reqwest::Client::new()
+        let request = reqwest::Client::new()
             .post(format!("{}/v1/encrypt", self.gateway_url))
             .json(&json!({"plaintext": "c2FuZGJveA=="}))
-            .timeout(Duration::from_secs(30))
-            .send()
-            .await;
+            .timeout(Duration::from_secs(30));
+        let r = crate::callers::send_as(request, self.operator.as_ref(), &self.opts.region).await;
         match r {
             Ok(r) => {
                 let status = r.status().as_u16();
@@ -720,6 +742,7 @@ mod tests {
             kind: DriftKind::LambdaCode,
             timeline: vec![],
             dispatches: 1,
+            reconcile_exits: vec![Some(0)],
             verdict,
         };
         assert_eq!(report(Verdict::Restored).exit_code(), 0);

@@ -37,6 +37,7 @@
 //! | what happened                                                     | status | `message`                  |
 //! |-------------------------------------------------------------------|--------|----------------------------|
 //! | no route matches                                                  | 404    | `Not Found`                |
+//! | IAM route: unsigned, mis-signed, stale, unknown key, not allowed  | 403    | as [`auth_refusal`] says   |
 //! | body over `max_body`                                              | 413    | `Request Entity Too Large` |
 //! | function error, malformed payload, function unavailable           | 500    | `Internal Server Error`    |
 //! | the function's own timeout under 30 s (Lambda: a function error)  | 500    | `Internal Server Error`    |
@@ -44,16 +45,31 @@
 //!
 //! Every response carries `apigw-requestid`, the event's `requestContext.requestId`.
 //!
+//! # IAM authorization (routes with `AuthorizationType: AWS_IAM`)
+//!
+//! As API Gateway's IAM authorizer: the request's SigV4 signature is verified for the
+//! `execute-api` service in the gateway's region ([`ssm_core::sigv4`]: the canonical request with
+//! the payload's own hash, `X-Amz-Date` within 15 minutes, the credential scope, the session token),
+//! the secret found by access key id through [`Principals`] (the sandbox issues callers through
+//! moto's IAM: [`crate::callers`]), then the principal's identity policies, read at request time,
+//! are evaluated for `execute-api:Invoke` on
+//! `arn:aws:execute-api:{region}:{account}:{apiId}/{stage}/{METHOD}/{path}` ([`ssm_core::iam`]).
+//! The caller then goes into `requestContext.authorizer.iam`. Refusals are 403s with the body and
+//! `x-amzn-ErrorType` AWS answers with (what each says, and where that comes from, is on
+//! [`auth_refusal`]).
+//!
 //! # What the sandbox does not do
 //!
-//! **It does not verify SigV4.** Every request to an IAM route is treated as signed by
-//! [`GatewayConfig::caller`], whose identity goes into `requestContext.authorizer.iam` whether or
-//! not the request carries an `Authorization` header. Throttling, CORS, custom domains, stage
-//! variables and other authorizer types are not emulated.
+//! Resource policies, permission boundaries, session policies, SCPs and `Condition` keys are not
+//! evaluated (an `Allow` with a condition never applies, a `Deny` with one always does), nor are
+//! query-string (presigned) signatures. Throttling, CORS, custom domains, stage variables and
+//! other authorizer types are not emulated.
 
 use std::convert::Infallible;
 use std::fmt;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -70,6 +86,9 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use serde_json::{Map, Value, json};
+use ssm_core::iam::{self, Decision, PolicyDocument};
+pub use ssm_core::sigv4::SecretAccessKey;
+use ssm_core::sigv4::{Expected, HttpRequest, Presented, SigV4Error};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
@@ -108,12 +127,12 @@ impl fmt::Debug for Route {
     }
 }
 
-/// The IAM identity the sandbox says signed every request (it does not verify SigV4).
+/// The IAM identity that signed a request, as `requestContext.authorizer.iam` carries it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IamCaller {
     /// `accessKey`: the access key id the request was signed with.
     pub access_key: String,
-    /// `accountId`: the caller's account; also used as `requestContext.accountId`.
+    /// `accountId`: the caller's account.
     pub account_id: String,
     /// `callerId`: `AIDA...` for a user, `AROA...:session` for an assumed role.
     pub caller_id: String,
@@ -123,17 +142,55 @@ pub struct IamCaller {
     pub user_id: String,
 }
 
-/// One HTTP API stage: its routes and who calls it.
-#[derive(Debug)]
+/// A principal known by one of its access key ids, as IAM holds it when the request comes.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    /// Who it is (`access_key` is the key id looked up).
+    pub caller: IamCaller,
+    pub secret: SecretAccessKey,
+    /// The session token issued with temporary credentials; `None` for an IAM user's key.
+    pub session_token: Option<String>,
+    /// Its identity policies (JSON documents): inline and attached.
+    pub policies: Vec<String>,
+}
+
+/// What [`Principals::principal`] returns.
+pub type PrincipalFuture = Pin<Box<dyn Future<Output = anyhow::Result<Option<Principal>>> + Send>>;
+
+/// Where the gateway finds the principal behind an access key id (`None`: no such active key).
+/// Asked on every IAM-authorized request, so a policy changed in IAM applies to the next one.
+pub trait Principals: Send + Sync {
+    fn principal(&self, access_key_id: &str) -> PrincipalFuture;
+}
+
+/// One HTTP API stage: its routes and who may call it.
 pub struct GatewayConfig {
     /// `requestContext.apiId`, also `domainPrefix` (as on the `execute-api` domain).
     pub api_id: String,
     /// `"$default"` serves routes at the root; any other stage name is the path's first segment.
     pub stage: String,
     pub routes: Vec<Route>,
-    pub caller: IamCaller,
+    /// The API's account (`requestContext.accountId`, and the account of its route ARNs).
+    pub account_id: String,
+    /// The region requests are signed for and the route ARNs name.
+    pub region: String,
+    /// The principals IAM routes authorize.
+    pub principals: Arc<dyn Principals>,
     /// The largest request body accepted; [`MAX_BODY`] as API Gateway.
     pub max_body: usize,
+}
+
+impl fmt::Debug for GatewayConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GatewayConfig")
+            .field("api_id", &self.api_id)
+            .field("stage", &self.stage)
+            .field("routes", &self.routes)
+            .field("account_id", &self.account_id)
+            .field("region", &self.region)
+            .field("max_body", &self.max_body)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A running gateway. Dropping it stops accepting connections and lets requests in flight finish.
@@ -261,7 +318,9 @@ struct Gateway {
     api_id: String,
     stage: String,
     routes: Vec<CompiledRoute>,
-    caller: IamCaller,
+    account_id: String,
+    region: String,
+    principals: Arc<dyn Principals>,
     max_body: usize,
     domain_name: String,
     port: u16,
@@ -297,7 +356,9 @@ impl Gateway {
             api_id: config.api_id,
             stage: config.stage,
             routes,
-            caller: config.caller,
+            account_id: config.account_id,
+            region: config.region,
+            principals: config.principals,
             max_body: config.max_body,
             domain_name: local_addr.to_string(),
             port: local_addr.port(),
@@ -328,7 +389,8 @@ impl Gateway {
     ) -> Reply {
         let now = Utc::now();
         let (parts, body) = request.into_parts();
-        let Some(found) = self.find_route(parts.method.as_str(), parts.uri.path()) else {
+        let Some((found, route_path)) = self.find_route(parts.method.as_str(), parts.uri.path())
+        else {
             return Reply::error(StatusCode::NOT_FOUND);
         };
         let declared = parts
@@ -349,9 +411,20 @@ impl Gateway {
             }
         };
         let route = found.route;
+        let caller = if route.iam {
+            match self
+                .authorize(&parts, route_path.as_str(), &body, now, request_id)
+                .await
+            {
+                Ok(caller) => Some(caller),
+                Err(refusal) => return refusal,
+            }
+        } else {
+            None
+        };
         let context = EventContext {
             route_key: &route.key,
-            account_id: &self.caller.account_id,
+            account_id: &self.account_id,
             path_parameters: found.path_parameters,
             api_id: &self.api_id,
             stage: &self.stage,
@@ -360,7 +433,7 @@ impl Gateway {
             source_ip: peer.ip().to_string(),
             request_id,
             now,
-            authorizer: route.iam.then_some(&self.caller),
+            authorizer: caller.as_ref(),
         };
         let event = build_event(&parts, &body, &context);
         match route.target.invoke(event).await {
@@ -375,8 +448,82 @@ impl Gateway {
         }
     }
 
-    /// The most specific route for `method` and `path`, after the stage's path segment.
-    fn find_route(&self, method: &str, path: &str) -> Option<Found<'_>> {
+    /// API Gateway's IAM authorizer: the signature, then the caller's identity policies for
+    /// `execute-api:Invoke` on the route's ARN (`path` is the path after the stage).
+    async fn authorize(
+        &self,
+        parts: &http::request::Parts,
+        path: &str,
+        body: &[u8],
+        now: DateTime<Utc>,
+        request_id: &str,
+    ) -> Result<IamCaller, Reply> {
+        let owned: Vec<(&str, String)> = parts
+            .headers
+            .iter()
+            .map(|(name, value)| {
+                (
+                    name.as_str(),
+                    String::from_utf8_lossy(value.as_bytes()).into_owned(),
+                )
+            })
+            .collect();
+        let headers: Vec<(&str, &str)> = owned.iter().map(|(n, v)| (*n, v.as_str())).collect();
+        let request = HttpRequest {
+            method: parts.method.as_str(),
+            path: parts.uri.path(),
+            query: parts.uri.query().unwrap_or_default(),
+            headers: &headers,
+            body,
+        };
+        let expected = Expected {
+            region: &self.region,
+            service: "execute-api",
+            now,
+            max_skew: chrono::Duration::minutes(15),
+        };
+        let presented = Presented::read(request, &expected).map_err(|e| auth_refusal(&e))?;
+        let principal = match self.principals.principal(presented.access_key_id()).await {
+            Ok(Some(principal)) => principal,
+            Ok(None) => return Err(auth_refusal(&SigV4Error::UnknownCredentials)),
+            Err(error) => {
+                tracing::warn!(%request_id, error = %format!("{error:#}"), "could not read the caller from IAM");
+                return Err(Reply::error(StatusCode::INTERNAL_SERVER_ERROR));
+            }
+        };
+        presented
+            .verify(&principal.secret, principal.session_token.as_deref())
+            .map_err(|e| auth_refusal(&e))?;
+        let resource = iam::execute_api_arn(
+            &self.region,
+            &self.account_id,
+            &self.api_id,
+            &self.stage,
+            parts.method.as_str(),
+            path,
+        );
+        let mut documents = Vec::with_capacity(principal.policies.len());
+        for policy in &principal.policies {
+            match PolicyDocument::parse(policy) {
+                Ok(document) => documents.push(document),
+                // IAM never holds such a document; refuse rather than guess.
+                Err(error) => {
+                    tracing::warn!(%request_id, %error, user = %principal.caller.user_arn, "unreadable identity policy: access denied");
+                    return Err(access_denied(&principal.caller.user_arn, &resource, true));
+                }
+            }
+        }
+        let mut caller = principal.caller;
+        caller.access_key = presented.access_key_id().to_owned();
+        match iam::evaluate(&documents, iam::INVOKE_ACTION, &resource) {
+            Decision::Allow => Ok(caller),
+            Decision::ExplicitDeny => Err(access_denied(&caller.user_arn, &resource, true)),
+            Decision::ImplicitDeny => Err(access_denied(&caller.user_arn, &resource, false)),
+        }
+    }
+
+    /// The most specific route for `method` and `path`, and the path after the stage's segment.
+    fn find_route(&self, method: &str, path: &str) -> Option<(Found<'_>, String)> {
         let path = if self.stage == "$default" {
             path
         } else {
@@ -392,11 +539,53 @@ impl Gateway {
             .iter()
             .filter_map(|route| Some((route, route.pattern.matches(method, path)?)))
             .min_by(|(_, (a, _)), (_, (b, _))| a.cmp(b))?;
-        Some(Found {
-            route,
-            path_parameters,
-        })
+        Some((
+            Found {
+                route,
+                path_parameters,
+            },
+            path.to_owned(),
+        ))
     }
+}
+
+/// API Gateway's 403 for a request its IAM authorizer refuses.
+///
+/// What API Gateway answers, per the AWS Knowledge Center articles "How do I troubleshoot
+/// signature mismatch errors when making SigV4 signed requests with IAM authentication to API
+/// Gateway?" (repost.aws/knowledge-center/api-gateway-iam-sigv4-mismatch) and "...HTTP 403
+/// errors from API Gateway", and the bodies quoted from live APIs in public issues (e.g.
+/// mhart/aws4#33, postmanlabs/postman-app-support#1663, for execute-api):
+/// - unsigned: `Missing Authentication Token` on REST APIs; an HTTP API, which answers an
+///   unknown route 404 `Not Found` rather than with that text, answers `{"message":"Forbidden"}`;
+/// - unknown access key: `The security token included in the request is invalid.`;
+/// - wrong secret or signing: `The request signature we calculated does not match ...` followed
+///   by the canonical request and string to sign API Gateway expected;
+/// - stale: `Signature expired: {date} is now earlier than ...`;
+/// - not allowed: `User: {arn} is not authorized to perform: execute-api:Invoke on resource: {arn}`
+///   and why, as IAM words it.
+///
+/// Each carries `x-amzn-ErrorType`, as AWS services do.
+fn auth_refusal(error: &SigV4Error) -> Reply {
+    let message = match error {
+        SigV4Error::Missing => "Forbidden".to_owned(),
+        other => other.to_string(),
+    };
+    Reply::forbidden(message, error.error_type())
+}
+
+fn access_denied(user_arn: &str, resource: &str, explicit: bool) -> Reply {
+    let why = if explicit {
+        "with an explicit deny in an identity-based policy"
+    } else {
+        "because no identity-based policy allows the execute-api:Invoke action"
+    };
+    Reply::forbidden(
+        format!(
+            "User: {user_arn} is not authorized to perform: execute-api:Invoke on resource: {resource} {why}"
+        ),
+        "AccessDeniedException",
+    )
 }
 
 struct Found<'a> {
@@ -724,7 +913,7 @@ fn query_parameters(raw: &str) -> Map<String, Value> {
 }
 
 /// Decodes `%XX` escapes; anything else, including a bad escape, is kept as it is.
-fn percent_decode(text: &str) -> String {
+pub(crate) fn percent_decode(text: &str) -> String {
     let bytes = text.as_bytes();
     let mut decoded = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -809,6 +998,7 @@ impl Reply {
             StatusCode::PAYLOAD_TOO_LARGE => "Request Entity Too Large",
             StatusCode::SERVICE_UNAVAILABLE => "Service Unavailable",
             StatusCode::BAD_REQUEST => "Bad Request",
+            StatusCode::FORBIDDEN => "Forbidden",
             _ => "Internal Server Error",
         };
         let mut headers = HeaderMap::new();
@@ -818,6 +1008,17 @@ impl Reply {
             headers,
             body: Bytes::from(json!({ "message": message }).to_string()),
         }
+    }
+
+    /// A 403 of the IAM authorizer: `{"message": ...}` and `x-amzn-ErrorType`.
+    fn forbidden(message: String, error_type: &'static str) -> Self {
+        let mut reply = Self::error(StatusCode::FORBIDDEN);
+        reply.body = Bytes::from(json!({ "message": message }).to_string());
+        reply.headers.insert(
+            HeaderName::from_static("x-amzn-errortype"),
+            HeaderValue::from_static(error_type),
+        );
+        reply
     }
 
     fn into_response(self, request_id: &str) -> Response<Full<Bytes>> {

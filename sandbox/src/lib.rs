@@ -2,15 +2,27 @@
 //!
 //! moto (with the CloudFormation resource types it lacks, `moto/ssm_moto.py`), a local OIDC issuer,
 //! the deploy Action deploying the synthesized stack, each deployed function under its own Lambda
-//! Runtime API ([`runtime`]), the HTTP API served as API Gateway would ([`gateway`]), the GitHub App
-//! with the GitHub emulator, and the drift loop.
+//! Runtime API ([`runtime`]) and following moto whoever changes it ([`watch`]), the HTTP API served
+//! as API Gateway would ([`gateway`]) to callers issued through
+//! moto's IAM ([`callers`]), the GitHub App with the GitHub emulator, and the drift loop:
+//! the queue's event source batching as the deployed mapping says ([`poller`]), reconcile runs as
+//! the workflow's concurrency group allows ([`concurrency`]), all reported as typed events
+//! ([`journal`]).
 
+pub mod callers;
+pub mod concurrency;
 pub mod drift;
+pub mod external;
 pub mod gateway;
+pub mod install;
+pub mod journal;
+pub mod named_keys;
 pub mod oidc;
+pub mod poller;
 pub mod procs;
 pub mod runtime;
 pub mod system;
+pub mod watch;
 pub mod web;
 
 use std::future::Future;

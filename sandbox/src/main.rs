@@ -3,6 +3,9 @@
 //!   ssm-sandbox up                 bring it up and serve until Ctrl-C
 //!   ssm-sandbox drift <kind>       make an out-of-band change in the running sandbox, follow the loop
 //!   ssm-sandbox e2e                up, check the API, drift each kind, verify, down (CI)
+//!   ssm-sandbox caller create NAME --allow-key KEY
+//!                                  issue a caller of the running sandbox's HTTP API through moto's
+//!                                  IAM, allowed on KEY's routes; prints its environment
 //!
 //! `bash scripts/sandbox.sh` builds what it needs (Lambda zips, synth, binaries) and runs `up`.
 
@@ -16,7 +19,9 @@ use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 use hyper::StatusCode;
 use serde_json::{Value, json};
+use ssm_sandbox::callers::send_as;
 use ssm_sandbox::drift::{DriftKind, DriftReport, Verdict};
+use ssm_sandbox::gateway::SecretAccessKey;
 use ssm_sandbox::system::{Options, Sandbox};
 use ssm_sandbox::web;
 
@@ -44,6 +49,27 @@ enum Command {
     },
     /// Up, the Crypto API through the gateway, each drift kind, verdicts, down. For CI.
     E2e(UpArgs),
+    /// Callers of the running sandbox's HTTP API (IAM users in moto).
+    #[command(subcommand)]
+    Caller(CallerCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum CallerCommand {
+    /// Create an IAM user allowed `execute-api:Invoke` on the routes of the named keys (or on
+    /// every route with --allow-all), with an access key; prints `export` lines for a shell.
+    Create {
+        name: String,
+        /// A key whose routes (`/v1/keys/KEY/*`, `GET /v1/keys/KEY`) the caller may invoke.
+        #[arg(long = "allow-key")]
+        keys: Vec<String>,
+        /// Allow every route of the API instead.
+        #[arg(long, conflicts_with = "keys")]
+        allow_all: bool,
+        /// The state file `up` writes.
+        #[arg(long, default_value = "build/sandbox/state.json")]
+        state: PathBuf,
+    },
 }
 
 #[derive(Debug, Clone, Args)]
@@ -81,6 +107,10 @@ struct UpArgs {
     /// The repository the stack was synthesized for (`githubOwner/githubRepo`).
     #[arg(long, default_value = "octo/serverless-ssm")]
     repository: String,
+    /// Emulation speed-up, not AWS: the SQS event source's batching window in seconds, in place of
+    /// the deployed mapping's MaximumBatchingWindowInSeconds (the default).
+    #[arg(long, env = "SSM_SANDBOX_SQS_BATCHING_WINDOW_SECS")]
+    sqs_batching_window_secs: Option<u64>,
 }
 
 impl UpArgs {
@@ -112,6 +142,7 @@ impl UpArgs {
             stack: self.stack.clone(),
             region: self.region.clone(),
             repository: self.repository.clone(),
+            sqs_batching_window: self.sqs_batching_window_secs.map(Duration::from_secs),
         })
     }
 }
@@ -146,6 +177,12 @@ fn main() -> ExitCode {
             Command::Up(args) => up(args).await,
             Command::Drift { kind, state } => drift(kind, &state).await,
             Command::E2e(args) => e2e(args).await,
+            Command::Caller(CallerCommand::Create {
+                name,
+                keys,
+                allow_all,
+                state,
+            }) => create_caller(&name, &keys, allow_all, &state).await,
         }
     });
     runtime.shutdown_timeout(Duration::from_secs(2));
@@ -197,6 +234,15 @@ async fn up(args: UpArgs) -> anyhow::Result<u8> {
                         }
                     }
                 },
+                ("POST", None) if path == "/callers" => {
+                    match create_caller_in(&sb, &req.body).await {
+                        Ok(created) => web::json(StatusCode::OK, &created),
+                        Err(e) => web::json(
+                            StatusCode::BAD_REQUEST,
+                            &json!({"message": format!("{e:#}")}),
+                        ),
+                    }
+                }
                 ("GET", None) if path == "/status" => web::json(
                     StatusCode::OK,
                     &json!({"gateway": sb.gateway_url, "app": sb.app_url,
@@ -242,13 +288,22 @@ fn print_banner(sb: &Sandbox, started: Instant, control: &str) {
         sb.keyring_ms
     ));
     say(format!(
-        "  Crypto API   {}   (as API Gateway: payload v2, IAM caller = the sandbox operator; SigV4 is not checked)",
+        "  Crypto API   {}   (as API Gateway: payload v2, SigV4 and identity policies checked by the IAM authorizer)",
         sb.gateway_url
     ));
-    say(format!(
-        "  try          curl -s -X POST {}/v1/encrypt -H 'content-type: application/json' -d '{{\"plaintext\":\"aGVsbG8=\"}}'",
-        sb.gateway_url
-    ));
+    say(
+        "  callers      ssm-sandbox caller create NAME --allow-key KEY   (an IAM user in moto; prints its credentials)",
+    );
+    if let Some(operator) = &sb.operator {
+        say(format!(
+            "  try          curl -s --aws-sigv4 aws:amz:{}:execute-api --user {}:$SECRET -X POST {}/v1/encrypt -H 'content-type: application/json' -d '{{\"plaintext\":\"aGVsbG8=\"}}'",
+            sb.opts.region, operator.access_key_id, sb.gateway_url
+        ));
+        say(format!(
+            "               (SECRET: the operator's, in {})",
+            sb.opts.work.join("callers.json").display()
+        ));
+    }
     say(format!("  GitHub App   {} (token broker)", sb.app_url));
     say(format!("  GitHub       {} (emulator)", sb.github_url));
     say(format!("  moto         {}", sb.moto_url));
@@ -275,7 +330,8 @@ async fn wait_for_signal() -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn drift(kind: DriftKind, state: &Path) -> anyhow::Result<u8> {
+/// The control URL of the running sandbox, from its state file.
+fn control_url(state: &Path) -> anyhow::Result<String> {
     let text = std::fs::read_to_string(state).with_context(|| {
         format!(
             "no running sandbox ({} is missing): start one with bash scripts/sandbox.sh",
@@ -283,26 +339,95 @@ async fn drift(kind: DriftKind, state: &Path) -> anyhow::Result<u8> {
         )
     })?;
     let v: Value = serde_json::from_str(&text).context("the state file is not JSON")?;
-    let control = v["control"]
+    v["control"]
         .as_str()
-        .context("the state file names no control URL")?;
+        .map(str::to_owned)
+        .context("the state file names no control URL")
+}
+
+/// What `POST /callers` of the control endpoint takes.
+#[derive(Debug, serde::Deserialize)]
+struct CallerRequest {
+    name: String,
+    #[serde(default)]
+    keys: Vec<String>,
+    #[serde(default)]
+    allow_all: bool,
+}
+
+/// Issues a caller in the running sandbox: its answer carries the credentials.
+async fn create_caller_in(sb: &Sandbox, body: &[u8]) -> anyhow::Result<Value> {
+    let request: CallerRequest = serde_json::from_slice(body).context("the body")?;
+    let callers = sb.callers.as_ref().context("the gateway is not up")?;
+    let policy = if request.allow_all {
+        ssm_sandbox::callers::api_policy(&sb.api_id)
+    } else if request.keys.is_empty() {
+        bail!("name at least one key (--allow-key) or --allow-all")
+    } else {
+        ssm_sandbox::callers::key_policy(&sb.api_id, &request.keys)
+    };
+    let caller = callers.create(&request.name, &policy).await?;
+    Ok(json!({
+        "user_arn": caller.user_arn,
+        "endpoint": sb.gateway_url,
+        "env": caller.credentials.env(&sb.opts.region).into_iter().collect::<std::collections::BTreeMap<_, _>>(),
+    }))
+}
+
+async fn create_caller(
+    name: &str,
+    keys: &[String],
+    allow_all: bool,
+    state: &Path,
+) -> anyhow::Result<u8> {
+    let request = json!({"name": name, "keys": keys, "allow_all": allow_all});
+    let body = control_post(state, "/callers", &request, Duration::from_secs(60)).await?;
+    let arn = body["user_arn"].as_str().unwrap_or(name);
+    say(format!(
+        "# caller {arn} of {}",
+        body["endpoint"].as_str().unwrap_or_default()
+    ));
+    for (name, value) in body["env"].as_object().into_iter().flatten() {
+        say(format!(
+            "export {name}={}",
+            value.as_str().unwrap_or_default()
+        ));
+    }
+    Ok(0)
+}
+
+/// POSTs `body` to the running sandbox's control endpoint; its JSON answer, or its refusal.
+async fn control_post(
+    state: &Path,
+    path: &str,
+    body: &Value,
+    timeout: Duration,
+) -> anyhow::Result<Value> {
+    let control = control_url(state)?;
     let resp = reqwest::Client::new()
-        .post(format!("{control}/drift/{}", kind.name()))
-        .timeout(Duration::from_secs(600))
+        .post(format!("{control}{path}"))
+        .json(body)
+        .timeout(timeout)
         .send()
         .await
         .with_context(|| format!("the sandbox at {control} does not answer (stopped?)"))?;
     let status = resp.status();
-    let body: Value = resp
+    let answer: Value = resp
         .json()
         .await
         .context("the sandbox's answer is not JSON")?;
     if !status.is_success() {
         bail!(
             "{}",
-            body["message"].as_str().unwrap_or("the sandbox refused")
+            answer["message"].as_str().unwrap_or("the sandbox refused")
         );
     }
+    Ok(answer)
+}
+
+async fn drift(kind: DriftKind, state: &Path) -> anyhow::Result<u8> {
+    let path = format!("/drift/{}", kind.name());
+    let body = control_post(state, &path, &Value::Null, Duration::from_secs(600)).await?;
     let report: ReportView = serde_json::from_value(body)?;
     print_report(&report);
     Ok(report.exit_code)
@@ -355,7 +480,7 @@ async fn e2e(mut args: UpArgs) -> anyhow::Result<u8> {
         say(format!(
             "  {:>7} ms  {}",
             m.at.duration_since(started).as_millis(),
-            m.what
+            m.event
         ));
     }
     let result = e2e_checks(&sandbox).await;
@@ -375,32 +500,33 @@ async fn e2e(mut args: UpArgs) -> anyhow::Result<u8> {
     }
 }
 
+/// The burst `e2e` makes: twice the stack's `BatchSize`.
+const BURST: usize = 20;
+
 async fn e2e_checks(sb: &Sandbox) -> anyhow::Result<Vec<String>> {
     let mut failures = Vec::new();
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .build()?;
     let api = &sb.gateway_url;
+    let operator = sb.operator.clone().context("no operator caller")?;
+    let region = sb.opts.region.as_str();
 
-    // The Crypto API through the gateway: the sample's route and a round trip.
-    let version = http.get(format!("{api}/version")).send().await?;
+    // The Crypto API through the gateway, signed by the operator: the sample's route and a round trip.
+    let version = send_as(http.get(format!("{api}/version")), Some(&operator), region).await?;
     say(format!("GET /version → {}", version.status()));
     if version.status() != 200 {
         failures.push(format!("GET /version answered {}", version.status()));
     }
-    let enc: Value = http
+    let enc = http
         .post(format!("{api}/v1/encrypt"))
-        .json(&json!({"plaintext": "aGVsbG8gc2FuZGJveA=="}))
-        .send()
-        .await?
-        .json()
-        .await?;
+        .json(&json!({"plaintext": "aGVsbG8gc2FuZGJveA=="}));
+    let enc: Value = send_as(enc, Some(&operator), region).await?.json().await?;
     let ciphertext = enc["ciphertext"].as_str().unwrap_or_default().to_owned();
     let dec = http
         .post(format!("{api}/v1/decrypt"))
-        .json(&json!({"ciphertext": ciphertext}))
-        .send()
-        .await?;
+        .json(&json!({"ciphertext": ciphertext}));
+    let dec = send_as(dec, Some(&operator), region).await?;
     let dec_status = dec.status();
     let dec: Value = dec.json().await.unwrap_or(Value::Null);
     say(format!(
@@ -415,6 +541,96 @@ async fn e2e_checks(sb: &Sandbox) -> anyhow::Result<Vec<String>> {
         failures.push(format!("an unknown route answered {}", unknown.status()));
     }
 
+    // Named keys as their callers use them: two IAM callers, each allowed one key, with the CLI.
+    let named = ssm_sandbox::named_keys::two_callers(sb).await?;
+    for line in named.lines {
+        say(line);
+    }
+    failures.extend(named.failures);
+
+    // Changes made directly in moto by anyone: the functions follow, without `drift`'s help.
+    for step in sb.follow_check().await? {
+        match step.after {
+            Some(after) => say(format!(
+                "follows moto in {:>5} ms: {}",
+                after.as_millis(),
+                step.change
+            )),
+            None => failures.push(format!(
+                "not followed within {:?}: {}",
+                ssm_sandbox::external::FOLLOW_LIMIT,
+                step.change
+            )),
+        }
+    }
+
+    // A burst of changes: batched as the stack's event source mapping says, reconciled as
+    // deploy.yml's concurrency group runs.
+    let burst = sb.burst(BURST).await?;
+    say(format!(
+        "burst of {} changes, their events put on the bus in {} ms: batches {:?}, {} dispatches, {} reconcile runs ({} pending runs replaced), settled in {:.1} s",
+        burst.changes,
+        burst.made_in.as_millis(),
+        burst.batches,
+        burst.dispatches,
+        burst.reconcile_runs,
+        burst.superseded,
+        burst.took.as_secs_f64()
+    ));
+    if burst.dispatches != 2 || burst.reconcile_runs != 2 {
+        failures.push(format!(
+            "a burst of {BURST} changes made {} dispatches and {} reconcile runs; Lambda's poller (BatchSize 10) and the workflow's concurrency group make 2 and 2",
+            burst.dispatches, burst.reconcile_runs
+        ));
+    }
+
+    // The IAM authorizer: unsigned, mis-signed and not-allowed requests get API Gateway's 403s.
+    let encrypt = || {
+        http.post(format!("{api}/v1/encrypt"))
+            .json(&json!({"plaintext": "aGk="}))
+    };
+    let mut wrong_secret = operator.clone();
+    wrong_secret.secret = SecretAccessKey::new("not-the-secret");
+    let payments = match &sb.callers {
+        Some(callers) => Some(
+            callers
+                .create(
+                    "e2e-payments",
+                    &ssm_sandbox::callers::key_policy(&sb.api_id, &["payments".to_owned()]),
+                )
+                .await?
+                .credentials,
+        ),
+        None => None,
+    };
+    let refusals = [
+        ("unsigned", None, "Forbidden"),
+        (
+            "mis-signed",
+            Some(&wrong_secret),
+            "InvalidSignatureException",
+        ),
+        (
+            "allowed another key only",
+            payments.as_ref(),
+            "AccessDeniedException",
+        ),
+    ];
+    for (what, credentials, expected) in refusals {
+        let response = send_as(encrypt(), credentials, region).await?;
+        let status = response.status();
+        let typed = response.headers().get("x-amzn-errortype");
+        let typed = typed.is_some_and(|t| t == expected);
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        let first_line = body["message"].as_str().unwrap_or_default().lines().next();
+        say(format!("POST /v1/encrypt {what} → {status} {first_line:?}"));
+        if status != 403 || !(typed || body["message"] == expected) {
+            failures.push(format!(
+                "POST /v1/encrypt {what}: {status} {body}, expected 403 {expected}"
+            ));
+        }
+    }
+
     for kind in DriftKind::ALL {
         let report = sb.drift(kind).await?;
         print_report(&ReportView::from(&report));
@@ -425,15 +641,12 @@ async fn e2e_checks(sb: &Sandbox) -> anyhow::Result<Vec<String>> {
                 report.dispatches
             ));
         }
-        let expected = format!("reconcile done: exit {}", kind.expected_reconcile_exit());
-        let reconciled = report
-            .timeline
-            .iter()
-            .any(|(_, w)| w.starts_with(&expected));
-        if !reconciled {
+        let expected = kind.expected_reconcile_exit();
+        if !report.reconcile_exits.contains(&Some(expected)) {
             failures.push(format!(
-                "{}: no reconcile ending in `{expected}`",
-                kind.name()
+                "{}: no reconcile ending with exit {expected} (runs ended with {:?})",
+                kind.name(),
+                report.reconcile_exits
             ));
         }
         match (&report.verdict, kind) {

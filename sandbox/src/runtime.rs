@@ -138,6 +138,8 @@ pub struct FunctionSpec {
     pub env: BTreeMap<String, String>,
     pub timeout: Duration,
     pub memory_mb: u32,
+    /// The configured handler, which a custom runtime reads from `_HANDLER`.
+    pub handler: String,
     /// Where the process's stdout and stderr are appended; discarded when `None`.
     pub log_file: Option<PathBuf>,
 }
@@ -151,6 +153,7 @@ impl fmt::Debug for FunctionSpec {
             .field("env_keys", &self.env.keys().collect::<Vec<_>>())
             .field("timeout", &self.timeout)
             .field("memory_mb", &self.memory_mb)
+            .field("handler", &self.handler)
             .field("log_file", &self.log_file)
             .finish()
     }
@@ -199,7 +202,7 @@ fn process_env(
             "AWS_LAMBDA_INITIALIZATION_TYPE".to_owned(),
             "on-demand".to_owned(),
         ),
-        ("_HANDLER".to_owned(), "bootstrap".to_owned()),
+        ("_HANDLER".to_owned(), spec.handler.clone()),
         (
             "LAMBDA_TASK_ROOT".to_owned(),
             task_root.display().to_string(),
@@ -354,6 +357,13 @@ impl LocalFunction {
             self.inner.retire(old).await;
         }
         tracing::info!(function = %self.inner.spec.name, "function stopped");
+    }
+
+    /// [`LocalFunction::stop`] once the invocations already handed to it have ended: how Lambda
+    /// retires an execution environment after an update, letting its invocation finish.
+    pub async fn stop_when_idle(&self) {
+        drop(self.inner.environment.lock().await);
+        self.stop().await;
     }
 
     /// Deploys new code: an idle process is stopped now, a busy one once its invocation ends; the
@@ -1126,6 +1136,7 @@ mod tests {
             ]),
             timeout: Duration::from_secs(3),
             memory_mb: 256,
+            handler: "main.handler".to_owned(),
             log_file: None,
         };
         let env = process_env(&spec, &spec.bootstrap, 4321, "stream");
@@ -1137,6 +1148,7 @@ mod tests {
         assert_eq!(env["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"], "256");
         assert_eq!(env["AWS_LAMBDA_LOG_GROUP_NAME"], "/aws/lambda/crypto");
         assert_eq!(env["LAMBDA_TASK_ROOT"], "/var/task");
+        assert_eq!(env["_HANDLER"], "main.handler");
     }
 
     #[test]
@@ -1147,6 +1159,7 @@ mod tests {
             env: BTreeMap::new(),
             timeout: Duration::from_secs(1),
             memory_mb: 128,
+            handler: "bootstrap".to_owned(),
             log_file: None,
         };
         assert_eq!(

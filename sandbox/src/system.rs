@@ -14,10 +14,15 @@ use sha2::{Digest, Sha256};
 use tokio::process::Command;
 use tokio::task::JoinHandle;
 
-use crate::gateway::{self, GatewayConfig, GatewayHandle, IamCaller, Route};
+use crate::callers::{self, CallerCredentials, IamCallers};
+use crate::concurrency;
+use crate::gateway::{self, GatewayConfig, GatewayHandle, Route};
+pub use crate::journal::{Event, Journal, Mark};
 use crate::oidc::OidcIssuer;
+use crate::poller;
 use crate::procs::{self, Proc};
-use crate::runtime::{self, FunctionSpec, LocalFunction};
+use crate::runtime::LocalFunction;
+use crate::watch::Follower;
 use crate::{InvokeError, InvokeFuture, Invoker};
 
 /// moto's account.
@@ -26,8 +31,6 @@ pub const ACCOUNT: &str = "123456789012";
 const APP_ID: u64 = 5150;
 /// The installation id of the App on the repository.
 const INSTALLATION_ID: u64 = 77;
-/// The functions' environment variables that name an endpoint the sandbox serves on loopback.
-const ENDPOINT_VARIABLES: [&str; 3] = ["SSM_BROKER_URL", "SSM_GITHUB_API_URL", "SSM_STS_ENDPOINT"];
 /// The CDK bootstrap qualifier the assembly's asset manifest names.
 const QUALIFIER: &str = "hnb659fds";
 
@@ -38,7 +41,7 @@ pub struct Options {
     pub assembly: PathBuf,
     /// Scratch directory: logs, extracted functions, Action outputs, the state file.
     pub work: PathBuf,
-    /// Where `ssm-action`, `ssm-app` and `ssm-github-emulator` are.
+    /// Where `ssm-action`, `ssm-install` and `ssm-github-emulator` are.
     pub bin_dir: PathBuf,
     /// The Python with moto (the project's venv).
     pub python: PathBuf,
@@ -53,43 +56,9 @@ pub struct Options {
     pub region: String,
     /// `owner/name`: the repository the stack was synthesized for (the OIDC subject).
     pub repository: String,
-}
-
-/// What happened, when: one line of a timeline.
-#[derive(Debug, Clone)]
-pub struct Mark {
-    pub at: Instant,
-    pub what: String,
-}
-
-/// Everything the background loops report, in order.
-#[derive(Debug, Default)]
-pub struct Journal {
-    marks: Mutex<Vec<Mark>>,
-}
-
-impl Journal {
-    pub fn mark(&self, what: impl Into<String>) {
-        let what = what.into();
-        tracing::info!("{what}");
-        lock(&self.marks).push(Mark {
-            at: Instant::now(),
-            what,
-        });
-    }
-
-    /// Marks at or after `since`.
-    pub fn since(&self, since: Instant) -> Vec<Mark> {
-        lock(&self.marks)
-            .iter()
-            .filter(|m| m.at >= since)
-            .cloned()
-            .collect()
-    }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
+    /// Replaces the SQS event source's batching window (the deployed mapping's
+    /// `MaximumBatchingWindowInSeconds` when `None`): an emulation speed-up for tests, not AWS.
+    pub sqs_batching_window: Option<Duration>,
 }
 
 /// A deployed function's configuration as Lambda holds it (what the sandbox runs).
@@ -102,10 +71,12 @@ pub struct Deployed {
     pub env: BTreeMap<String, String>,
     pub timeout_secs: i32,
     pub memory_mb: i32,
+    pub handler: String,
+    pub architectures: Vec<String>,
 }
 
 /// One deployed function, as an [`Invoker`] whose process follows the deployed code and
-/// configuration: when either changes in moto, [`Sandbox::sync_functions`] replaces it.
+/// configuration: when either changes in moto, the function watcher ([`crate::watch`]) replaces it.
 #[derive(Debug)]
 pub struct FunctionSlot {
     pub logical_id: String,
@@ -132,6 +103,15 @@ impl Invoker for FunctionSlot {
 }
 
 impl FunctionSlot {
+    /// Puts `next` in place and returns what ran before.
+    pub(crate) fn replace(
+        &self,
+        next: Option<(Deployed, Arc<LocalFunction>)>,
+    ) -> Option<(Deployed, Arc<LocalFunction>)> {
+        let mut running = self.running.write().unwrap_or_else(|p| p.into_inner());
+        std::mem::replace(&mut *running, next)
+    }
+
     pub fn deployed(&self) -> Option<Deployed> {
         self.running
             .read()
@@ -150,6 +130,12 @@ pub struct Sandbox {
     pub github_url: String,
     pub app_url: String,
     pub gateway_url: String,
+    /// The HTTP API's id, as its route ARNs name it.
+    pub api_id: String,
+    /// The callers of the HTTP API, issued through moto's IAM.
+    pub callers: Option<Arc<IamCallers>>,
+    /// A caller allowed on every route, issued at start-up (the e2e checks sign with it).
+    pub operator: Option<CallerCredentials>,
     pub outputs: BTreeMap<String, String>,
     pub journal: Arc<Journal>,
     pub functions: BTreeMap<String, Arc<FunctionSlot>>,
@@ -186,11 +172,11 @@ impl Sandbox {
         std::fs::create_dir_all(opts.work.join("logs"))
             .with_context(|| format!("creating {}", opts.work.display()))?;
         check_assembly(&opts)?;
-        for bin in ["ssm-action", "ssm-app", "ssm-github-emulator"] {
+        for bin in ["ssm-action", "ssm-github-emulator", "ssm-install"] {
             let path = opts.bin_dir.join(bin);
             if !path.is_file() {
                 bail!(
-                    "{} is missing: build it with `cargo build -p ssm-action -p ssm-app -p ssm-testkit --features ssm-testkit/github --bins` (or run bash scripts/sandbox.sh)",
+                    "{} is missing: build it with `cargo build -p ssm-action -p ssm-install -p ssm-testkit --features ssm-testkit/github --bins` (or run bash scripts/sandbox.sh)",
                     path.display()
                 );
             }
@@ -247,25 +233,16 @@ impl Sandbox {
         procs_started.push(emulator);
         journal.mark(format!("GitHub emulator at {github_url}"));
 
-        // 3. Deploy with the Action, as the workflow does.
+        // 3. The first install, as a user runs it: ssm-install deploys the three stacks through
+        // the Action's library and registers the App through the emulator's manifest flow.
         let deploy_start = Instant::now();
-        let run = run_action(&opts, &moto_url, &oidc, "apply", "deploy").await?;
-        if run.code != Some(0) {
-            bail!(
-                "the deploy Action failed (exit {:?}); its log: {}",
-                run.code,
-                run.log.display()
-            );
-        }
+        crate::install::run(&opts, &moto_url, &github_url, &journal).await?;
         let deploy_ms = deploy_start.elapsed().as_millis();
-        journal.mark(format!(
-            "{} deployed by ssm-action (mode apply) in {deploy_ms} ms",
-            opts.stack
-        ));
+        journal.mark(format!("installed by ssm-install in {deploy_ms} ms"));
         let outputs = stack_outputs(&aws, &opts.stack).await?;
         let template = deployed_template(&aws, &opts.stack).await?;
 
-        // 4. The App (token broker) with the policy from the stack's outputs.
+        // 4. The App (token broker) from its deployed stack.
         let integrity_role = outputs
             .get("IntegrityRoleArn")
             .cloned()
@@ -276,43 +253,11 @@ impl Sandbox {
             .find(|(id, _)| id.starts_with("IntegrityFunction"))
             .map(|(_, d)| d.env.clone())
             .context("the stack has no integrity function")?;
-        let audience = integrity_env
-            .get("SSM_BROKER_AUDIENCE")
-            .cloned()
-            .context("the integrity function has no SSM_BROKER_AUDIENCE")?;
-        let app_port = procs::free_port()?;
-        let app_url = format!("http://127.0.0.1:{app_port}");
-        let policy = json!({"rules": [{
-            "principal": integrity_role,
-            "repositories": [opts.repository],
-            "permissions": {"contents": "write"},
-        }]});
-        let mut cmd = Command::new(opts.bin_dir.join("ssm-app"));
-        cmd.env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("SSM_APP_LISTEN", format!("127.0.0.1:{app_port}"))
-            .env("GITHUB_APP_ID", APP_ID.to_string())
-            .env(
-                "GITHUB_APP_PRIVATE_KEY",
-                ssm_testkit::github::TEST_APP_PRIVATE_KEY_PEM,
-            )
-            .env(
-                "GITHUB_WEBHOOK_SECRETS",
-                uuid::Uuid::new_v4().simple().to_string(),
-            )
-            .env("GITHUB_API_URL", &github_url)
-            .env("SSM_STS_ENDPOINT", &moto_url)
-            .env("AWS_REGION", &opts.region)
-            .env("SSM_BROKER_AUDIENCE", &audience)
-            .env("SSM_BROKER_POLICY", policy.to_string())
-            .env("SSM_LOG_FORMAT", "json");
-        let mut app = Proc::spawn("ssm-app", cmd, &opts.work.join("logs/ssm-app.log"))?;
-        app.wait_http(&format!("{app_url}/healthz"), Duration::from_secs(20))
-            .await?;
+        let (app, app_url) = crate::install::start_app(&opts, &aws, &moto_url, &github_url).await?;
         procs_started.push(app);
         journal.mark(format!(
-            "ssm-app (token broker) at {app_url}, policy: {integrity_role} may get contents:write on {}",
-            opts.repository
+            "ssm-app (token broker) at {app_url}: {}'s deployed bootstrap, environment and secrets; its policy names {integrity_role}",
+            crate::install::APP_STACK
         ));
 
         // 5. The functions, as Lambda runs them.
@@ -343,6 +288,9 @@ impl Sandbox {
             github_url,
             app_url,
             gateway_url: String::new(),
+            api_id: String::new(),
+            callers: None,
+            operator: None,
             outputs,
             journal: journal.clone(),
             functions: BTreeMap::new(),
@@ -391,8 +339,9 @@ impl Sandbox {
 
         // 7. The HTTP API, the queue's event source mapping, the workflow's dispatch trigger.
         sandbox.start_gateway(&template, gateway_port).await?;
-        sandbox.start_event_source_mapping(&template).await?;
-        sandbox.start_dispatch_watcher();
+        sandbox.start_event_source_mapping().await?;
+        sandbox.start_dispatch_watcher()?;
+        sandbox.start_function_watcher();
         journal.mark(format!(
             "sandbox up in {} ms",
             started.elapsed().as_millis()
@@ -402,6 +351,7 @@ impl Sandbox {
 
     /// Reads every function's configuration from moto and (re)starts those whose code or
     /// configuration changed. Returns a line per function that was (re)started or stopped.
+    /// Once the sandbox is up, its function watcher does this every [`watch::EVERY`].
     pub async fn sync_functions(&self) -> anyhow::Result<Vec<String>> {
         self.sync_functions_where(|_| true).await
     }
@@ -411,111 +361,8 @@ impl Sandbox {
         &self,
         select: impl Fn(&str) -> bool,
     ) -> anyhow::Result<Vec<String>> {
-        let deployed = deployed_functions(&self.aws, &self.opts.stack).await?;
-        let mut changed = Vec::new();
-        for (logical_id, d) in deployed {
-            if !select(&logical_id) {
-                continue;
-            }
-            let Some(slot) = self.functions.get(&logical_id) else {
-                continue;
-            };
-            let current = slot.deployed();
-            if current.as_ref() == Some(&d) {
-                continue;
-            }
-            let zip = lock(&self.code).get(&d.code_sha256).cloned();
-            let replacement = match zip {
-                Some(zip) => Some(self.start_function(&logical_id, &d, &zip).await?),
-                None => None,
-            };
-            let old = {
-                let mut running = slot.running.write().unwrap_or_else(|p| p.into_inner());
-                let old = running.take();
-                *running = replacement.map(|f| (d.clone(), f));
-                old
-            };
-            if let Some((_, f)) = old {
-                f.stop().await;
-            }
-            let state = if slot.deployed().is_some() {
-                "running"
-            } else {
-                "stopped: its code is not a build the sandbox knows"
-            };
-            changed.push(format!(
-                "{} ({}, code {}…) {state}",
-                d.name,
-                logical_id,
-                &d.code_sha256[..8.min(d.code_sha256.len())]
-            ));
-        }
-        Ok(changed)
-    }
-
-    async fn start_function(
-        &self,
-        logical_id: &str,
-        d: &Deployed,
-        zip: &Path,
-    ) -> anyhow::Result<Arc<LocalFunction>> {
-        let dir = self
-            .opts
-            .work
-            .join("functions")
-            .join(logical_id)
-            .join(d.code_sha256.replace(['/', '+', '='], "_"));
-        std::fs::create_dir_all(&dir)?;
-        let bytes = std::fs::read(zip).with_context(|| format!("reading {}", zip.display()))?;
-        let bootstrap = runtime::extract_bootstrap(&bytes, &dir)?;
-        // Lambda gives the function its execution role's credentials.
-        let creds = assume(&self.aws, &d.role, &d.name).await?;
-        let mut env = d.env.clone();
-        if env.contains_key("SSM_BROKER_URL") && !env.contains_key("SSM_STS_ENDPOINT") {
-            // The integrity function's default, made explicit so the override below applies.
-            env.insert("SSM_STS_ENDPOINT".into(), self.sts_endpoint.clone());
-        }
-        // Only the endpoint variables are rewritten: the broker audience may be the same string
-        // as the broker URL, and it must stay what the broker expects.
-        let mut env: BTreeMap<String, String> = env
-            .into_iter()
-            .map(|(k, v)| {
-                let v = if ENDPOINT_VARIABLES.contains(&k.as_str()) {
-                    self.overrides.get(&v).cloned().unwrap_or(v)
-                } else {
-                    v
-                };
-                (k, v)
-            })
-            .collect();
-        env.extend([
-            ("AWS_REGION".into(), self.opts.region.clone()),
-            ("AWS_DEFAULT_REGION".into(), self.opts.region.clone()),
-            ("AWS_ENDPOINT_URL".into(), self.moto_url.clone()),
-            ("AWS_ACCESS_KEY_ID".into(), creds.access_key_id().to_owned()),
-            (
-                "AWS_SECRET_ACCESS_KEY".into(),
-                creds.secret_access_key().to_owned(),
-            ),
-            (
-                "AWS_SESSION_TOKEN".into(),
-                creds.session_token().unwrap_or_default().to_owned(),
-            ),
-        ]);
-        let spec = FunctionSpec {
-            name: d.name.clone(),
-            bootstrap,
-            env,
-            timeout: Duration::from_secs(u64::try_from(d.timeout_secs.max(1)).unwrap_or(3)),
-            memory_mb: u32::try_from(d.memory_mb.max(128)).unwrap_or(128),
-            log_file: Some(
-                self.opts
-                    .work
-                    .join("logs")
-                    .join(format!("{logical_id}.log")),
-            ),
-        };
-        LocalFunction::start(spec).await
+        let followed = Follower::of(self).sync(select).await?;
+        Ok(followed.iter().map(ToString::to_string).collect())
     }
 
     fn function(&self, prefix: &str) -> anyhow::Result<Arc<FunctionSlot>> {
@@ -528,50 +375,55 @@ impl Sandbox {
 
     /// What Secrets Manager does on `RotateSecret`: stage a pending version under a new token,
     /// then call the rotation function's four steps in order.
-    async fn initialise_keyring(&self) -> anyhow::Result<()> {
-        let secret = self
+    /// Every key's keyring secret, `default` first: `KeyringSecretArn` and the named keys'
+    /// `KeyringSecretArns` (`name=ARN,...`).
+    pub fn keyring_secrets(&self) -> anyhow::Result<Vec<(String, String)>> {
+        let default = self
             .outputs
             .get("KeyringSecretArn")
             .cloned()
             .context("the stack has no KeyringSecretArn output")?;
+        let mut secrets = vec![("default".to_owned(), default)];
+        if let Some(named) = self.outputs.get("KeyringSecretArns") {
+            for (name, arn) in ssm_core::keyname::parse_assignments(named)
+                .map_err(|e| anyhow!("the KeyringSecretArns output: {e}"))?
+            {
+                secrets.push((name.as_str().to_owned(), arn.to_owned()));
+            }
+        }
+        Ok(secrets)
+    }
+
+    /// Each key's first version, by Secrets Manager's `RotateSecret` and the rotation function's
+    /// four steps, as the stack's rotation schedule would.
+    async fn initialise_keyring(&self) -> anyhow::Result<()> {
         let rotation = self.function("RotationFunction")?;
         let arn = rotation
             .deployed()
             .map(|d| d.arn)
             .context("the rotation function is not running")?;
         let sm = aws_sdk_secretsmanager::Client::new(&self.aws);
-        let token = uuid::Uuid::new_v4().to_string();
-        sm.rotate_secret()
-            .secret_id(&secret)
-            .client_request_token(&token)
-            .rotation_lambda_arn(&arn)
-            .rotation_rules(
-                aws_sdk_secretsmanager::types::RotationRulesType::builder()
-                    .automatically_after_days(30)
-                    .build(),
-            )
-            .send()
+        for (name, secret) in self.keyring_secrets()? {
+            ssm_testkit::rotation::rotate(&sm, &secret, &arn, |token, step| {
+                rotation
+                    .invoke(json!({"SecretId": secret, "ClientRequestToken": token, "Step": step}))
+            })
             .await
-            .map_err(|e| anyhow!("RotateSecret: {}", aws_error(&e)))?;
-        for step in ["createSecret", "setSecret", "testSecret", "finishSecret"] {
-            rotation
-                .invoke(json!({"SecretId": secret, "ClientRequestToken": token, "Step": step}))
+            .map_err(|e| anyhow!("key {name}: {e}"))?;
+            let current = sm
+                .get_secret_value()
+                .secret_id(&secret)
+                .send()
                 .await
-                .map_err(|e| anyhow!("rotation step {step}: {e}"))?;
-        }
-        let current = sm
-            .get_secret_value()
-            .secret_id(&secret)
-            .send()
-            .await
-            .map_err(|e| anyhow!("GetSecretValue: {}", aws_error(&e)))?;
-        let keys = current
-            .secret_string()
-            .and_then(|s| serde_json::from_str::<Value>(s).ok())
-            .and_then(|v| v.get("keys").and_then(Value::as_array).map(Vec::len))
-            .unwrap_or(0);
-        if keys != 1 {
-            bail!("after rotation the keyring holds {keys} keys, expected 1");
+                .map_err(|e| anyhow!("GetSecretValue ({name}): {}", aws_error(&e)))?;
+            let keys = current
+                .secret_string()
+                .and_then(|s| serde_json::from_str::<Value>(s).ok())
+                .and_then(|v| v.get("keys").and_then(Value::as_array).map(Vec::len))
+                .unwrap_or(0);
+            if keys != 1 {
+                bail!("after rotation the keyring of key {name} holds {keys} keys, expected 1");
+            }
         }
         Ok(())
     }
@@ -616,13 +468,14 @@ impl Sandbox {
             .send()
             .await
             .map_err(|e| anyhow!("GetCallerIdentity: {}", aws_error(&e)))?;
-        let caller = IamCaller {
-            access_key: "testing".into(),
-            account_id: me.account().unwrap_or(ACCOUNT).to_owned(),
-            caller_id: me.user_id().unwrap_or_default().to_owned(),
-            user_arn: me.arn().unwrap_or_default().to_owned(),
-            user_id: me.user_id().unwrap_or_default().to_owned(),
-        };
+        let api_id: String = api_id.to_lowercase().chars().take(10).collect();
+        let callers = Arc::new(IamCallers::open(
+            &self.aws,
+            self.opts.work.join("callers.json"),
+        )?);
+        let operator = callers
+            .create("ssm-sandbox-operator", &callers::api_policy(&api_id))
+            .await?;
         let n = routes.len();
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
             .await
@@ -632,15 +485,20 @@ impl Sandbox {
         let handle = gateway::serve(
             listener,
             GatewayConfig {
-                api_id: api_id.to_lowercase().chars().take(10).collect(),
+                api_id: api_id.clone(),
                 stage: "$default".into(),
                 routes,
-                caller,
+                account_id: me.account().unwrap_or(ACCOUNT).to_owned(),
+                region: self.opts.region.clone(),
+                principals: callers.clone(),
                 max_body: 10 * 1024 * 1024,
             },
         )
         .await;
         self.gateway_url = format!("http://{}", handle.local_addr());
+        self.api_id = api_id;
+        self.callers = Some(callers);
+        self.operator = Some(operator.credentials);
         self.gateway = Some(handle);
         self.journal.mark(format!(
             "HTTP API ({n} routes) served as API Gateway would at {}",
@@ -649,123 +507,73 @@ impl Sandbox {
         Ok(())
     }
 
-    /// Lambda's SQS event source mapping: long-polls the integrity queue, invokes the function
-    /// with the batch, deletes what succeeded (honouring `batchItemFailures`), leaves the rest to
-    /// the queue's visibility timeout and redrive policy.
-    async fn start_event_source_mapping(&mut self, template: &Value) -> anyhow::Result<()> {
+    /// Lambda's SQS event source mapping of the integrity queue ([`poller`]), batching as the
+    /// deployed mapping says (the window shortened only by [`Options::sqs_batching_window`]).
+    async fn start_event_source_mapping(&mut self) -> anyhow::Result<()> {
         let queue_url = self
             .outputs
             .get("IntegrityQueueUrl")
             .cloned()
             .context("the stack has no IntegrityQueueUrl output")?;
-        let batch_size = template["Resources"]
-            .as_object()
-            .and_then(|rs| {
-                rs.values()
-                    .find(|r| r["Type"].as_str() == Some("AWS::Lambda::EventSourceMapping"))
-            })
-            .and_then(|r| r["Properties"]["BatchSize"].as_i64())
-            .unwrap_or(10)
-            .clamp(1, 10) as i32;
         let sqs = aws_sdk_sqs::Client::new(&self.aws);
-        let arn = sqs
-            .get_queue_attributes()
-            .queue_url(&queue_url)
-            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        let queue_arn = poller::queue_arn(&sqs, &queue_url).await?;
+        let integrity = self.function("IntegrityFunction")?;
+        let function_name = integrity
+            .deployed()
+            .map(|d| d.name)
+            .context("the integrity function is not running")?;
+        let mappings = aws_sdk_lambda::Client::new(&self.aws)
+            .list_event_source_mappings()
+            .function_name(&function_name)
+            .event_source_arn(&queue_arn)
             .send()
             .await
-            .map_err(|e| anyhow!("GetQueueAttributes {queue_url}: {}", aws_error(&e)))?
-            .attributes()
-            .and_then(|a| {
-                a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-                    .cloned()
-            })
-            .unwrap_or_default();
-        let integrity = self.function("IntegrityFunction")?;
-        let journal = self.journal.clone();
-        let region = self.opts.region.clone();
-        self.tasks.push(tokio::spawn(async move {
-            loop {
-                let received = sqs
-                    .receive_message()
-                    .queue_url(&queue_url)
-                    .max_number_of_messages(batch_size)
-                    .wait_time_seconds(1)
-                    .message_system_attribute_names(
-                        aws_sdk_sqs::types::MessageSystemAttributeName::All,
-                    )
-                    .send()
-                    .await;
-                let messages = match received {
-                    Ok(r) => r.messages.unwrap_or_default(),
-                    Err(e) => {
-                        tracing::warn!(error = %aws_error(&e), "ReceiveMessage failed; retrying");
-                        tokio::time::sleep(Duration::from_millis(500)).await;
-                        continue;
-                    }
-                };
-                if messages.is_empty() {
-                    continue;
-                }
-                let records: Vec<Value> = messages
-                    .iter()
-                    .map(|m| sqs_record(m, &arn, &region))
-                    .collect();
-                journal.mark(format!(
-                    "queue: {} message(s) delivered to the integrity function",
-                    records.len()
-                ));
-                let result = integrity.invoke(json!({ "Records": records })).await;
-                let failed: Vec<String> = match &result {
-                    Ok(v) => v["batchItemFailures"]
-                        .as_array()
-                        .map(|a| {
-                            a.iter()
-                                .filter_map(|f| f["itemIdentifier"].as_str().map(str::to_owned))
-                                .collect()
-                        })
-                        .unwrap_or_default(),
-                    Err(_) => messages
-                        .iter()
-                        .filter_map(|m| m.message_id.clone())
-                        .collect(),
-                };
-                match &result {
-                    Ok(_) => journal.mark(format!(
-                        "integrity function returned; {} of {} message(s) to redeliver",
-                        failed.len(),
-                        messages.len()
-                    )),
-                    Err(e) => journal.mark(format!(
-                        "integrity function failed: {e}; the batch is redelivered"
-                    )),
-                }
-                for m in &messages {
-                    let id = m.message_id.clone().unwrap_or_default();
-                    if failed.contains(&id) {
-                        continue;
-                    }
-                    if let Some(handle) = &m.receipt_handle
-                        && let Err(e) = sqs
-                            .delete_message()
-                            .queue_url(&queue_url)
-                            .receipt_handle(handle)
-                            .send()
-                            .await
-                    {
-                        // The message comes back after its visibility timeout, as on AWS.
-                        tracing::warn!(message_id = %id, error = %aws_error(&e), "DeleteMessage failed");
-                    }
-                }
+            .map_err(|e| anyhow!("ListEventSourceMappings {function_name}: {}", aws_error(&e)))?;
+        let mapping = mappings.event_source_mappings().first().with_context(|| {
+            format!("no event source mapping from {queue_arn} to {function_name}")
+        })?;
+        let mut batching = poller::Batching::of_mapping(
+            mapping.batch_size(),
+            mapping.maximum_batching_window_in_seconds(),
+        );
+        let deployed_window = batching.window;
+        if let Some(window) = self.opts.sqs_batching_window {
+            batching.window = window;
+        }
+        self.journal.mark(format!(
+            "SQS event source: batches of up to {} record(s), batching window {:?}{}",
+            batching.batch_size,
+            batching.window,
+            if batching.window == deployed_window {
+                " (the deployed mapping's)".to_owned()
+            } else {
+                format!(" (shortened from the deployed mapping's {deployed_window:?}: an emulation speed-up)")
             }
-        }));
+        ));
+        let source = poller::Source {
+            sqs,
+            queue_url,
+            queue_arn,
+            region: self.opts.region.clone(),
+            report_item_failures: mapping
+                .function_response_types()
+                .contains(&aws_sdk_lambda::types::FunctionResponseType::ReportBatchItemFailures),
+        };
+        self.tasks.push(tokio::spawn(poller::run(
+            source,
+            batching,
+            integrity,
+            self.journal.clone(),
+        )));
         Ok(())
     }
 
     /// The workflow's `on: repository_dispatch` trigger: each dispatch the emulator accepted
-    /// runs the Action in `reconcile` mode, one at a time (a workflow concurrency group), then
-    /// the functions are brought in step with what moto now holds.
-    fn start_dispatch_watcher(&mut self) {
+    /// triggers the deploy job in `reconcile` mode, run as the job's concurrency group in
+    /// `deploy.yml` runs it ([`concurrency`]).
+    fn start_dispatch_watcher(&mut self) -> anyhow::Result<()> {
+        let group =
+            concurrency::Group::of_job(concurrency::DEPLOY_WORKFLOW, concurrency::RECONCILE_JOB)?;
         let url = format!("{}/_emulator/dispatches", self.github_url);
         let journal = self.journal.clone();
         let opts = self.opts.clone();
@@ -773,6 +581,53 @@ impl Sandbox {
         let oidc_url = self.oidc.url();
         let oidc_token = self.oidc.request_token.clone();
         let lock = self.reconcile_lock.clone();
+        let (trigger, triggers) = tokio::sync::mpsc::unbounded_channel();
+        let runs = journal.clone();
+        self.tasks.push(tokio::spawn(async move {
+            group
+                .serve(triggers, runs.clone(), || {
+                    let (opts, moto, oidc_url, oidc_token, lock, journal) = (
+                        opts.clone(),
+                        moto.clone(),
+                        oidc_url.clone(),
+                        oidc_token.clone(),
+                        lock.clone(),
+                        runs.clone(),
+                    );
+                    async move {
+                        let _guard = lock.lock().await;
+                        journal.record(Event::ReconcileStarted);
+                        let run = run_action_with(
+                            &opts,
+                            &moto,
+                            &oidc_url,
+                            &oidc_token,
+                            "reconcile",
+                            "reconcile",
+                        )
+                        .await;
+                        journal.record(match run {
+                            Ok(r) => Event::ReconcileDone {
+                                exit: r.code,
+                                drifted_resources: r
+                                    .outputs
+                                    .get("drifted-resources")
+                                    .cloned()
+                                    .unwrap_or_else(|| "?".into()),
+                                has_changes: r
+                                    .outputs
+                                    .get("has-changes")
+                                    .cloned()
+                                    .unwrap_or_else(|| "?".into()),
+                            },
+                            Err(e) => Event::ReconcileFailedToRun {
+                                error: e.to_string(),
+                            },
+                        });
+                    }
+                })
+                .await;
+        }));
         let http = reqwest::Client::new();
         self.tasks.push(tokio::spawn(async move {
             let mut seen = 0usize;
@@ -785,39 +640,24 @@ impl Sandbox {
                     continue;
                 };
                 for d in all.iter().skip(seen) {
-                    let payload = &d["body"]["client_payload"];
-                    journal.mark(format!(
-                        "dispatch {} accepted by GitHub for {}: {}",
-                        d["body"]["event_type"].as_str().unwrap_or("?"),
-                        d["repository"].as_str().unwrap_or("?"),
-                        payload["resources"]
-                    ));
-                    let _guard = lock.lock().await;
-                    journal.mark("reconcile started (ssm-action, mode reconcile)");
-                    let run = run_action_with(
-                        &opts,
-                        &moto,
-                        &oidc_url,
-                        &oidc_token,
-                        "reconcile",
-                        "reconcile",
-                    )
-                    .await;
-                    match run {
-                        Ok(r) => journal.mark(format!(
-                            "reconcile done: exit {}, drifted-resources {}, has-changes {}",
-                            r.code.map_or("signal".into(), |c| c.to_string()),
-                            r.outputs
-                                .get("drifted-resources")
-                                .map_or("?", String::as_str),
-                            r.outputs.get("has-changes").map_or("?", String::as_str),
-                        )),
-                        Err(e) => journal.mark(format!("reconcile could not run: {e}")),
-                    }
+                    journal.record(Event::DispatchAccepted {
+                        event_type: d["body"]["event_type"].as_str().unwrap_or("?").to_owned(),
+                        repository: d["repository"].as_str().unwrap_or("?").to_owned(),
+                        resources: d["body"]["client_payload"]["resources"].to_string(),
+                    });
+                    let _ = trigger.send(());
                 }
                 seen = all.len();
             }
         }));
+        Ok(())
+    }
+
+    /// Lambda follows what moto holds, whoever changes it ([`crate::watch`]).
+    fn start_function_watcher(&mut self) {
+        let follower = Follower::of(self);
+        self.tasks
+            .push(tokio::spawn(follower.watch(self.journal.clone())));
     }
 
     /// Dispatches the GitHub emulator accepted so far.
@@ -909,6 +749,12 @@ pub async fn deployed_functions(
                     .unwrap_or_default(),
                 timeout_secs: c.timeout().unwrap_or(3),
                 memory_mb: c.memory_size().unwrap_or(128),
+                handler: c.handler().unwrap_or_default().to_owned(),
+                architectures: c
+                    .architectures()
+                    .iter()
+                    .map(|a| a.as_str().to_owned())
+                    .collect(),
             },
         );
     }
@@ -974,30 +820,12 @@ fn refs(v: &Value) -> Vec<String> {
     out
 }
 
-fn sqs_record(m: &aws_sdk_sqs::types::Message, arn: &str, region: &str) -> Value {
-    let attrs: serde_json::Map<String, Value> = m
-        .attributes()
-        .map(|a| {
-            a.iter()
-                .map(|(k, v)| (k.as_str().to_owned(), Value::String(v.clone())))
-                .collect()
-        })
-        .unwrap_or_default();
-    json!({
-        "messageId": m.message_id(),
-        "receiptHandle": m.receipt_handle(),
-        "body": m.body(),
-        "attributes": attrs,
-        "messageAttributes": {},
-        "md5OfBody": m.md5_of_body(),
-        "eventSource": "aws:sqs",
-        "eventSourceARN": arn,
-        "awsRegion": region,
-    })
-}
-
 /// Credentials of `role`, as Lambda hands them to the function.
-async fn assume(aws: &SdkConfig, role: &str, session: &str) -> anyhow::Result<Credentials> {
+pub(crate) async fn assume(
+    aws: &SdkConfig,
+    role: &str,
+    session: &str,
+) -> anyhow::Result<Credentials> {
     let out = aws_sdk_sts::Client::new(aws)
         .assume_role()
         .role_arn(role)
@@ -1018,7 +846,7 @@ async fn assume(aws: &SdkConfig, role: &str, session: &str) -> anyhow::Result<Cr
 }
 
 /// `CodeSha256` → zip, for every zip asset in the assembly.
-fn asset_zips(assembly: &Path) -> anyhow::Result<HashMap<String, PathBuf>> {
+pub(crate) fn asset_zips(assembly: &Path) -> anyhow::Result<HashMap<String, PathBuf>> {
     let mut out = HashMap::new();
     for entry in
         std::fs::read_dir(assembly).with_context(|| format!("reading {}", assembly.display()))?
@@ -1140,16 +968,6 @@ pub struct ActionRun {
     pub outputs: BTreeMap<String, String>,
     pub log: PathBuf,
     pub ms: u128,
-}
-
-async fn run_action(
-    opts: &Options,
-    moto: &str,
-    oidc: &OidcIssuer,
-    mode: &str,
-    tag: &str,
-) -> anyhow::Result<ActionRun> {
-    run_action_with(opts, moto, &oidc.url(), &oidc.request_token, mode, tag).await
 }
 
 /// Runs `ssm-action` as the runner would for the workflow: only the inputs and the runner's

@@ -60,6 +60,7 @@ fn spec(name: &str, bootstrap: PathBuf, timeout: Duration) -> FunctionSpec {
         env: BTreeMap::from([("AWS_REGION".to_owned(), "eu-west-1".to_owned())]),
         timeout,
         memory_mb: 128,
+        handler: "bootstrap".to_owned(),
         log_file: None,
     }
 }
@@ -135,6 +136,15 @@ impl Runtime {
         let status = response.status().as_u16();
         (status, response.json().await.unwrap_or(Value::Null))
     }
+}
+
+/// A function whose process never polls (30 s timeout), and the test as its runtime.
+async fn driven(name: &str, dir: &Path) -> (Arc<LocalFunction>, Runtime) {
+    let function = LocalFunction::start(spec(name, idle_bootstrap(dir), Duration::from_secs(30)))
+        .await
+        .unwrap();
+    let runtime = Runtime::new(&function);
+    (function, runtime)
 }
 
 /// The status line and headers of a `/next` answer, read from the socket.
@@ -214,14 +224,7 @@ async fn concurrent_invocations_queue_and_all_complete() {
 #[tokio::test]
 async fn invocations_are_served_in_arrival_order() {
     let dir = tempfile::tempdir().unwrap();
-    let function = LocalFunction::start(spec(
-        "ordered",
-        idle_bootstrap(dir.path()),
-        Duration::from_secs(30),
-    ))
-    .await
-    .unwrap();
-    let runtime = Runtime::new(&function);
+    let (function, runtime) = driven("ordered", dir.path()).await;
     let mut invocations = Vec::new();
     for n in 0..3 {
         invocations.push(spawn_invoke(&function, json!({"n": n})));
@@ -260,6 +263,7 @@ async fn the_process_sees_lambdas_environment_and_not_ours() {
     spec.env
         .insert("SSM_TABLE".to_owned(), "keys-table".to_owned());
     spec.log_file = Some(log.clone());
+    spec.handler = "crypto.handler".to_owned();
     let function = LocalFunction::start(spec).await.unwrap();
 
     let error = function.invoke(json!({})).await.unwrap_err();
@@ -288,7 +292,7 @@ async fn the_process_sees_lambdas_environment_and_not_ours() {
             format!("127.0.0.1:{}", function.port()),
         ),
         ("AWS_EXECUTION_ENV", "AWS_Lambda_provided.al2023".to_owned()),
-        ("_HANDLER", "bootstrap".to_owned()),
+        ("_HANDLER", "crypto.handler".to_owned()),
         ("LAMBDA_TASK_ROOT", task_root.display().to_string()),
         ("TZ", ":UTC".to_owned()),
         ("SSM_TABLE", "keys-table".to_owned()),
@@ -644,4 +648,40 @@ async fn replaced_code_runs_from_the_next_invocation() {
         bare_lambda_answer()
     );
     assert_eq!(function.cold_starts(), 2);
+}
+
+/// How the sandbox retires a function after an update, as Lambda does: the invocation in flight
+/// finishes on the old environment; then the process is gone and later invocations are refused.
+#[tokio::test]
+async fn stop_when_idle_lets_the_invocation_in_flight_finish() {
+    let dir = tempfile::tempdir().unwrap();
+    let (function, runtime) = driven("retired", dir.path()).await;
+    let in_flight = spawn_invoke(&function, json!({"n": 1}));
+    let next = runtime.next().await;
+    let id = request_id(&next);
+
+    let retiring = {
+        let function = Arc::clone(&function);
+        tokio::spawn(async move { function.stop_when_idle().await })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(
+        !retiring.is_finished(),
+        "stopped with an invocation in flight"
+    );
+    let (status, _) = runtime
+        .post(&format!("invocation/{id}/response"), r#"{"done":1}"#)
+        .await;
+    assert_eq!(status, 202);
+    assert_eq!(in_flight.await.unwrap().unwrap(), json!({"done": 1}));
+    tokio::time::timeout(Duration::from_secs(5), retiring)
+        .await
+        .expect("stopped once idle")
+        .unwrap();
+    assert!(!is_running(pids(dir.path())[0]));
+    let error = function.invoke(json!({})).await.unwrap_err();
+    assert!(
+        matches!(&error, InvokeError::Unavailable(m) if m == "stopped"),
+        "{error}"
+    );
 }

@@ -25,6 +25,20 @@ pub fn lambda_wants_json() -> bool {
     std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json"))
 }
 
+/// Installs the global subscriber for a command-line tool (the Action, the install): compact
+/// text on stderr (stdout is the tool's own output), level from `var` (else `default`), colours
+/// only on a terminal. Does nothing if a subscriber is already set.
+pub fn init_cli(var: &str, default: &str) {
+    let _ = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false)
+        .finish()
+        .with(filter_from_env(var, default))
+        .try_init();
+}
+
 /// Installs the global subscriber for a Lambda function: level from `RUST_LOG` (default `info`),
 /// one JSON object per line when Lambda's log format is JSON (Lambda adds the time), otherwise
 /// compact text; colours only on a terminal. Does nothing if a subscriber is already set.

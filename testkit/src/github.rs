@@ -447,6 +447,10 @@ async fn handle(
             let id: u64 = id.parse().unwrap_or(0);
             access_tokens(&mut st, id, &body)
         }
+        (Method::POST, ["settings", "apps", "new"])
+        | (Method::POST, ["organizations", _, "settings", "apps", "new"]) => {
+            new_app_form(&mut st, &req, &body)
+        }
         (Method::POST, ["app-manifests", code, "conversions"]) => {
             manifest_conversion(&mut st, code)
         }
@@ -618,6 +622,121 @@ fn access_tokens(st: &mut State, id: u64, body: &[u8]) -> HttpResponse {
             "repository_selection": "selected",
             "repositories": repo_json,
         })),
+    )
+}
+
+/// `POST /settings/apps/new?state=…` with the form field `manifest`, as a person confirming the
+/// App on GitHub's page: GitHub keeps the manifest and redirects the browser to the manifest's
+/// `redirect_url` with a temporary `code` and the form's `state`.
+fn new_app_form(st: &mut State, req: &HttpRequest, body: &[u8]) -> HttpResponse {
+    let form = std::str::from_utf8(body)
+        .ok()
+        .and_then(|b| web::Query::<HashMap<String, String>>::from_query(b).ok());
+    let manifest = form
+        .as_ref()
+        .and_then(|f| f.get("manifest"))
+        .and_then(|m| serde_json::from_str::<Value>(m).ok());
+    let redirect = manifest
+        .as_ref()
+        .and_then(|m| m.get("redirect_url"))
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    let (Some(manifest), Some(redirect)) = (manifest, redirect) else {
+        return error(
+            st,
+            422,
+            "Invalid manifest: a JSON manifest with a redirect_url",
+        );
+    };
+    let state = web::Query::<HashMap<String, String>>::from_query(req.query_string())
+        .ok()
+        .and_then(|q| q.get("state").cloned())
+        .unwrap_or_default();
+    let code = uuid::Uuid::new_v4().simple().to_string()[..20].to_owned();
+    st.manifest_codes.insert(code.clone(), manifest);
+    let sep = if redirect.contains('?') { '&' } else { '?' };
+    HttpResponse::Found()
+        .insert_header((
+            header::LOCATION,
+            format!("{redirect}{sep}code={code}&state={}", form_escape(&state)),
+        ))
+        .finish()
+}
+
+/// Percent-encodes what is not unreserved in a query value.
+fn form_escape(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                char::from(b).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// What a person does with `ssm-app setup`'s page (`page_url`, e.g. `http://127.0.0.1:3000/`):
+/// the browser loads it, its form posts the manifest to GitHub (here the emulator, which must be
+/// the page's GitHub URL), the person confirms, and GitHub redirects the browser back to the
+/// page's callback. Returns the callback's answer, or why a step failed.
+pub async fn confirm_setup_page(page_url: &str) -> Result<String, String> {
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|e| format!("http client: {e}"))?;
+    let html = http
+        .get(page_url)
+        .send()
+        .await
+        .map_err(|e| format!("GET {page_url}: {e}"))?
+        .text()
+        .await
+        .map_err(|e| format!("reading {page_url}: {e}"))?;
+    let action = html_attr(&html, "action").ok_or("the page has no form action")?;
+    let manifest = html_attr(&html, "value").ok_or("the page has no manifest field")?;
+    let confirmed = http
+        .post(&action)
+        .header(
+            header::CONTENT_TYPE.as_str(),
+            "application/x-www-form-urlencoded",
+        )
+        .body(format!("manifest={}", form_escape(&manifest)))
+        .send()
+        .await
+        .map_err(|e| format!("POST {action}: {e}"))?;
+    let location = confirmed
+        .headers()
+        .get(header::LOCATION.as_str())
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .ok_or_else(|| format!("GitHub answered {} without a redirect", confirmed.status()))?;
+    let back = http
+        .get(&location)
+        .send()
+        .await
+        .map_err(|e| format!("GET {location}: {e}"))?;
+    let status = back.status();
+    let text = back.text().await.unwrap_or_default();
+    if status.is_success() {
+        Ok(text)
+    } else {
+        Err(format!(
+            "the setup page's callback answered {status}: {text}"
+        ))
+    }
+}
+
+/// The first `name="…"` attribute value of `html`, HTML entities undone.
+fn html_attr(html: &str, name: &str) -> Option<String> {
+    let start = html.find(&format!("{name}=\""))? + name.len() + 2;
+    let len = html[start..].find('"')?;
+    Some(
+        html[start..start + len]
+            .replace("&quot;", "\"")
+            .replace("&#39;", "'")
+            .replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&amp;", "&"),
     )
 }
 

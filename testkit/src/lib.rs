@@ -66,3 +66,5 @@ pub async fn assume_role(endpoint: &str, role_arn: &str, session_name: &str) -> 
 #[cfg(feature = "github")]
 pub mod github;
 pub mod logs;
+#[cfg(feature = "rotation")]
+pub mod rotation;

@@ -155,7 +155,8 @@ pub fn check_identity(
         headers
             .get("authorization")
             .ok_or(IdentityError::Authorization("it is missing"))?,
-    )?;
+    )
+    .map_err(IdentityError::Authorization)?;
     let audience = headers
         .get(AUDIENCE_HEADER)
         .ok_or(IdentityError::MissingAudience)?;

@@ -16,7 +16,7 @@
 //! - [`wire`]: the JSON bodies of `POST /v1/tokens` (request, response, error) and the token types;
 //! - [`request`]: what a token request may name (repository grammar, permissions, granted scope);
 //! - [`sts_endpoint`]: which STS endpoints an identity request may be signed for;
-//! - [`sigv4`]: the strict reading of a SigV4 `Authorization` header;
+//! - [`sigv4`]: the strict reading of a SigV4 `Authorization` header (from [`crate::sigv4`]);
 //! - [`identity`]: whether a signed identity request is acceptable, and what is forwarded to STS;
 //! - [`principal`]: the caller as the policy sees it, from the ARN STS returned;
 //! - [`policy`]: which principal may get which repository and permissions;

@@ -555,6 +555,46 @@ mod tests {
     }
 
     #[test]
+    fn every_keyring_secret_of_named_keys_gets_its_own_declared_policy_checked() {
+        // Issue 21: one keyring per key, each with its own declared policy (cdk/lib/keys.ts ids).
+        let mut r = resolver();
+        let payments_arn =
+            "arn:aws:secretsmanager:eu-west-1:123456789012:secret:KeyringpaymentsSecretA-x2";
+        r.resources.insert(
+            "KeyringpaymentsSecretA".into(),
+            ("AWS::SecretsManager::Secret".into(), payments_arn.into()),
+        );
+        let mut t = template(Some(declared_doc()));
+        t["Resources"]["KeyringpaymentsSecretA"] = json!({"Type": "AWS::SecretsManager::Secret"});
+        t["Resources"]["KeyringpaymentsPolicyB"] = json!({
+            "Type": "AWS::SecretsManager::ResourcePolicy",
+            "Properties": {"SecretId": {"Ref": "KeyringpaymentsSecretA"}, "ResourcePolicy": declared_doc(), "BlockPublicPolicy": true}
+        });
+        let declared = declared_secret_policies(&t, &r);
+        let (DeclaredPolicy::Document(default), DeclaredPolicy::Document(payments)) =
+            (&declared["Keyring"], &declared["KeyringpaymentsSecretA"])
+        else {
+            panic!("{declared:?}")
+        };
+        assert_eq!(default, payments);
+        // A policy widened on the named key's secret is put back, as on the default's.
+        let widened = json!({"Statement": [{"Effect": "Allow", "Principal": "*", "Action": "*", "Resource": "*"}]}).to_string();
+        assert_eq!(
+            secret_policy_action(&declared["KeyringpaymentsSecretA"], Some(&widened)),
+            PolicyAction::Put(payments.clone())
+        );
+        // A named key's secret whose policy the template lost gets any live one deleted.
+        t["Resources"]
+            .as_object_mut()
+            .unwrap()
+            .remove("KeyringpaymentsPolicyB");
+        assert_eq!(
+            declared_secret_policies(&t, &r)["KeyringpaymentsSecretA"],
+            DeclaredPolicy::None
+        );
+    }
+
+    #[test]
     fn an_unknown_intrinsic_leaves_the_policy_to_cloudformation() {
         let doc = json!({"Statement": [{"Effect": "Allow", "Principal": {"AWS": {"Fn::ImportValue": "x"}}}]});
         let declared = declared_secret_policies(&template(Some(doc)), &resolver());

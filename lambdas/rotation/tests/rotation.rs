@@ -90,21 +90,9 @@ impl Env {
 
     /// Secrets Manager's start of a rotation: returns the token.
     async fn start(&self, secret: &str) -> String {
-        let token = uuid();
-        self.client
-            .rotate_secret()
-            .secret_id(secret)
-            .client_request_token(&token)
-            .rotation_lambda_arn(&self.lambda_arn)
-            .rotation_rules(
-                aws_sdk_secretsmanager::types::RotationRulesType::builder()
-                    .automatically_after_days(30)
-                    .build(),
-            )
-            .send()
+        ssm_testkit::rotation::start(&self.client, secret, &self.lambda_arn)
             .await
-            .expect("rotate_secret");
-        token
+            .expect("rotate_secret")
     }
 
     async fn step(&self, secret: &str, token: &str, step: Step) -> Result<Outcome, RotationError> {
@@ -118,11 +106,12 @@ impl Env {
     }
 
     async fn rotate(&self, secret: &str) -> String {
-        let token = self.start(secret).await;
-        for step in [Step::Create, Step::Set, Step::Test, Step::Finish] {
-            self.step(secret, &token, step).await.expect("step");
-        }
-        token
+        ssm_testkit::rotation::rotate(&self.client, secret, &self.lambda_arn, |token, name| {
+            let step: Step = serde_json::from_value(json!(name)).expect("a step name");
+            async move { self.step(secret, &token, step).await }
+        })
+        .await
+        .expect("rotation")
     }
 
     async fn stages(&self, secret: &str) -> HashMap<String, Vec<String>> {

@@ -1,8 +1,10 @@
 //! The Crypto API over plain HTTP on this machine, for development and tests.
 //!
-//! Keyring: `SSM_KEYRING_FILE` if set; else the secret `SSM_KEY_SECRET_ID` (so
-//! `AWS_ENDPOINT_URL` can point at an emulator); else a development keyring created on first
-//! run at `--dev-keyring` (default `.dev/keyring.json`).
+//! The `default` key's keyring: `SSM_KEYRING_FILE` if set; else the secret `SSM_KEY_SECRET_ID`
+//! (so `AWS_ENDPOINT_URL` can point at an emulator); else a development keyring created on first
+//! run at `--dev-keyring` (default `.dev/keyring.json`). Other keys: `--key name=FILE`,
+//! `SSM_KEYRINGS` (`name=secretId,…`), or `--dev-key name` (`SSM_DEV_KEYS=a,b`): a development
+//! keyring per name beside the default one (`.dev/keyring-{name}.json`), created on first run.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -10,9 +12,10 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Parser;
+use ssm_core::keyname::KeyName;
 use ssm_crypto::config::ServiceArgs;
 use ssm_crypto::{Service, local};
-use ssm_keystore::{KeySource, KeyringCache};
+use ssm_keystore::KeySource;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -27,6 +30,10 @@ struct Args {
     /// Development keyring used when neither a file nor a secret is configured.
     #[arg(long, env = "SSM_DEV_KEYRING", default_value = ".dev/keyring.json")]
     dev_keyring: PathBuf,
+    /// Named keys served from development keyrings beside `--dev-keyring`, created on first run
+    /// (repeatable; comma-separated in the variable).
+    #[arg(long = "dev-key", env = "SSM_DEV_KEYS", value_delimiter = ',')]
+    dev_keys: Vec<KeyName>,
     #[command(flatten)]
     service: ServiceArgs,
 }
@@ -48,9 +55,42 @@ async fn main() -> anyhow::Result<()> {
             KeySource::File(path)
         }
     };
-    let cache = Arc::new(KeyringCache::new(source, args.service.cache_policy()));
-    cache.get().await.context("loading the keyring")?;
-    let service = Arc::new(Service::new(cache, args.service.limits()));
+    let mut named = args
+        .service
+        .named_sources()
+        .await
+        .map_err(anyhow::Error::msg)?;
+    for name in &args.dev_keys {
+        if name.is_default() || named.iter().any(|(seen, _)| seen == name) {
+            anyhow::bail!("--dev-key {name}: that key is already configured");
+        }
+        let path = args
+            .dev_keyring
+            .with_file_name(format!("keyring-{name}.json"));
+        ssm_keystore::ensure_dev_keyring(&path).await?;
+        named.push((*name, KeySource::File(std::fs::canonicalize(&path)?)));
+    }
+    let service = Service::from_sources(
+        source,
+        named,
+        args.service.cache_policy(),
+        args.service.limits(),
+    );
+    service
+        .keyring()
+        .get()
+        .await
+        .context("loading the keyring")?;
+    eprintln!(
+        "ssm-crypto-local: keys {}",
+        service
+            .key_names()
+            .iter()
+            .map(KeyName::as_str)
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let service = Arc::new(service);
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("binding {}", args.listen))?;

@@ -37,7 +37,7 @@ fn scaffold(emulator_script: &str) -> (tempfile::TempDir, PathBuf, PathBuf) {
     .unwrap();
     let bin = dir.path().join("bin");
     std::fs::create_dir_all(&bin).unwrap();
-    for name in ["ssm-action", "ssm-app", "ssm-github-emulator"] {
+    for name in ["ssm-action", "ssm-app", "ssm-github-emulator", "ssm-install"] {
         let path = bin.join(name);
         std::fs::write(&path, emulator_script).unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();

@@ -37,7 +37,7 @@ fn scaffold(emulator_script: &str) -> (tempfile::TempDir, PathBuf, PathBuf) {
     .unwrap();
     let bin = dir.path().join("bin");
     std::fs::create_dir_all(&bin).unwrap();
-    for name in ["ssm-action", "ssm-app", "ssm-github-emulator", "ssm-install"] {
+    for name in ["ssm-action", "ssm-github-emulator", "ssm-install"] {
         let path = bin.join(name);
         std::fs::write(&path, emulator_script).unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -185,7 +185,8 @@ fn a_missing_stack_or_binary_is_named() {
         "{}",
         stderr(&out)
     );
-    std::fs::remove_file(bin.join("ssm-app")).unwrap();
+    // The App runs from its deployed stack's zip; the installer is a binary the sandbox needs.
+    std::fs::remove_file(bin.join("ssm-install")).unwrap();
     let out = sandbox(
         &[
             "e2e",
@@ -199,7 +200,7 @@ fn a_missing_stack_or_binary_is_named() {
         dir.path(),
     );
     let err = stderr(&out);
-    assert!(err.contains("ssm-app is missing"), "{err}");
+    assert!(err.contains("ssm-install is missing"), "{err}");
 }
 
 /// moto starts, then the GitHub emulator fails: the error quotes the emulator, and moto is

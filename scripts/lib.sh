@@ -13,6 +13,35 @@ export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 log() { printf '\n==> %s\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
+# ensure_rust_target TRIPLE: the target's rust-std for the active toolchain, added when missing.
+ensure_rust_target() {
+  local libdir
+  libdir="$(rustc --print target-libdir --target "$1" 2>/dev/null)" || libdir=""
+  [[ -n "$libdir" && -d "$libdir" ]] && return 0
+  log "rustup target add $1"
+  rustup target add "$1"
+}
+
+# Amazon Linux 2023's glibc, which provided.al2023 functions and their layers run on.
+AL2023_GLIBC=2.34
+
+# check_elf FILE ARCH: FILE is a Linux executable for ARCH (x86_64 or arm64) that needs no glibc
+# symbol newer than Amazon Linux 2023's. readelf reads any architecture's ELF (objdump only the host's).
+check_elf() {
+  local file="$1" arch="$2" machine newest
+  case "$arch" in
+    x86_64) machine="X86-64" ;;
+    arm64) machine="AArch64" ;;
+    *) die "check_elf: unknown architecture $arch" ;;
+  esac
+  readelf -h "$file" 2>/dev/null | grep -q "Machine: .*$machine" || die "$file is not an $machine executable (architecture $arch)"
+  newest="$(readelf -W --dyn-syms -V "$file" | grep -o 'GLIBC_[0-9][0-9.]*' | sed 's/GLIBC_//' | sort -uV | tail -1)"
+  if [[ -n "$newest" && "$(printf '%s\n%s\n' "$newest" "$AL2023_GLIBC" | sort -V | tail -1)" != "$AL2023_GLIBC" ]]; then
+    die "$file needs GLIBC_$newest; Amazon Linux 2023 has $AL2023_GLIBC"
+  fi
+  CHECKED_GLIBC="${newest:-none}"
+}
+
 # free_port: an unused TCP port on 127.0.0.1.
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'

@@ -25,7 +25,7 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import type { Construct } from 'constructs';
 import { integrityRoleName, type SsmConfig } from './config';
-import { lambdaCode, layerCode } from './lambda-assets';
+import { lambdaArchitecture, lambdaCode, layerCode } from './lambda-assets';
 
 /** The Web Adapter release the layer holds; `scripts/build-app-lambda.sh` pins the same one. */
 export const LWA_VERSION = '0.9.1';
@@ -102,9 +102,9 @@ export class GitHubAppStack extends Stack {
 
     const adapter = new lambda.LayerVersion(this, 'WebAdapterLayer', {
       description: `AWS Lambda Web Adapter ${LWA_VERSION} (crate lambda_web_adapter, built from crates.io)`,
-      code: layerCode(config.lambdaAssetDir, 'lambda-adapter'),
+      code: layerCode(config.lambdaAssetDir, 'lambda-adapter', config.architecture),
       compatibleRuntimes: [lambda.Runtime.PROVIDED_AL2023],
-      compatibleArchitectures: [lambda.Architecture.X86_64],
+      compatibleArchitectures: [lambdaArchitecture(config.architecture)],
       removalPolicy: RemovalPolicy.DESTROY,
     });
 
@@ -126,10 +126,10 @@ export class GitHubAppStack extends Stack {
     this.appFunction = new lambda.Function(this, 'AppFunction', {
       description: 'Serverless SSM GitHub App: webhooks and installation-token broker (ssm-app behind the Web Adapter)',
       runtime: lambda.Runtime.PROVIDED_AL2023,
-      // The adapter layer is built for x86_64 only.
-      architecture: lambda.Architecture.X86_64,
+      // One setting for every function and the layer; synth checks each zip's executable matches.
+      architecture: lambdaArchitecture(config.architecture),
       handler: 'bootstrap',
-      code: lambdaCode(config.lambdaAssetDir, 'ssm-app'),
+      code: lambdaCode(config.lambdaAssetDir, 'ssm-app', config.architecture),
       layers: [adapter],
       memorySize: 256,
       timeout: APP_TIMEOUT,

@@ -36,7 +36,7 @@ import { bootstrapRoleArn, roleArnByName } from './bootstrap';
 import { ConfigError, integrityRoleName, type SsmConfig } from './config';
 import { INTEGRITY_EVENT_PATTERN } from './event-pattern';
 import { checkKeyCapacity, DEFAULT_KEY, DEFAULT_KEY_ENVIRONMENT_BYTES, keyRoutes } from './keys';
-import { CODE_SHA256_METADATA, type LambdaBin, lambdaCodeWithSha256 } from './lambda-assets';
+import { CODE_SHA256_METADATA, type LambdaBin, lambdaArchitecture, lambdaCodeWithSha256 } from './lambda-assets';
 
 export interface ServerlessStackProps extends StackProps {
   readonly config: SsmConfig;
@@ -564,11 +564,11 @@ export class ServerlessStack extends Stack {
         resources: [logGroup.logGroupArn],
       }),
     );
-    const { code, sha256 } = lambdaCodeWithSha256(this.config.lambdaAssetDir, props.bin);
+    const { code, sha256 } = lambdaCodeWithSha256(this.config.lambdaAssetDir, props.bin, this.config.architecture);
     const fn = new lambda.Function(this, `${id}Function`, {
       description: props.description,
       runtime: lambda.Runtime.PROVIDED_AL2023,
-      architecture: this.config.architecture === 'arm64' ? lambda.Architecture.ARM_64 : lambda.Architecture.X86_64,
+      architecture: lambdaArchitecture(this.config.architecture),
       handler: 'bootstrap',
       code,
       memorySize: props.memorySize,

@@ -6,8 +6,8 @@ import { Template } from 'aws-cdk-lib/assertions';
 import { buildApp } from '../lib/app';
 import { ConfigError } from '../lib/config';
 import { APP_PORT, APP_RESERVED_CONCURRENCY, LWA_VERSION } from '../lib/github-app-stack';
-import { MissingLambdaZipError } from '../lib/lambda-assets';
-import { asArray, BASE_CONTEXT, BINS, brokerPolicyOf, fixtureAssetDir, integrityRule, logicalIdOf, policyStatements, roleStatements, synth } from './helpers';
+import { LambdaArchitectureError, MissingLambdaZipError } from '../lib/lambda-assets';
+import { asArray, BASE_CONTEXT, BINS, brokerPolicyOf, elfHeader, fixtureAssetDir, LAYERS, oneEntryZip, integrityRule, logicalIdOf, policyStatements, roleStatements, synth } from './helpers';
 
 const { brokerUrl: _omitted, ...CONTEXT_WITHOUT_BROKER } = BASE_CONTEXT;
 
@@ -258,6 +258,51 @@ describe('SsmGitHubApp settings', () => {
         err.message.includes(path.join(dir, 'lambda-adapter', 'layer.zip')) &&
         err.message.includes('bash scripts/build-app-lambda.sh'),
     );
+  });
+
+  it('runs every function and the adapter layer on arm64 when the setting says so', () => {
+    const arm = synth({ brokerUrl: undefined, architecture: 'arm64' });
+    const app = Template.fromStack(arm.githubApp!);
+    const layer = Object.values(app.findResources('AWS::Lambda::LayerVersion'))[0].Properties;
+    assert.deepEqual(layer.CompatibleArchitectures, ['arm64']);
+    const functions = [
+      ...Object.values(app.findResources('AWS::Lambda::Function')),
+      ...Object.values(arm.serverlessTemplate.findResources('AWS::Lambda::Function')),
+    ];
+    assert.ok(functions.length >= 4);
+    for (const fn of functions) assert.deepEqual(fn.Properties.Architectures, ['arm64']);
+  });
+
+  it("refuses zips whose executables are not for the setting's architecture, naming the build command", () => {
+    // x86_64 builds with architecture=arm64: every function would fail only at its first init.
+    const x86 = fixtureAssetDir();
+    assert.throws(
+      () => buildApp({ env: {}, context: { ...CONTEXT_WITHOUT_BROKER, lambdaAssetDir: x86, architecture: 'arm64' } }),
+      (err: unknown) =>
+        err instanceof LambdaArchitectureError &&
+        /(bootstrap|extensions\/lambda-adapter) is built for x86_64, but the setting 'architecture' is arm64/.test(err.message) &&
+        err.message.includes('ARCH=arm64 bash scripts/build-lambdas.sh'),
+    );
+    // Functions right, the layer built for the other architecture: the layer is checked too.
+    const mixed = fixtureAssetDir(BINS, [], 'arm64');
+    fs.mkdirSync(path.join(mixed, 'lambda-adapter'));
+    fs.writeFileSync(path.join(mixed, 'lambda-adapter', 'layer.zip'), oneEntryZip('extensions/lambda-adapter', elfHeader('x86_64'), 'layer'));
+    assert.throws(
+      () => buildApp({ env: {}, context: { ...CONTEXT_WITHOUT_BROKER, lambdaAssetDir: mixed, architecture: 'arm64' } }),
+      (err: unknown) => err instanceof LambdaArchitectureError && /extensions\/lambda-adapter is built for x86_64/.test(err.message),
+    );
+    // Not an executable at all, or no bootstrap in the zip.
+    for (const [name, data] of [
+      ['bootstrap', Buffer.from('#!/bin/sh\necho hi\n')],
+      ['main', elfHeader('x86_64')],
+    ] as const) {
+      const dir = fixtureAssetDir(BINS, LAYERS);
+      fs.writeFileSync(path.join(dir, 'ssm-crypto', 'bootstrap.zip'), oneEntryZip(name, data, 'bad'));
+      assert.throws(
+        () => buildApp({ env: {}, context: { ...CONTEXT_WITHOUT_BROKER, lambdaAssetDir: dir } }),
+        (err: unknown) => err instanceof LambdaArchitectureError && err.message.includes(path.join(dir, 'ssm-crypto', 'bootstrap.zip')),
+      );
+    }
   });
 
   it('pins the same Web Adapter version as scripts/build-app-lambda.sh', () => {

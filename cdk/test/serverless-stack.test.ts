@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { Match } from 'aws-cdk-lib/assertions';
-import { asArray, emptyZip, logicalIdOf, roleStatements, synth } from './helpers';
+import { asArray, fixtureZip, logicalIdOf, roleStatements, synth } from './helpers';
 
 describe('SsmServerless', () => {
   const { serverlessTemplate: t } = synth();
@@ -104,7 +104,7 @@ describe('SsmServerless', () => {
   });
 
   it('records each function\'s CodeSha256 in its metadata: the zip synth published, not the bucket object', () => {
-    const expected = (bin: string) => createHash('sha256').update(emptyZip(bin)).digest('base64');
+    const expected = (bin: string) => createHash('sha256').update(fixtureZip(bin)).digest('base64');
     assert.deepEqual(
       [cryptoId, rotationId, integrityId].map((id) => resources[id].Metadata['ssm:CodeSha256']),
       ['ssm-crypto', 'ssm-rotation', 'ssm-integrity'].map(expected),

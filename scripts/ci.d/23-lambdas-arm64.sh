@@ -3,7 +3,7 @@
 # zips and the Web Adapter layer for aarch64 (ARCH=arm64: cargo-lambda's zig; the layer from its
 # checksummed crate), checking each executable is AArch64 and needs no glibc newer than Amazon Linux
 # 2023's. The app then synthesizes from them with architecture=arm64 (cdk-nag included), every
-# function and the layer on arm64; and synth must refuse the x86_64 zips for that setting (it reads
+# function and the layer on arm64; and synth must refuse these zips for the default x86_64 (it reads
 # each zip's executable: content, not presence). Running arm64 code needs an arm64 host, which this
 # machine is not: the sandbox and 22-app-lambda.sh run the x86_64 zips of 20-lambdas.sh.
 source "$(dirname "$0")/../lib.sh"
@@ -36,10 +36,11 @@ if functions < 4 or layers < 1:
 print(f"arm64: {functions} functions and {layers} layer on arm64")
 PY
 
-log "synth must refuse the x86_64 zips with architecture=arm64"
-if SSM_CDK_OUT="$work/mixed.out" bash scripts/synth.sh "${ctx[@]}" -c lambdaAssetDir="$SSM_ROOT/build/lambda" 2>"$work/err"; then
-  die "synth accepted x86_64 zips for architecture=arm64"
+# The mistake a user makes: zips built for arm64, the setting left at its default (x86_64).
+log "synth must refuse the arm64 zips with the default architecture"
+if SSM_CDK_OUT="$work/mixed.out" bash scripts/synth.sh "${ctx[@]:0:4}" -c lambdaAssetDir="$out" 2>"$work/err"; then
+  die "synth accepted arm64 zips for architecture=x86_64"
 fi
-grep -q "is built for x86_64, but the setting 'architecture' is arm64" "$work/err" ||
+grep -q "is built for arm64, but the setting 'architecture' is x86_64" "$work/err" ||
   { cat "$work/err" >&2; die "synth failed, but not on the architecture"; }
-log "arm64: zips built, checked and synthesized; x86_64 zips refused"
+log "arm64: zips built, checked and synthesized; refused for an x86_64 stack"

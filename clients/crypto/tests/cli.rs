@@ -8,8 +8,7 @@ use std::process::{Output, Stdio};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use common::{REGION, SECRET_KEY, SESSION_TOKEN, TestApi, test_credentials_only};
-use tokio::io::AsyncWriteExt;
+use common::{REGION, SECRET_KEY, SESSION_TOKEN, TestApi, test_credentials_only, write_stdin};
 
 /// Runs `ssm args` with `stdin`, credentials in the environment and nothing else of the
 /// machine's AWS set-up.
@@ -25,14 +24,7 @@ async fn ssm(args: &[&str], stdin: &[u8], env: &[(&str, &str)]) -> Output {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let mut child = command.spawn().expect("spawn ssm");
-    let mut input = child.stdin.take().expect("stdin");
-    // A command refused before it reads its input (a usage error, say) may exit before
-    // the write: the pipe is then closed, which is not the test's failure.
-    match input.write_all(stdin).await {
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
-        result => result.expect("write stdin"),
-    }
-    drop(input);
+    write_stdin(child.stdin.take().expect("stdin"), stdin).await;
     child.wait_with_output().await.expect("ssm runs")
 }
 

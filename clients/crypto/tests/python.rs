@@ -6,8 +6,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
-use common::{REGION, TestApi, test_credentials_only};
-use tokio::io::AsyncWriteExt;
+use common::{REGION, TestApi, test_credentials_only, write_stdin};
 
 /// The venv's Python (`SSM_VENV`, else the repository's `.venv`) if it has botocore; `None`
 /// after saying why the test skips. With `SSM_REQUIRE_EMULATORS=1` a missing one fails.
@@ -54,13 +53,7 @@ async fn ssm_call(
         .stderr(Stdio::piped())
         .spawn()
         .expect("python runs");
-    let mut input = child.stdin.take().expect("stdin");
-    // The script may refuse its arguments and exit before reading: a closed pipe is fine.
-    match input.write_all(stdin).await {
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
-        result => result.expect("stdin"),
-    }
-    drop(input);
+    write_stdin(child.stdin.take().expect("stdin"), stdin).await;
     child.wait_with_output().await.expect("python ends")
 }
 

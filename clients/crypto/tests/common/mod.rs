@@ -58,6 +58,16 @@ pub fn test_credentials_only(command: &mut tokio::process::Command, home: &std::
         .env("AWS_EC2_METADATA_DISABLED", "true");
 }
 
+/// Writes `input` to a child's stdin and closes it. A child that refuses its arguments may exit
+/// before reading: the closed pipe is then its answer, not the test's failure.
+pub async fn write_stdin(mut stdin: tokio::process::ChildStdin, input: &[u8]) {
+    use tokio::io::AsyncWriteExt;
+    match stdin.write_all(input).await {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+        result => result.expect("write stdin"),
+    }
+}
+
 /// A request as the server saw it.
 #[derive(Debug, Clone)]
 pub struct Seen {

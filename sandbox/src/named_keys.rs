@@ -3,7 +3,7 @@
 //! sandbox's HTTP API. Each succeeds on its own key, gets IAM's 403 on the other's, and a
 //! ciphertext of one key given to the other key's decrypt is refused by name.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Stdio;
 
 use anyhow::Context;
@@ -45,54 +45,63 @@ pub fn cli_path() -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
-/// Runs `ssm --endpoint ENDPOINT ARGS` as `credentials` (only they reach its credential chain),
-/// with `stdin` as its input.
-pub async fn run_cli(
-    cli: &Path,
-    endpoint: &str,
-    credentials: &CallerCredentials,
-    region: &str,
-    args: &[&str],
-    stdin: &[u8],
-) -> anyhow::Result<CliRun> {
-    let mut command = Command::new(cli);
-    command
-        .arg("--endpoint")
-        .arg(endpoint)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    for (name, _) in std::env::vars_os() {
-        if name.to_string_lossy().starts_with("AWS_") {
-            command.env_remove(name);
+/// The `ssm` CLI pointed at one API in one region.
+#[derive(Debug)]
+pub struct Cli<'a> {
+    pub path: PathBuf,
+    pub endpoint: &'a str,
+    pub region: &'a str,
+}
+
+impl Cli<'_> {
+    /// Runs `ssm --endpoint ENDPOINT ARGS` as `credentials` (only they reach its credential
+    /// chain), with `stdin` as its input.
+    pub async fn run(
+        &self,
+        credentials: &CallerCredentials,
+        args: &[&str],
+        stdin: &[u8],
+    ) -> anyhow::Result<CliRun> {
+        let mut command = Command::new(&self.path);
+        command
+            .arg("--endpoint")
+            .arg(self.endpoint)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        for (name, _) in std::env::vars_os() {
+            if name.to_string_lossy().starts_with("AWS_") {
+                command.env_remove(name);
+            }
         }
+        command
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("AWS_CONFIG_FILE", "/dev/null")
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+            .envs(credentials.env(self.region));
+        let mut child = command
+            .spawn()
+            .with_context(|| format!("running {}", self.path.display()))?;
+        let mut input = child.stdin.take().context("the CLI's stdin")?;
+        // The CLI may refuse its arguments and exit before reading: a closed pipe is its answer,
+        // not a failure of the run.
+        match input.write_all(stdin).await {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+            result => result.context("writing the CLI's stdin")?,
+        }
+        drop(input);
+        let out =
+            tokio::time::timeout(std::time::Duration::from_secs(60), child.wait_with_output())
+                .await
+                .context("the ssm CLI did not finish within 60 s")??;
+        Ok(CliRun {
+            code: out.status.code(),
+            stdout: out.stdout,
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        })
     }
-    command
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("AWS_CONFIG_FILE", "/dev/null")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-        .envs(credentials.env(region));
-    let mut child = command
-        .spawn()
-        .with_context(|| format!("running {}", cli.display()))?;
-    let mut input = child.stdin.take().context("the CLI's stdin")?;
-    // The CLI may refuse its arguments and exit before reading: a closed pipe is its answer,
-    // not a failure of the run.
-    match input.write_all(stdin).await {
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
-        result => result.context("writing the CLI's stdin")?,
-    }
-    drop(input);
-    let out = tokio::time::timeout(std::time::Duration::from_secs(60), child.wait_with_output())
-        .await
-        .context("the ssm CLI did not finish within 60 s")??;
-    Ok(CliRun {
-        code: out.status.code(),
-        stdout: out.stdout,
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    })
 }
 
 /// The checks: lines to print and failures.
@@ -125,13 +134,15 @@ impl Outcome {
 
 /// Two callers, one per key of [`KEYS`], each through the CLI.
 pub async fn two_callers(sb: &Sandbox) -> anyhow::Result<Outcome> {
-    let cli = cli_path()?;
+    let cli = Cli {
+        path: cli_path()?,
+        endpoint: sb.gateway_url.as_str(),
+        region: sb.opts.region.as_str(),
+    };
     let issuer = sb
         .callers
         .as_ref()
         .context("the sandbox issues no callers")?;
-    let region = sb.opts.region.as_str();
-    let api = sb.gateway_url.as_str();
     let mut out = Outcome::default();
     let mut callers = Vec::new();
     for key in KEYS {
@@ -149,15 +160,13 @@ pub async fn two_callers(sb: &Sandbox) -> anyhow::Result<Outcome> {
         let other = KEYS[1 - i];
         let plaintext = format!("a secret of {key}\n");
 
-        let sealed = run_cli(
-            &cli,
-            api,
-            credentials,
-            region,
-            &["encrypt", "--key", key, "--context", "e2e"],
-            plaintext.as_bytes(),
-        )
-        .await?;
+        let sealed = cli
+            .run(
+                credentials,
+                &["encrypt", "--key", key, "--context", "e2e"],
+                plaintext.as_bytes(),
+            )
+            .await?;
         let envelope = String::from_utf8_lossy(&sealed.stdout).trim().to_owned();
         let named = envelope.starts_with(&format!("ssm2:{key}:v"));
         out.expect(
@@ -167,15 +176,13 @@ pub async fn two_callers(sb: &Sandbox) -> anyhow::Result<Outcome> {
             named,
         );
 
-        let opened = run_cli(
-            &cli,
-            api,
-            credentials,
-            region,
-            &["decrypt", "--key", key, "--context", "e2e"],
-            envelope.as_bytes(),
-        )
-        .await?;
+        let opened = cli
+            .run(
+                credentials,
+                &["decrypt", "--key", key, "--context", "e2e"],
+                envelope.as_bytes(),
+            )
+            .await?;
         let same = opened.stdout == plaintext.as_bytes();
         out.expect(
             format!("decrypt --key {key} as e2e-{key}"),
@@ -184,15 +191,9 @@ pub async fn two_callers(sb: &Sandbox) -> anyhow::Result<Outcome> {
             same,
         );
 
-        let mac = run_cli(
-            &cli,
-            api,
-            credentials,
-            region,
-            &["hmac", "--key", key],
-            b"message",
-        )
-        .await?;
+        let mac = cli
+            .run(credentials, &["hmac", "--key", key], b"message")
+            .await?;
         let mac_text = String::from_utf8_lossy(&mac.stdout).trim().to_owned();
         let is_mac = mac_text.starts_with(&format!("ssm-mac:{key}:v"));
         out.expect(
@@ -201,30 +202,26 @@ pub async fn two_callers(sb: &Sandbox) -> anyhow::Result<Outcome> {
             EXIT_OK,
             is_mac,
         );
-        let valid = run_cli(
-            &cli,
-            api,
-            credentials,
-            region,
-            &["verify", "--key", key, "--mac", &mac_text],
-            b"message",
-        )
-        .await?;
+        let valid = cli
+            .run(
+                credentials,
+                &["verify", "--key", key, "--mac", &mac_text],
+                b"message",
+            )
+            .await?;
         out.expect(
             format!("verify --key {key} (same input)"),
             &valid,
             EXIT_OK,
             true,
         );
-        let invalid = run_cli(
-            &cli,
-            api,
-            credentials,
-            region,
-            &["verify", "--key", key, "--mac", &mac_text],
-            b"messagf",
-        )
-        .await?;
+        let invalid = cli
+            .run(
+                credentials,
+                &["verify", "--key", key, "--mac", &mac_text],
+                b"messagf",
+            )
+            .await?;
         out.expect(
             format!("verify --key {key} (altered input)"),
             &invalid,
@@ -232,15 +229,13 @@ pub async fn two_callers(sb: &Sandbox) -> anyhow::Result<Outcome> {
             true,
         );
 
-        let denied = run_cli(
-            &cli,
-            api,
-            credentials,
-            region,
-            &["encrypt", "--key", other, "--context", "e2e"],
-            plaintext.as_bytes(),
-        )
-        .await?;
+        let denied = cli
+            .run(
+                credentials,
+                &["encrypt", "--key", other, "--context", "e2e"],
+                plaintext.as_bytes(),
+            )
+            .await?;
         let names_iam = denied.stderr.contains("IAM");
         out.expect(
             format!("encrypt --key {other} as e2e-{key}"),
@@ -253,15 +248,13 @@ pub async fn two_callers(sb: &Sandbox) -> anyhow::Result<Outcome> {
 
     // One key's ciphertext through the other key's decrypt (allowed by IAM): refused by name.
     let (key, credentials) = &callers[0];
-    let foreign = run_cli(
-        &cli,
-        api,
-        credentials,
-        region,
-        &["decrypt", "--key", key, "--context", "e2e"],
-        envelopes[1].as_bytes(),
-    )
-    .await?;
+    let foreign = cli
+        .run(
+            credentials,
+            &["decrypt", "--key", key, "--context", "e2e"],
+            envelopes[1].as_bytes(),
+        )
+        .await?;
     let by_name = foreign.stderr.contains("key_mismatch") || foreign.stderr.contains(KEYS[1]);
     out.expect(
         format!("decrypt --key {key} of a {} ciphertext", KEYS[1]),

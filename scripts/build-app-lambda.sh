@@ -31,7 +31,6 @@ case "$ARCH" in
       cargo install --locked --version "$LWA_VERSION" lambda_web_adapter \
         --target x86_64-unknown-linux-gnu --root "$root" --target-dir "$cache/lwa-build"
     fi
-    machine="X86-64"
     ;;
   arm64)
     root="$cache/lwa-$LWA_VERSION-arm64"
@@ -60,7 +59,6 @@ PY
       cp "$cache/lwa-build/lambda/lambda-adapter/bootstrap" "$bin"
       rm -rf "$src"
     fi
-    machine="AArch64"
     ;;
 esac
 

@@ -1,17 +1,24 @@
-//! GitHub's webhook payloads, parsed with octocrab's `webhook_events` types at the edge and
-//! converted into our own [`WebhookEvent`]. Only the events the App acts on are parsed at all;
-//! every other event name is [`WebhookEvent::Ignored`] without reading the body, so an event
-//! octocrab does not know (or a `test` delivery) is still a 200.
+//! GitHub's webhook payloads, converted into our own [`WebhookEvent`] at the edge. Only the events
+//! the App acts on are parsed at all; every other event name is [`WebhookEvent::Ignored`] without
+//! reading the body, so an event octocrab does not know (or a `test` delivery) is still a 200.
+//!
+//! `installation`, `installation_repositories`, `repository_dispatch` and `ping` are parsed with
+//! octocrab's `webhook_events` types. `workflow_run`, the one event a busy repository sends by the
+//! hundred (each run's requested, in_progress and completed), is read in one pass into the borrowed
+//! [`WorkflowRunDelivery`] instead: octocrab types the run itself as a `serde_json::Value` (a tree
+//! of the whole 5 KB object, to read five fields from) and its envelope builds the full repository
+//! and sender models (dozens of owned strings and parsed URLs) that the App never reads. Profiled
+//! under `bench/load.sh`, that envelope parse was about 30 % of the webhook route's CPU.
 
 use octocrab::models::webhook_events::payload::{
     InstallationWebhookEventPayload, RepositoryDispatchWebhookEventPayload,
-    WorkflowRunWebhookEventPayload,
 };
 use octocrab::models::webhook_events::{
     InstallationEventRepository, WebhookEvent as GitHubEvent, WebhookEventPayload,
 };
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use ssm_core::webhook::WebhookEvent;
+use std::borrow::Cow;
 
 /// The events the App subscribes to (also the manifest's `default_events`, where GitHub allows).
 pub const HANDLED_EVENTS: [&str; 5] = [
@@ -41,6 +48,9 @@ pub fn parse(event: &str, body: &[u8]) -> Result<WebhookEvent, EventError> {
         event: event.to_owned(),
         reason,
     };
+    if event == "workflow_run" {
+        return workflow_run(body).map_err(err);
+    }
     let parsed =
         GitHubEvent::try_from_header_and_body(event, body).map_err(|e| err(e.to_string()))?;
     let installation_id = parsed.installation.as_ref().map(|i| i.id().into_inner());
@@ -65,9 +75,6 @@ pub fn parse(event: &str, body: &[u8]) -> Result<WebhookEvent, EventError> {
             }
         }
         WebhookEventPayload::RepositoryDispatch(p) => dispatch(*p, repository, installation_id),
-        WebhookEventPayload::WorkflowRun(p) => {
-            workflow_run(*p, repository).map_err(|reason| err(reason.into()))?
-        }
         _ => WebhookEvent::Ignored {
             event: event.to_owned(),
         },
@@ -95,24 +102,52 @@ fn dispatch(
     }
 }
 
-/// Octocrab leaves `workflow_run` itself as JSON; the fields we log are read from it here.
-fn workflow_run(
-    p: WorkflowRunWebhookEventPayload,
-    repository: String,
-) -> Result<WebhookEvent, &'static str> {
-    let run = &p.workflow_run;
-    let text = |field: &str| run.get(field).and_then(|v| v.as_str()).map(str::to_owned);
+/// A `workflow_run` delivery: the fields the App logs, borrowed from the body where GitHub did not
+/// escape them; every other field is skipped without being built. Field names are GitHub's.
+#[derive(Deserialize)]
+struct WorkflowRunDelivery<'a> {
+    #[serde(borrow)]
+    action: Cow<'a, str>,
+    #[serde(borrow)]
+    workflow_run: RunFields<'a>,
+    #[serde(borrow, default)]
+    repository: Option<RepositoryFields<'a>>,
+}
+
+#[derive(Deserialize)]
+struct RunFields<'a> {
+    id: u64,
+    #[serde(borrow, default)]
+    name: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    event: Cow<'a, str>,
+    #[serde(borrow)]
+    status: Cow<'a, str>,
+    #[serde(borrow, default)]
+    conclusion: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct RepositoryFields<'a> {
+    #[serde(borrow, default)]
+    full_name: Option<Cow<'a, str>>,
+}
+
+fn workflow_run(body: &[u8]) -> Result<WebhookEvent, String> {
+    let d: WorkflowRunDelivery = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+    let run = d.workflow_run;
     Ok(WebhookEvent::WorkflowRun {
-        action: wire(&p.action),
-        repository,
-        run_id: run
-            .get("id")
-            .and_then(|v| v.as_u64())
-            .ok_or("workflow_run.id is missing")?,
-        name: text("name").unwrap_or_default(),
-        event: text("event").ok_or("workflow_run.event is missing")?,
-        status: text("status").ok_or("workflow_run.status is missing")?,
-        conclusion: text("conclusion"),
+        action: d.action.into_owned(),
+        repository: d
+            .repository
+            .and_then(|r| r.full_name)
+            .map(Cow::into_owned)
+            .unwrap_or_default(),
+        run_id: run.id,
+        name: run.name.map(Cow::into_owned).unwrap_or_default(),
+        event: run.event.into_owned(),
+        status: run.status.into_owned(),
+        conclusion: run.conclusion.map(Cow::into_owned),
     })
 }
 
@@ -215,5 +250,52 @@ mod tests {
             .is_err()
         );
         assert!(parse("ping", b"[]").is_err());
+    }
+
+    #[test]
+    fn workflow_run_reads_escaped_missing_and_null_fields() {
+        let body = br#"{"action": "in_progress", "sender": {"login": "x"},
+            "workflow_run": {"id": 7, "name": "re\u0063oncile \"drift\"", "event": "push",
+                             "status": "in_progress", "conclusion": null, "extra": [1, {"a": 2}]},
+            "repository": {"full_name": "octo-org/infra", "owner": {"login": "octo-org"}}}"#;
+        assert_eq!(
+            parse("workflow_run", body).expect("workflow_run"),
+            WebhookEvent::WorkflowRun {
+                action: "in_progress".into(),
+                repository: "octo-org/infra".into(),
+                run_id: 7,
+                name: "reconcile \"drift\"".into(),
+                event: "push".into(),
+                status: "in_progress".into(),
+                conclusion: None,
+            }
+        );
+        let no_repo = br#"{"action": "requested", "workflow_run": {"id": 8, "event": "push", "status": "queued"}}"#;
+        match parse("workflow_run", no_repo).expect("no repository") {
+            WebhookEvent::WorkflowRun {
+                repository, name, ..
+            } => {
+                assert_eq!((repository.as_str(), name.as_str()), ("", ""));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn workflow_run_refuses_duplicate_fields_and_wrong_types() {
+        // Two `status` keys: which one a reader takes differs between parsers, so neither is taken.
+        let dup = br#"{"action": "completed", "workflow_run": {"id": 1, "event": "push",
+                       "status": "completed", "status": "queued"}}"#;
+        let err = parse("workflow_run", dup).expect_err("duplicate field");
+        assert!(err.reason.contains("duplicate field"), "{err}");
+        for body in [
+            &br#"{"action": "completed", "workflow_run": {"id": "1", "event": "push", "status": "x"}}"#[..],
+            br#"{"action": "completed", "workflow_run": {"id": -1, "event": "push", "status": "x"}}"#,
+            br#"{"action": 3, "workflow_run": {"id": 1, "event": "push", "status": "x"}}"#,
+            br#"{"workflow_run": {"id": 1, "event": "push", "status": "x"}}"#,
+            br#"{"action": "completed", "workflow_run": {"id": 1, "event": "push", "status": "x"}} trailing"#,
+        ] {
+            assert!(parse("workflow_run", body).is_err(), "{}", String::from_utf8_lossy(body));
+        }
     }
 }

@@ -356,7 +356,11 @@ def section_tokens(t):
     ]
     return "\n".join([f"## GitHub App token broker (`bench/app-tokens.sh`)\n",
                       f"{t['concurrency']} concurrent clients, {t['seconds']} s per scenario; "
-                      f"GitHub access-token mints during the run: {t['github_mints']}.\n",
+                      f"GitHub access-token mints during the run: {t['github_mints']}. "
+                      + (f"ssm-app logged as in production (`RUST_LOG={t['log']['rust_log']}`, "
+                         f"{t['log']['format']} lines, to a file): {t['log']['audit_lines']:,} audit lines, "
+                         "one per token issued.\n" if t.get("log") else
+                         "ssm-app logged at `RUST_LOG=warn` (no audit lines): an older record.\n"),
                       table(["what", "ours", "same-run peer", "ratio (throughput / memory)"], rows), ""])
 
 

@@ -7,6 +7,9 @@
 //! - `POST /v1/tokens`, token cached, a fresh signed identity each time (an STS round trip to moto);
 //! - the child's resident memory at rest and after load.
 //!
+//! `ssm-app` logs as in production: `RUST_LOG` at its default (`info`, so every token issued writes
+//! its audit line) and JSON lines, to a file; the run fails if the audit lines are missing.
+//!
 //! Run with `bash bench/app-tokens.sh` (starts moto). Knobs: `BENCH_SECS` (default 10),
 //! `BENCH_CONCURRENCY` (default 16), `BENCH_FRESH` (signed identities for the STS scenario, 200).
 //! With `SSM_BENCH_OUT` set (the script sets it), the figures also go to `app-tokens.json` there,
@@ -176,6 +179,7 @@ async fn main() {
         ),
     )
     .expect("policy file");
+    let log_path = dir.path().join("ssm-app.log");
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("free port")
@@ -189,8 +193,14 @@ async fn main() {
         .env("SSM_STS_ENDPOINT", &moto)
         .env("SSM_BROKER_AUDIENCE", AUDIENCE)
         .env("SSM_BROKER_POLICY_FILE", &policy_path)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
+        // Production's logging (the App stack sets SSM_LOG_FORMAT=json and leaves RUST_LOG at its
+        // default, info): an access-free but audited route, one JSON audit line per token issued,
+        // written to a file as Lambda's stdout is written to its log stream.
+        .env("RUST_LOG", "info")
+        .env("SSM_LOG_FORMAT", "json")
+        .stdout(Stdio::from(
+            std::fs::File::create(&log_path).expect("ssm-app log file"),
+        ))
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn ssm-app");
@@ -286,6 +296,18 @@ async fn main() {
     sts.print("POST /v1/tokens cached, fresh identity (STS)");
     let rss_after = rss_kib(child.0.id());
 
+    // The figures are worth quoting only if the audit trail was on: one line per token issued.
+    let audit_lines = std::fs::read_to_string(&log_path)
+        .expect("ssm-app log")
+        .lines()
+        .filter(|l| l.contains("\"installation token issued\""))
+        .count();
+    assert!(
+        audit_lines >= hot.requests + sts.requests,
+        "{audit_lines} audit lines for {} tokens issued: the audit trail was not on",
+        hot.requests + sts.requests
+    );
+    println!("audit lines written (RUST_LOG=info, JSON): {audit_lines}");
     println!(
         "ratio tokens(cached, remembered) / healthz throughput: {:.2}",
         hot.rps() / health.rps()
@@ -311,6 +333,7 @@ async fn main() {
             "tokens_cached": hot.json(),
             "tokens_fresh_identity": sts.json(),
             "github_mints": github.access_token_requests(),
+            "log": {"rust_log": "info", "format": "json", "audit_lines": audit_lines},
             "rss_kib": {"rest": rss_rest, "after": rss_after},
         });
         std::fs::create_dir_all(&dir).expect("bench output directory");

@@ -14,6 +14,14 @@ log() { printf '\n==> %s\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
 # ensure_rust_target TRIPLE: the target's rust-std for the active toolchain, added when missing.
+# The workspace's debug binaries (target/debug/), built as `cargo test --workspace` builds them: the
+# same packages and targets, hence the same features for every dependency. A narrower build (`-p X
+# --bin Y`) resolves other features (no dev-dependencies' features) and recompiles some 60 of the
+# dependencies into a second set, minutes from an empty cache; this one is fresh after the tests.
+build_workspace_bins() {
+  cargo build --locked --workspace --bins --tests "$@"
+}
+
 ensure_rust_target() {
   local libdir
   libdir="$(rustc --print target-libdir --target "$1" 2>/dev/null)" || libdir=""

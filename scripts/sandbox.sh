@@ -30,6 +30,5 @@ if [[ "$cmd" != "drift" ]]; then
     -c 'keys={"default":{},"payments":{},"orders":{}}'
 fi
 log "cargo build (ssm-sandbox, ssm-action, ssm-install, ssm-github-emulator, the ssm CLI)"
-cargo build --locked -p ssm-sandbox -p ssm-action -p ssm-install -p ssm-testkit -p ssm-client \
-  --features ssm-testkit/github --bins
+build_workspace_bins --features ssm-testkit/github
 exec "$CARGO_TARGET_DIR/debug/ssm-sandbox" "${@:-up}"

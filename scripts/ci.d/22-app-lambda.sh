@@ -28,5 +28,5 @@ SSM_LAMBDA_ADAPTER="$work/opt/extensions/lambda-adapter" \
 SSM_APP_BOOTSTRAP="$work/task/bootstrap" \
 SSM_REQUIRE_LAMBDA_ADAPTER=1 SSM_REQUIRE_EMULATORS=1 \
 SSM_COLD_STARTS="${SSM_COLD_STARTS:-10}" \
-  cargo test --locked -p ssm-app --test lambda_adapter -- --nocapture
+  cargo test --locked --workspace --test lambda_adapter -- --nocapture # --workspace: the tests' features (lib.sh)
 rm -rf "$work"

@@ -10,7 +10,7 @@ source "$(dirname "$0")/../lib.sh"
 cd "$SSM_ROOT"
 trap stop_all EXIT
 
-cargo build --locked -p ssm-crypto --bin ssm-crypto-local -p ssm-rotation --bin ssm-keyring
+build_workspace_bins # ssm-crypto-local, ssm-keyring
 work="$(mktemp -d)"
 "$CARGO_TARGET_DIR/debug/ssm-keyring" new --file "$work/keyring.json"
 "$CARGO_TARGET_DIR/debug/ssm-keyring" new --file "$work/payments.json"

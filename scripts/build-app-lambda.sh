@@ -10,7 +10,8 @@
 #   arm64:  the pinned version's .crate from crates.io, checked against the SHA-256 below (the
 #           registry index's checksum), built with its own Cargo.lock by cargo-lambda's zig.
 # The binary is built once per version and architecture, cached under
-# ~/.cache/serverless-ssm/lwa-<version>[-arm64]. Its glibc symbol versions are checked against
+# ~/.cache/serverless-ssm/lwa-<version>[-arm64] (each architecture compiles in its own target
+# directory, so the two builds can run at once). Its glibc symbol versions are checked against
 # Amazon Linux 2023's glibc (2.34): a newer symbol fails the build instead of the function's init.
 #   LWA_PRINT_BIN=1 bash scripts/build-app-lambda.sh   also prints the binary's path (for tests).
 source "$(dirname "$0")/lib.sh"
@@ -53,10 +54,10 @@ with tarfile.open(fileobj=io.BytesIO(data)) as tar:
 PY
       log "cargo lambda build --arm64 lambda-adapter $LWA_VERSION"
       (cd "$src/lambda_web_adapter-$LWA_VERSION" &&
-        CARGO_TARGET_DIR="$cache/lwa-build" cargo lambda build --release --locked --arm64 --bin lambda-adapter)
+        CARGO_TARGET_DIR="$cache/lwa-build-arm64" cargo lambda build --release --locked --arm64 --bin lambda-adapter)
       mkdir -p "$root/bin"
       # cargo-lambda writes the binary as lambda/<bin>/bootstrap under the target directory.
-      cp "$cache/lwa-build/lambda/lambda-adapter/bootstrap" "$bin"
+      cp "$cache/lwa-build-arm64/lambda/lambda-adapter/bootstrap" "$bin"
       rm -rf "$src"
     fi
     ;;

@@ -6,8 +6,12 @@
 # function and the layer on arm64; and synth must refuse these zips for the default x86_64 (it reads
 # each zip's executable: content, not presence). Running arm64 code needs an arm64 host, which this
 # machine is not: the sandbox and 22-app-lambda.sh run the x86_64 zips of 20-lambdas.sh.
+# test.sh runs this step in the background (*.bg.sh), beside the others: hence its own cargo target
+# directory (cargo locks a target directory for the whole of a build, which would stall every
+# other step's cargo behind this one) and nothing written where another step reads or writes.
 source "$(dirname "$0")/../lib.sh"
 cd "$SSM_ROOT"
+export CARGO_TARGET_DIR="$CARGO_TARGET_DIR-arm64"
 
 out="$SSM_ROOT/build/lambda-arm64"
 work="$(mktemp -d)"

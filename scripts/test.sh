@@ -28,8 +28,13 @@ rm -rf "$bg_logs" && mkdir -p "$bg_logs"
 for step in scripts/ci.d/*.bg.sh; do
   [[ -e "$step" ]] || continue
   log "step $(basename "$step") started in the background (log: ${bg_logs#"$SSM_ROOT"/}/$(basename "$step").log)"
-  setsid nice -n 19 bash "$step" >"$bg_logs/$(basename "$step").log" 2>&1 &
+  # Job control on for this one job: its own process group (stopped with kill -- -PGID), in the
+  # same session. Not setsid: a new session is a new scheduler autogroup, which gets its fair
+  # share of the cores whatever its nice value (the niceness only ranks tasks within a group).
+  set -m
+  nice -n 19 bash "$step" >"$bg_logs/$(basename "$step").log" 2>&1 &
   bg_pids+=("$!")
+  set +m
   bg_steps+=("$step")
 done
 

@@ -26,6 +26,9 @@ fn bare_lambda_answer() -> Value {
 }
 
 /// Builds `ssm-crypto`'s `bare-lambda` example (debug) once, in this test binary's target dir.
+/// As `cargo test --workspace` builds it (`--workspace --tests`: the same features for every
+/// dependency), so under the suite it is fresh; `-p ssm-crypto` alone would recompile some 60
+/// dependencies with other features (a minute and a half from an empty cache).
 fn bare_lambda() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
@@ -33,7 +36,13 @@ fn bare_lambda() -> PathBuf {
         let exe = std::env::current_exe().unwrap();
         let target_dir = exe.ancestors().nth(3).unwrap();
         let output = std::process::Command::new(env!("CARGO"))
-            .args(["build", "-p", "ssm-crypto", "--example", "bare-lambda"])
+            .args([
+                "build",
+                "--workspace",
+                "--tests",
+                "--example",
+                "bare-lambda",
+            ])
             .args(["--message-format", "json-render-diagnostics"])
             .arg("--target-dir")
             .arg(target_dir)

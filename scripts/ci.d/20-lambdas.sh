@@ -31,5 +31,7 @@ if [[ "$first" != "$second" ]]; then
 fi
 log "zips byte-identical across two packagings:"
 echo "$first"
+log "zip sizes against their budgets"
+check_zip_budgets build/lambda "$(python3 scripts/lambda-arch.py)"
 # The cache key deploy.yml builds them under: equal keys, these bytes.
 log "lambda source key: $(python3 scripts/lambda-source-key.py "$(rustc --version | cut -d' ' -f2)" "${ARCH:-x86_64}")"

@@ -18,6 +18,8 @@ work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 
 ARCH=arm64 SSM_LAMBDA_OUT="$out" bash scripts/build-lambdas.sh
+log "arm64 zip sizes against their budgets"
+check_zip_budgets "$out" arm64
 
 ctx=(-c githubOwner=serverless-ssm-ci -c githubRepo=serverless-ssm -c architecture=arm64)
 SSM_CDK_OUT="$work/arm64.out" bash scripts/synth.sh "${ctx[@]}" -c lambdaAssetDir="$out"

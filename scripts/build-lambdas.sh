@@ -14,7 +14,6 @@ source "$(dirname "$0")/lib.sh"
 cd "$SSM_ROOT"
 bash scripts/setup.sh
 
-LAMBDAS=(ssm-crypto ssm-rotation ssm-integrity ssm-app)
 ARCH="$(python3 scripts/lambda-arch.py)" || die "no valid architecture (ARCH or cdk.json's 'architecture')"
 export ARCH
 arch_flag=()

@@ -18,12 +18,13 @@ import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-# The packages of ssm-crypto, ssm-rotation, ssm-integrity and ssm-app (build-lambdas.sh's LAMBDAS).
+# The packages of ssm-crypto, ssm-rotation, ssm-integrity and ssm-app (LAMBDAS in scripts/lib.sh).
 LAMBDA_PACKAGES = ["lambdas/crypto", "lambdas/rotation", "lambdas/integrity", "app"]
 BUILD_INPUTS = [
     "Cargo.lock",
     "Cargo.toml",
     "scripts/build-lambdas.sh",
+    "scripts/lib.sh",  # LAMBDAS: which binaries are built and zipped
     "scripts/build-app-lambda.sh",
     "scripts/deterministic-zip.py",
     "scripts/lambda-source-key.py",

@@ -13,7 +13,9 @@ export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 log() { printf '\n==> %s\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
-# ensure_rust_target TRIPLE: the target's rust-std for the active toolchain, added when missing.
+# The Lambda binaries, each zipped as build/lambda/<bin>/bootstrap.zip (scripts/build-lambdas.sh).
+LAMBDAS=(ssm-crypto ssm-rotation ssm-integrity ssm-app)
+
 # The workspace's debug binaries (target/debug/), built as `cargo test --workspace` builds them: the
 # same packages and targets, hence the same features for every dependency. A narrower build (`-p X
 # --bin Y`) resolves other features (no dev-dependencies' features) and recompiles some 60 of the
@@ -22,6 +24,7 @@ build_workspace_bins() {
   cargo build --locked --workspace --bins --tests "$@"
 }
 
+# ensure_rust_target TRIPLE: the target's rust-std for the active toolchain, added when missing.
 ensure_rust_target() {
   local libdir
   libdir="$(rustc --print target-libdir --target "$1" 2>/dev/null)" || libdir=""
@@ -60,7 +63,7 @@ check_elf() {
 # integrity 2,961,001, app 3,435,723).
 check_zip_budgets() {
   local dir="$1" arch="$2" bin budget size
-  for bin in ssm-crypto ssm-rotation ssm-integrity ssm-app; do
+  for bin in "${LAMBDAS[@]}"; do
     case "$arch/$bin" in
       x86_64/ssm-crypto) budget=2490000 ;;
       x86_64/ssm-rotation) budget=2440000 ;;

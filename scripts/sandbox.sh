@@ -16,7 +16,7 @@ cmd="${1:-up}"
 if [[ "$cmd" != "drift" ]]; then
   bash scripts/setup.sh
   missing=0
-  for bin in ssm-crypto ssm-rotation ssm-integrity ssm-app; do
+  for bin in "${LAMBDAS[@]}"; do
     [[ -f "build/lambda/$bin/bootstrap.zip" ]] || missing=1
   done
   [[ -f build/lambda/lambda-adapter/layer.zip ]] || missing=1

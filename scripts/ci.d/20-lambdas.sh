@@ -17,7 +17,7 @@ bash scripts/build-lambdas.sh
 first="$(sums)"
 log "packaging again (cargo reuses the binaries, now with a new mtime; umask 077)"
 sleep 2 # zip times have a 2-second resolution
-for bin in ssm-crypto ssm-rotation ssm-integrity ssm-app; do
+for bin in "${LAMBDAS[@]}"; do
   for f in "$CARGO_TARGET_DIR/lambda/$bin/bootstrap" "$CARGO_TARGET_DIR"/*/lambda-release/"$bin"; do
     if [[ -f "$f" ]]; then touch "$f"; fi
   done

@@ -66,6 +66,7 @@ probe changed clients/broker/Cargo.toml       # ssm-integrity's, through ssm-app
 probe changed lambdas/keystore/src/lib.rs
 probe changed app/src/main.rs
 probe changed scripts/build-lambdas.sh
+probe changed scripts/lib.sh                  # LAMBDAS, the binaries built
 probe changed scripts/requirements.txt        # cargo-lambda and zig
 probe same action/src/main.rs                 # the deploy Action is not a Lambda
 probe same sandbox/src/main.rs

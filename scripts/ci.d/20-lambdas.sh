@@ -12,6 +12,7 @@ source "$(dirname "$0")/../lib.sh"
 cd "$SSM_ROOT"
 
 sums() { (cd build/lambda && sha256sum ./*/*.zip); }
+arch="$(python3 scripts/lambda-arch.py)" # what build-lambdas.sh builds for
 
 bash scripts/build-lambdas.sh
 first="$(sums)"
@@ -32,6 +33,6 @@ fi
 log "zips byte-identical across two packagings:"
 echo "$first"
 log "zip sizes against their budgets"
-check_zip_budgets build/lambda "$(python3 scripts/lambda-arch.py)"
+check_zip_budgets build/lambda "$arch"
 # The cache key deploy.yml builds them under: equal keys, these bytes.
-log "lambda source key: $(python3 scripts/lambda-source-key.py "$(rustc --version | cut -d' ' -f2)" "${ARCH:-x86_64}")"
+log "lambda source key: $(python3 scripts/lambda-source-key.py "$(rustc --version | cut -d' ' -f2)" "$arch")"

@@ -1,22 +1,21 @@
 //! GitHub's webhook payloads, converted into our own [`WebhookEvent`] at the edge. Only the events
 //! the App acts on are parsed at all; every other event name is [`WebhookEvent::Ignored`] without
-//! reading the body, so an event octocrab does not know (or a `test` delivery) is still a 200.
+//! reading the body, so an event the App does not know (or a `test` delivery) is still a 200.
 //!
-//! `installation`, `installation_repositories`, `repository_dispatch` and `ping` are parsed with
-//! octocrab's `webhook_events` types. `workflow_run`, the one event a busy repository sends by the
-//! hundred (each run's requested, in_progress and completed), is read in one pass into the borrowed
-//! [`WorkflowRunDelivery`] instead: octocrab types the run itself as a `serde_json::Value` (a tree
-//! of the whole 5 KB object, to read five fields from) and its envelope builds the full repository
-//! and sender models (dozens of owned strings and parsed URLs) that the App never reads. Profiled
-//! under `bench/load.sh`, that envelope parse was about 30 % of the webhook route's CPU.
+//! Each handled event is read in one pass into a small struct of the fields the App uses, borrowed
+//! from the body where GitHub did not escape them; every other field is skipped without being
+//! built. Field names are GitHub's ("Webhook events and payloads").
+//!
+//! octocrab's `webhook_events` models are not used here (octocrab stays the App's REST client):
+//! - parsing any event with them links the deserializers of every event GitHub has, about 0.6 MB
+//!   of the App's binary, to read at most four fields;
+//! - they type a workflow run as a `serde_json::Value` and build the full repository and sender
+//!   models (dozens of owned strings and parsed URLs) that the App never reads. Profiled under
+//!   `bench/load.sh`, that parse was about 30 % of the webhook route's CPU;
+//! - their action enums refuse an action GitHub adds later with a 400, which makes GitHub mark the
+//!   delivery failed; here an action is its string, and the App acts on the ones it knows.
 
-use octocrab::models::webhook_events::payload::{
-    InstallationWebhookEventPayload, RepositoryDispatchWebhookEventPayload,
-};
-use octocrab::models::webhook_events::{
-    InstallationEventRepository, WebhookEvent as GitHubEvent, WebhookEventPayload,
-};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use ssm_core::webhook::WebhookEvent;
 use std::borrow::Cow;
 
@@ -44,66 +43,123 @@ pub fn parse(event: &str, body: &[u8]) -> Result<WebhookEvent, EventError> {
             event: event.to_owned(),
         });
     }
-    let err = |reason: String| EventError {
+    let parsed = match event {
+        "ping" => from_object(body).map(ping),
+        "installation" => from_object(body).map(installation),
+        "installation_repositories" => from_object(body).map(installation_repositories),
+        "repository_dispatch" => from_object(body).map(dispatch),
+        _ => from_object(body).map(workflow_run),
+    };
+    parsed.map_err(|reason| EventError {
         event: event.to_owned(),
         reason,
-    };
-    if event == "workflow_run" {
-        return workflow_run(body).map_err(err);
+    })
+}
+
+/// Parses a payload that must be one JSON object (serde's derived structs would also take an
+/// array of the fields in order, which GitHub never sends).
+fn from_object<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, String> {
+    match body.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'{') => serde_json::from_slice(body).map_err(|e| e.to_string()),
+        _ => Err("the payload is not a JSON object".into()),
     }
-    let parsed =
-        GitHubEvent::try_from_header_and_body(event, body).map_err(|e| err(e.to_string()))?;
-    let installation_id = parsed.installation.as_ref().map(|i| i.id().into_inner());
-    let repository = parsed
-        .repository
-        .as_ref()
-        .and_then(|r| r.full_name.clone())
-        .unwrap_or_default();
-    Ok(match parsed.specific {
-        WebhookEventPayload::Ping(p) => WebhookEvent::Ping {
-            hook_id: p.hook_id.map(|h| h.into_inner()),
-        },
-        WebhookEventPayload::Installation(p) => {
-            installation(*p, installation_id).ok_or_else(|| err("no installation".into()))?
-        }
-        WebhookEventPayload::InstallationRepositories(p) => {
-            WebhookEvent::InstallationRepositories {
-                action: wire(&p.action),
-                installation_id: installation_id.ok_or_else(|| err("no installation".into()))?,
-                added: names(&p.repositories_added),
-                removed: names(&p.repositories_removed),
-            }
-        }
-        WebhookEventPayload::RepositoryDispatch(p) => dispatch(*p, repository, installation_id),
-        _ => WebhookEvent::Ignored {
-            event: event.to_owned(),
-        },
-    })
 }
 
-fn installation(p: InstallationWebhookEventPayload, id: Option<u64>) -> Option<WebhookEvent> {
-    Some(WebhookEvent::Installation {
-        action: wire(&p.action),
-        installation_id: id?,
-        repositories: names(p.repositories.as_deref().unwrap_or_default()),
-    })
+#[derive(Deserialize)]
+struct PingDelivery {
+    #[serde(default)]
+    hook_id: Option<u64>,
 }
 
-fn dispatch(
-    p: RepositoryDispatchWebhookEventPayload,
-    repository: String,
-    installation_id: Option<u64>,
-) -> WebhookEvent {
-    // GitHub puts the dispatch's `event_type` in `action`.
+fn ping(d: PingDelivery) -> WebhookEvent {
+    WebhookEvent::Ping { hook_id: d.hook_id }
+}
+
+/// `installation.id`: present on every event an App receives, and the only field of it we read.
+#[derive(Deserialize)]
+struct InstallationRef {
+    id: u64,
+}
+
+#[derive(Deserialize)]
+struct RepositoryRef<'a> {
+    #[serde(borrow)]
+    full_name: Cow<'a, str>,
+}
+
+#[derive(Deserialize)]
+struct InstallationDelivery<'a> {
+    #[serde(borrow)]
+    action: Cow<'a, str>,
+    installation: InstallationRef,
+    /// Absent when the installation covers every repository of the account.
+    #[serde(borrow, default)]
+    repositories: Option<Vec<RepositoryRef<'a>>>,
+}
+
+fn installation(d: InstallationDelivery) -> WebhookEvent {
+    WebhookEvent::Installation {
+        action: d.action.into_owned(),
+        installation_id: d.installation.id,
+        repositories: names(d.repositories.unwrap_or_default()),
+    }
+}
+
+#[derive(Deserialize)]
+struct InstallationRepositoriesDelivery<'a> {
+    #[serde(borrow)]
+    action: Cow<'a, str>,
+    installation: InstallationRef,
+    #[serde(borrow)]
+    repositories_added: Vec<RepositoryRef<'a>>,
+    #[serde(borrow)]
+    repositories_removed: Vec<RepositoryRef<'a>>,
+}
+
+fn installation_repositories(d: InstallationRepositoriesDelivery) -> WebhookEvent {
+    WebhookEvent::InstallationRepositories {
+        action: d.action.into_owned(),
+        installation_id: d.installation.id,
+        added: names(d.repositories_added),
+        removed: names(d.repositories_removed),
+    }
+}
+
+#[derive(Deserialize)]
+struct DispatchDelivery<'a> {
+    /// GitHub puts the dispatch's `event_type` in `action`.
+    #[serde(borrow)]
+    action: Cow<'a, str>,
+    #[serde(borrow, default)]
+    repository: Option<RepositoryFields<'a>>,
+    #[serde(default)]
+    installation: Option<InstallationRef>,
+}
+
+fn dispatch(d: DispatchDelivery) -> WebhookEvent {
     WebhookEvent::RepositoryDispatch {
-        event_type: p.action,
-        repository,
-        installation_id,
+        event_type: d.action.into_owned(),
+        repository: full_name(d.repository),
+        installation_id: d.installation.map(|i| i.id),
     }
 }
 
-/// A `workflow_run` delivery: the fields the App logs, borrowed from the body where GitHub did not
-/// escape them; every other field is skipped without being built. Field names are GitHub's.
+fn names(repos: Vec<RepositoryRef>) -> Vec<String> {
+    repos
+        .into_iter()
+        .map(|r| r.full_name.into_owned())
+        .collect()
+}
+
+fn full_name(repository: Option<RepositoryFields>) -> String {
+    repository
+        .and_then(|r| r.full_name)
+        .map(Cow::into_owned)
+        .unwrap_or_default()
+}
+
+/// A `workflow_run` delivery, the one event a busy repository sends by the hundred (each run's
+/// requested, in_progress and completed): the fields the App logs.
 #[derive(Deserialize)]
 struct WorkflowRunDelivery<'a> {
     #[serde(borrow)]
@@ -133,33 +189,16 @@ struct RepositoryFields<'a> {
     full_name: Option<Cow<'a, str>>,
 }
 
-fn workflow_run(body: &[u8]) -> Result<WebhookEvent, String> {
-    let d: WorkflowRunDelivery = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+fn workflow_run(d: WorkflowRunDelivery) -> WebhookEvent {
     let run = d.workflow_run;
-    Ok(WebhookEvent::WorkflowRun {
+    WebhookEvent::WorkflowRun {
         action: d.action.into_owned(),
-        repository: d
-            .repository
-            .and_then(|r| r.full_name)
-            .map(Cow::into_owned)
-            .unwrap_or_default(),
+        repository: full_name(d.repository),
         run_id: run.id,
         name: run.name.map(Cow::into_owned).unwrap_or_default(),
         event: run.event.into_owned(),
         status: run.status.into_owned(),
         conclusion: run.conclusion.map(Cow::into_owned),
-    })
-}
-
-fn names(repos: &[InstallationEventRepository]) -> Vec<String> {
-    repos.iter().map(|r| r.full_name.clone()).collect()
-}
-
-/// An octocrab action enum as GitHub spells it (`created`, `in_progress`...).
-fn wire<T: Serialize>(action: &T) -> String {
-    match serde_json::to_value(action) {
-        Ok(serde_json::Value::String(s)) => s,
-        _ => String::new(),
     }
 }
 
@@ -250,6 +289,78 @@ mod tests {
             .is_err()
         );
         assert!(parse("ping", b"[]").is_err());
+    }
+
+    #[test]
+    fn installation_events_read_ids_names_and_new_actions() {
+        // An action GitHub adds later is passed on as its string (the App acts on the ones it
+        // knows); an installation of every repository lists none.
+        let body = br#"{"action": "new_permissions_accepted", "installation": {"id": 9,
+            "account": {"login": "o"}}, "sender": {"login": "x"}}"#;
+        assert_eq!(
+            parse("installation", body).expect("installation"),
+            WebhookEvent::Installation {
+                action: "new_permissions_accepted".into(),
+                installation_id: 9,
+                repositories: vec![],
+            }
+        );
+        let body = br#"{"action": "removed", "installation": {"id": 9},
+            "repositories_added": [], "repositories_removed": [{"id": 1, "full_name": "o/\u0061"}]}"#;
+        assert_eq!(
+            parse("installation_repositories", body).expect("installation_repositories"),
+            WebhookEvent::InstallationRepositories {
+                action: "removed".into(),
+                installation_id: 9,
+                added: vec![],
+                removed: vec!["o/a".into()],
+            }
+        );
+        let dispatch = br#"{"action": "ssm-drift", "client_payload": {"a": [1]}}"#;
+        assert_eq!(
+            parse("repository_dispatch", dispatch).expect("repository_dispatch"),
+            WebhookEvent::RepositoryDispatch {
+                event_type: "ssm-drift".into(),
+                repository: String::new(),
+                installation_id: None,
+            }
+        );
+    }
+
+    #[test]
+    fn installation_events_refuse_missing_ids_lists_and_non_objects() {
+        for (event, body) in [
+            (
+                "installation",
+                &br#"{"action": "created", "installation": {}}"#[..],
+            ),
+            (
+                "installation",
+                br#"{"action": "created", "installation": {"id": "9"}}"#,
+            ),
+            (
+                "installation",
+                br#"{"action": "created", "installation": {"id": 9}, "repositories": [{}]}"#,
+            ),
+            (
+                "installation_repositories",
+                br#"{"action": "added", "installation": {"id": 9}, "repositories_added": []}"#,
+            ),
+            (
+                "installation_repositories",
+                br#"["added", {"id": 9}, [], []]"#,
+            ),
+            ("repository_dispatch", br#"{"client_payload": {}}"#),
+            ("repository_dispatch", br#"{"action": "a", "action": "b"}"#),
+            ("ping", b""),
+            ("ping", b"  null"),
+        ] {
+            assert!(
+                parse(event, body).is_err(),
+                "{event}: {}",
+                String::from_utf8_lossy(body)
+            );
+        }
     }
 
     #[test]

@@ -56,23 +56,25 @@ check_elf() {
 # check_zip_budgets DIR ARCH: each Lambda zip under DIR (DIR/<bin>/bootstrap.zip) is within its
 # size budget for ARCH, in bytes (CI: scripts/ci.d/20-lambdas.sh and 23-lambdas-arm64.bg.sh).
 # A budget is the size measured when it was set plus about 4 %: a change that adds more (a new
-# dependency, a feature, aws-lc-sys built at full size again, about +470 kB a zip) fails here
-# and is either trimmed or argued for in the commit that raises the number.
-# Set 2026-12-03 with aws-lc-sys's size-optimised build (x86_64: crypto 2,391,665, rotation
-# 2,346,109, integrity 3,171,490, app 3,609,727; arm64: crypto 2,191,144, rotation 2,148,232,
-# integrity 2,961,001, app 3,435,723).
+# dependency, a feature, aws-lc-sys built at full size again (+470 kB a zip), the SDK's own HTTP
+# client and its HTTP/2 stack back (+190 kB)) fails here and is either trimmed or argued for in
+# the commit that raises the number. The integrity and App zips are also held under 3,000,000,
+# issue 20's goal.
+# Set 2026-12-03 with the SDK on reqwest (ssm-sdk-http) and the App's own webhook structs
+# (x86_64: crypto 2,244,985, rotation 2,195,263, integrity 2,774,478, app 2,867,255; arm64:
+# crypto 2,062,678, rotation 2,022,335, integrity 2,581,837, app 2,671,545).
 check_zip_budgets() {
   local dir="$1" arch="$2" bin budget size
   for bin in "${LAMBDAS[@]}"; do
     case "$arch/$bin" in
-      x86_64/ssm-crypto) budget=2490000 ;;
-      x86_64/ssm-rotation) budget=2440000 ;;
-      x86_64/ssm-integrity) budget=3300000 ;;
-      x86_64/ssm-app) budget=3750000 ;;
-      arm64/ssm-crypto) budget=2280000 ;;
-      arm64/ssm-rotation) budget=2235000 ;;
-      arm64/ssm-integrity) budget=3000000 ;; # the 3 MB goal (issue 20), met
-      arm64/ssm-app) budget=3575000 ;;
+      x86_64/ssm-crypto) budget=2335000 ;;
+      x86_64/ssm-rotation) budget=2285000 ;;
+      x86_64/ssm-integrity) budget=2885000 ;;
+      x86_64/ssm-app) budget=2985000 ;;
+      arm64/ssm-crypto) budget=2145000 ;;
+      arm64/ssm-rotation) budget=2105000 ;;
+      arm64/ssm-integrity) budget=2685000 ;;
+      arm64/ssm-app) budget=2780000 ;;
       *) die "check_zip_budgets: no budget for $bin on $arch" ;;
     esac
     size="$(stat -c %s "$dir/$bin/bootstrap.zip")" || die "no zip for $bin in $dir"

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_config::{Region, SdkConfig};
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_sdk_sts::error::{ProvideErrorMetadata, SdkError};
@@ -189,7 +189,7 @@ pub async fn sdk_config(inputs: &ActionInputs, runner: &Runner) -> anyhow::Resul
         .read_timeout(Duration::from_secs(120))
         .operation_attempt_timeout(Duration::from_secs(600))
         .build();
-    let base = aws_config::defaults(BehaviorVersion::latest())
+    let base = ssm_sdk_http::sdk_config_loader()
         .region(region.clone())
         .timeout_config(timeouts.clone());
     match (&runner.oidc, &inputs.role_to_assume) {
@@ -198,7 +198,7 @@ pub async fn sdk_config(inputs: &ActionInputs, runner: &Runner) -> anyhow::Resul
             let token = fetch_oidc_token(&http, oidc, &inputs.audience).await?;
             // AssumeRoleWithWebIdentity is unsigned; this client needs no credentials and does
             // its own retrying (throttling and 5xx only).
-            let anon = aws_config::defaults(BehaviorVersion::latest())
+            let anon = ssm_sdk_http::sdk_config_loader()
                 .region(region)
                 .no_credentials()
                 .timeout_config(timeouts)

@@ -18,7 +18,7 @@ use crate::config::{Opts, Redacted, Settings};
 /// Resolves the Secrets Manager options (if any) into `opts`, then loads [`Settings`].
 pub async fn load_settings(opts: Opts) -> anyhow::Result<Settings> {
     let opts = if opts.private_key_secret_id.is_some() || opts.webhook_secret_id.is_some() {
-        let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        let aws = ssm_sdk_http::sdk_config_loader().load().await;
         resolve(opts, &aws_sdk_secretsmanager::Client::new(&aws)).await?
     } else {
         opts

@@ -255,7 +255,7 @@ impl SetupServer {
 
 /// `ssm-app setup`: serve the page, wait for one successful registration, print the next steps.
 pub async fn run(opts: SetupOpts) -> anyhow::Result<()> {
-    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let aws = ssm_sdk_http::sdk_config_loader().load().await;
     let setup = SetupServer::build(&opts, aws_sdk_secretsmanager::Client::new(&aws))?;
     let handle = setup.server.handle();
     let server = tokio::spawn(setup.server);

@@ -4,7 +4,7 @@
 use std::io::Write as _;
 use std::process::ExitCode;
 
-use aws_config::{BehaviorVersion, Region};
+use aws_config::Region;
 use clap::Parser as _;
 use ssm_install::{InstallOpts, Installer};
 
@@ -22,7 +22,7 @@ async fn main() -> ExitCode {
         "SSM_INSTALL_LOG",
         "info,aws_config=warn,aws_smithy_runtime=warn",
     );
-    let aws = aws_config::defaults(BehaviorVersion::latest())
+    let aws = ssm_sdk_http::sdk_config_loader()
         .region(Region::new(opts.region.clone()))
         .load()
         .await;

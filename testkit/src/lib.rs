@@ -5,7 +5,7 @@
 
 #![expect(clippy::panic, reason = "test support: failing loudly is the point")]
 
-use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_config::{Region, SdkConfig};
 use aws_credential_types::Credentials;
 
 /// The emulator's endpoint (`AWS_ENDPOINT_URL`, set by `scripts/lib.sh: start_moto`), or `None`
@@ -34,7 +34,7 @@ pub fn emulators_required() -> bool {
 
 /// An SDK config pointed at the emulator with static test credentials.
 pub async fn aws_config(endpoint: &str) -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest())
+    ssm_sdk_http::sdk_config_loader()
         .endpoint_url(endpoint)
         .region(Region::new("us-east-1"))
         .credentials_provider(Credentials::for_tests_with_session_token())

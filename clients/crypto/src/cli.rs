@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use aws_config::{BehaviorVersion, Region};
+use aws_config::Region;
 use clap::{Args, Parser, Subcommand};
 use zeroize::Zeroizing;
 
@@ -213,7 +213,7 @@ pub async fn execute(cli: Cli, out: &mut dyn Write) -> Result<Exit, Failure> {
 
 /// The client the options describe: endpoint, region, credentials, retries.
 async fn connect(cli: &Cli) -> Result<CryptoClient, Failure> {
-    let mut loader = aws_config::defaults(BehaviorVersion::latest());
+    let mut loader = ssm_sdk_http::sdk_config_loader();
     if let Some(profile) = &cli.profile {
         loader = loader.profile_name(profile);
     }

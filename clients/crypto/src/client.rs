@@ -2,7 +2,6 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
-use aws_config::BehaviorVersion;
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
 use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
 use aws_sigv4::sign::v4;
@@ -137,7 +136,7 @@ impl CryptoClient {
     /// A client signing with the default AWS credential chain (environment, shared config and
     /// credentials files, web identity, ECS and EC2 roles).
     pub async fn from_default_chain(config: ClientConfig) -> Result<Self, ClientError> {
-        let sdk = aws_config::defaults(BehaviorVersion::latest()).load().await;
+        let sdk = ssm_sdk_http::sdk_config_loader().load().await;
         Self::from_sdk_config(config, &sdk)
     }
 

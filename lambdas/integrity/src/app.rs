@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use aws_config::{BehaviorVersion, SdkConfig};
+use aws_config::SdkConfig;
 use ssm_broker_client::{BrokerClient, BrokerClientConfig};
 use ssm_core::integrity::RefreshPolicy;
 
@@ -74,7 +74,7 @@ pub async fn build(config: &Config, aws: &SdkConfig) -> anyhow::Result<Integrity
 
 /// Loads the AWS environment of the Lambda.
 pub async fn aws_config() -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest()).load().await
+    ssm_sdk_http::sdk_config_loader().load().await
 }
 
 /// The broker client's settings in `region`: by default it signs for the regional STS endpoint,

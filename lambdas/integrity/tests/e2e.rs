@@ -13,7 +13,7 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_config::{Region, SdkConfig};
 use aws_credential_types::Credentials;
 use clap::Parser;
 use serde_json::{Value, json};
@@ -148,7 +148,7 @@ async fn world_with(test: &str, audience: &str) -> Option<World> {
     github.install(REPOSITORY, 77);
     let broker_url = spawn_broker(&github, &moto).await;
     let credentials = assume(&moto).await;
-    let aws = aws_config::defaults(BehaviorVersion::latest())
+    let aws = ssm_sdk_http::sdk_config_loader()
         .endpoint_url(&moto)
         .region(Region::new("us-east-1"))
         .credentials_provider(credentials.clone())

@@ -149,7 +149,7 @@ where
 /// The Secrets Manager client, configured from the environment (region, credentials,
 /// `AWS_ENDPOINT_URL`), with bounded timeouts and the SDK's standard retries.
 pub async fn secrets_client() -> SecretsClient {
-    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+    let config = ssm_sdk_http::sdk_config_loader()
         .timeout_config(
             aws_config::timeout::TimeoutConfig::builder()
                 .connect_timeout(Duration::from_secs(3))
@@ -201,6 +201,7 @@ pub fn lambda_secrets_client_from(
     );
     let mut builder = aws_sdk_secretsmanager::Config::builder()
         .behavior_version(BehaviorVersion::latest())
+        .http_client(ssm_sdk_http::http_client())
         .region(Region::new(region))
         .credentials_provider(credentials)
         .retry_config(RetryConfig::standard())

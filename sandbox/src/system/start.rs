@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use aws_config::{BehaviorVersion, Region};
+use aws_config::Region;
 use aws_credential_types::Credentials;
 use serde_json::Value;
 use tokio::process::Command;
@@ -61,7 +61,7 @@ impl Sandbox {
             }
         };
         journal.mark(format!("moto ready at {moto_url}"));
-        let aws = aws_config::defaults(BehaviorVersion::latest())
+        let aws = ssm_sdk_http::sdk_config_loader()
             .endpoint_url(&moto_url)
             .region(Region::new(opts.region.clone()))
             .credentials_provider(Credentials::new(

@@ -20,7 +20,7 @@
 #
 #   bash bench/load.sh     knobs: LOAD_SECS (60), LOAD_CONNECTIONS (64), LOAD_WARMUP_SECS (5),
 #                          LOAD_SWEEP_SECS (10), LOAD_SWEEP_SIZES ("64 1024 16384 262144"),
-#                          LOAD_SERVERS ("crypto app"), LOAD_RUST_LOG (warn),
+#                          LOAD_SERVERS ("crypto app"), LOAD_RUST_LOG (info),
 #                          LOAD_NAMED_MIN_RATIO (0.95), LOAD_NAMED_ROUNDS (4), LOAD_NAMED_SECS (10)
 # Writes build/bench/load.json (read by bench/report.py) and oha's raw JSON under build/bench/load/.
 source "$(dirname "$0")/../scripts/lib.sh"
@@ -40,7 +40,9 @@ named_min_ratio="${LOAD_NAMED_MIN_RATIO:-0.95}"
 named_rounds="${LOAD_NAMED_ROUNDS:-4}"
 named_secs="${LOAD_NAMED_SECS:-10}"
 # Per-request logs off: at tens of thousands of requests a second they would measure the log sink.
-server_log="${LOAD_RUST_LOG:-warn}"
+# Production's logging by default: `info` (every request's access or event line, every audit line)
+# as JSON lines, as on Lambda; LOAD_RUST_LOG=warn measures with those lines off.
+server_log="${LOAD_RUST_LOG:-info}"
 
 # oha, pinned, cached beside the other tools. TLS through rustls only (oha does not build without a
 # TLS feature; no native-tls/OpenSSL, no HTTP/3): only http://127.0.0.1 is loaded.
@@ -90,7 +92,7 @@ rss_series() {
 start_server() {
   local name="$1" url="$2"
   shift 2
-  RUST_LOG="$server_log" "$@" >"$out/$name.log" 2>&1 &
+  RUST_LOG="$server_log" AWS_LAMBDA_LOG_FORMAT=JSON SSM_LOG_FORMAT=json "$@" >"$out/$name.log" 2>&1 &
   server_pid=$!
   SSM_PIDS+=("$server_pid")
   wait_http "$url" 30 || die "$name did not start (see $out/$name.log)"

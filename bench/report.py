@@ -253,7 +253,7 @@ def section_load(load):
            f"127.0.0.1; {cfg['seconds']} s per route after a {cfg['warmup_seconds']} s warm-up. The peer is a "
            f"trivial route of the same server, measured right before in the same run, so the ratio isolates "
            f"the route's own work from the HTTP stack. Load generator and server share the machine's cores. "
-           (f"Servers log as in production: `RUST_LOG={cfg['server_rust_log']}`, JSON lines (every request's "
+           + (f"Servers log as in production: `RUST_LOG={cfg['server_rust_log']}`, JSON lines (every request's "
             f"access or event line written), to a file.\n" if cfg['server_rust_log'] == "info" else
             f"Servers log at `RUST_LOG={cfg['server_rust_log']}` (no per-request log lines, unlike production).\n")]
     if load["failures"]:

@@ -54,20 +54,28 @@ async fn read_request(stream: &mut tokio::net::TcpStream) -> String {
     }
 }
 
-#[tokio::test]
-async fn a_signed_request_goes_out_over_http1_and_the_response_comes_back() {
+/// A loopback server for one request: it reads the request, writes `reply` as is, then holds the
+/// connection open for `hold`. Returns its URL and the request it read.
+async fn one_request(reply: String, hold: Duration) -> (String, tokio::task::JoinHandle<String>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let endpoint = format!("http://{}", listener.local_addr().expect("addr"));
     let server = tokio::spawn(async move {
         let (mut stream, _) = listener.accept().await.expect("accept");
         let request = read_request(&mut stream).await;
-        let reply = format!(
-            "HTTP/1.1 200 OK\r\ncontent-type: text/xml\r\ncontent-length: {}\r\n\r\n{IDENTITY}",
-            IDENTITY.len()
-        );
         stream.write_all(reply.as_bytes()).await.expect("write");
+        tokio::time::sleep(hold).await;
         request
     });
+    (endpoint, server)
+}
+
+#[tokio::test]
+async fn a_signed_request_goes_out_over_http1_and_the_response_comes_back() {
+    let reply = format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: text/xml\r\ncontent-length: {}\r\n\r\n{IDENTITY}",
+        IDENTITY.len()
+    );
+    let (endpoint, server) = one_request(reply, Duration::ZERO).await;
     let out = sts(&endpoint, TimeoutConfig::builder().build())
         .await
         .get_caller_identity()
@@ -134,14 +142,8 @@ async fn a_refused_connection_is_a_retryable_io_error() {
 
 #[tokio::test]
 async fn a_server_that_never_answers_is_a_read_timeout_not_a_hang() {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let endpoint = format!("http://{}", listener.local_addr().expect("addr"));
-    let server = tokio::spawn(async move {
-        let (mut stream, _) = listener.accept().await.expect("accept");
-        read_request(&mut stream).await;
-        // Hold the connection open without answering.
-        tokio::time::sleep(Duration::from_secs(30)).await;
-    });
+    // No answer: the connection is held open.
+    let (endpoint, server) = one_request(String::new(), Duration::from_secs(30)).await;
     let started = Instant::now();
     let err = sts(
         &endpoint,
@@ -168,17 +170,12 @@ async fn a_server_that_never_answers_is_a_read_timeout_not_a_hang() {
 
 #[tokio::test]
 async fn a_truncated_response_is_an_error_not_a_success() {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let endpoint = format!("http://{}", listener.local_addr().expect("addr"));
-    tokio::spawn(async move {
-        let (mut stream, _) = listener.accept().await.expect("accept");
-        read_request(&mut stream).await;
-        // Headers promise a body the server never sends: the connection closes mid-message.
-        stream
-            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 500\r\n\r\n<Get")
-            .await
-            .expect("write");
-    });
+    // Headers promise a body the server never sends: the connection closes mid-message.
+    let (endpoint, _server) = one_request(
+        "HTTP/1.1 200 OK\r\ncontent-length: 500\r\n\r\n<Get".into(),
+        Duration::ZERO,
+    )
+    .await;
     let err = sts(&endpoint, TimeoutConfig::builder().build())
         .await
         .get_caller_identity()

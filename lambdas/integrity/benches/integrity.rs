@@ -8,9 +8,10 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::Duration;
 
+use aws_sdk_cloudformation::operation::describe_stack_events::DescribeStackEventsOutput;
 use aws_sdk_cloudformation::operation::describe_stacks::DescribeStacksOutput;
 use aws_sdk_cloudformation::operation::list_stack_resources::ListStackResourcesOutput;
-use aws_sdk_cloudformation::types::{Stack, StackResourceSummary};
+use aws_sdk_cloudformation::types::{ResourceStatus, Stack, StackEvent, StackResourceSummary};
 use aws_smithy_mocks::{RuleMode, mock, mock_client};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use serde_json::{Value, json};
@@ -128,7 +129,28 @@ fn batch_latency(c: &mut Criterion) {
         }
         out.build()
     });
-    let cfn = mock_client!(aws_sdk_cloudformation, RuleMode::MatchAny, [&ds, &lr]);
+    // The stack's last operation, finished a day ago: one page of events says no deploy is under
+    // way (the handler reads it to classify CloudFormation's own calls).
+    let ev = mock!(aws_sdk_cloudformation::Client::describe_stack_events).then_output(|| {
+        let stack_id = "arn:aws:cloudformation:us-east-1:111122223333:stack/Ssm/0a1b2c3d";
+        DescribeStackEventsOutput::builder()
+            .stack_events(
+                StackEvent::builder()
+                    .stack_id(stack_id)
+                    .event_id("update-complete")
+                    .stack_name("Ssm")
+                    .logical_resource_id("Ssm")
+                    .physical_resource_id(stack_id)
+                    .resource_type("AWS::CloudFormation::Stack")
+                    .resource_status(ResourceStatus::UpdateComplete)
+                    .timestamp(aws_smithy_types::DateTime::from_secs(
+                        chrono::Utc::now().timestamp() - 86_400,
+                    ))
+                    .build(),
+            )
+            .build()
+    });
+    let cfn = mock_client!(aws_sdk_cloudformation, RuleMode::MatchAny, [&ds, &lr, &ev]);
     let handler = Handler {
         // Long TTL and floor: the stack is read once (as in a warm Lambda), never per batch.
         stack: StackSource::new(

@@ -3,8 +3,12 @@
 
 use std::time::{Duration, Instant};
 
+use aws_sdk_sts::config::http::HttpResponse;
 use aws_sdk_sts::config::{Credentials, Region, retry::RetryConfig, timeout::TimeoutConfig};
 use aws_sdk_sts::error::SdkError;
+use aws_sdk_sts::operation::get_caller_identity::{
+    GetCallerIdentityError, GetCallerIdentityOutput,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
@@ -17,7 +21,11 @@ const IDENTITY: &str = r#"<GetCallerIdentityResponse xmlns="https://sts.amazonaw
   <ResponseMetadata><RequestId>1</RequestId></ResponseMetadata>
 </GetCallerIdentityResponse>"#;
 
-async fn sts(endpoint: &str, timeouts: TimeoutConfig) -> aws_sdk_sts::Client {
+/// `sts:GetCallerIdentity` against `endpoint` through our client, no retries.
+async fn caller_identity(
+    endpoint: &str,
+    timeouts: TimeoutConfig,
+) -> Result<GetCallerIdentityOutput, SdkError<GetCallerIdentityError, HttpResponse>> {
     let config = ssm_sdk_http::sdk_config_loader()
         .endpoint_url(endpoint)
         .region(Region::new("eu-west-1"))
@@ -27,6 +35,9 @@ async fn sts(endpoint: &str, timeouts: TimeoutConfig) -> aws_sdk_sts::Client {
         .load()
         .await;
     aws_sdk_sts::Client::new(&config)
+        .get_caller_identity()
+        .send()
+        .await
 }
 
 /// Reads one request (headers and a `content-length` body) off `stream`.
@@ -76,10 +87,7 @@ async fn a_signed_request_goes_out_over_http1_and_the_response_comes_back() {
         IDENTITY.len()
     );
     let (endpoint, server) = one_request(reply, Duration::ZERO).await;
-    let out = sts(&endpoint, TimeoutConfig::builder().build())
-        .await
-        .get_caller_identity()
-        .send()
+    let out = caller_identity(&endpoint, TimeoutConfig::builder().build())
         .await
         .expect("GetCallerIdentity through our client");
     assert_eq!(out.arn(), Some("arn:aws:iam::123456789012:role/integrity"));
@@ -125,13 +133,10 @@ async fn a_refused_connection_is_a_retryable_io_error() {
         .local_addr()
         .expect("addr")
         .port();
-    let err = sts(
+    let err = caller_identity(
         &format!("http://127.0.0.1:{port}"),
         TimeoutConfig::builder().build(),
     )
-    .await
-    .get_caller_identity()
-    .send()
     .await
     .expect_err("nothing listens");
     match err {
@@ -145,15 +150,12 @@ async fn a_server_that_never_answers_is_a_read_timeout_not_a_hang() {
     // No answer: the connection is held open.
     let (endpoint, server) = one_request(String::new(), Duration::from_secs(30)).await;
     let started = Instant::now();
-    let err = sts(
+    let err = caller_identity(
         &endpoint,
         TimeoutConfig::builder()
             .read_timeout(Duration::from_millis(300))
             .build(),
     )
-    .await
-    .get_caller_identity()
-    .send()
     .await
     .expect_err("no answer");
     assert!(
@@ -176,10 +178,7 @@ async fn a_truncated_response_is_an_error_not_a_success() {
         Duration::ZERO,
     )
     .await;
-    let err = sts(&endpoint, TimeoutConfig::builder().build())
-        .await
-        .get_caller_identity()
-        .send()
+    let err = caller_identity(&endpoint, TimeoutConfig::builder().build())
         .await
         .expect_err("a truncated body");
     // The SDK reads the body after the connector returned it: a response error, not a success.

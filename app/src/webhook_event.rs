@@ -38,17 +38,17 @@ pub struct EventError {
 
 /// Converts a (verified) payload of event `event` into our enum.
 pub fn parse(event: &str, body: &[u8]) -> Result<WebhookEvent, EventError> {
-    if !HANDLED_EVENTS.contains(&event) {
-        return Ok(WebhookEvent::Ignored {
-            event: event.to_owned(),
-        });
-    }
     let parsed = match event {
         "ping" => from_object(body).map(ping),
         "installation" => from_object(body).map(installation),
         "installation_repositories" => from_object(body).map(installation_repositories),
         "repository_dispatch" => from_object(body).map(dispatch),
-        _ => from_object(body).map(workflow_run),
+        "workflow_run" => from_object(body).map(workflow_run),
+        _ => {
+            return Ok(WebhookEvent::Ignored {
+                event: event.to_owned(),
+            });
+        }
     };
     parsed.map_err(|reason| EventError {
         event: event.to_owned(),
@@ -262,6 +262,27 @@ mod tests {
                 conclusion: Some("success".into()),
             }
         );
+    }
+
+    #[test]
+    fn every_subscribed_event_is_parsed_not_ignored() {
+        // Each handled event must reach its parser (a body that is not JSON is then an error),
+        // none may fall through to Ignored.
+        for event in HANDLED_EVENTS {
+            assert!(parse(event, b"not json").is_err(), "{event} was ignored");
+        }
+        // And the manifest subscribes to none the App would drop.
+        let path = format!("{}/manifest.json", env!("CARGO_MANIFEST_DIR"));
+        let manifest: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&path).expect("manifest")).expect("json");
+        let subscribed = manifest["default_events"]
+            .as_array()
+            .expect("default_events");
+        assert!(!subscribed.is_empty());
+        for event in subscribed {
+            let event = event.as_str().expect("an event name");
+            assert!(HANDLED_EVENTS.contains(&event), "{event} is not handled");
+        }
     }
 
     #[test]

@@ -100,6 +100,9 @@ fn classification(c: &mut Criterion) {
     group.finish();
 }
 
+/// The fixture stack the mocked CloudFormation describes.
+const STACK_ID: &str = "arn:aws:cloudformation:us-east-1:111122223333:stack/Ssm/0a1b2c3d";
+
 fn batch_latency(c: &mut Criterion) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -110,7 +113,7 @@ fn batch_latency(c: &mut Criterion) {
         DescribeStacksOutput::builder()
             .stacks(
                 Stack::builder()
-                    .stack_id("arn:aws:cloudformation:us-east-1:111122223333:stack/Ssm/0a1b2c3d")
+                    .stack_id(STACK_ID)
                     .stack_name("Ssm")
                     .build(),
             )
@@ -132,15 +135,14 @@ fn batch_latency(c: &mut Criterion) {
     // The stack's last operation, finished a day ago: one page of events says no deploy is under
     // way (the handler reads it to classify CloudFormation's own calls).
     let ev = mock!(aws_sdk_cloudformation::Client::describe_stack_events).then_output(|| {
-        let stack_id = "arn:aws:cloudformation:us-east-1:111122223333:stack/Ssm/0a1b2c3d";
         DescribeStackEventsOutput::builder()
             .stack_events(
                 StackEvent::builder()
-                    .stack_id(stack_id)
+                    .stack_id(STACK_ID)
                     .event_id("update-complete")
                     .stack_name("Ssm")
                     .logical_resource_id("Ssm")
-                    .physical_resource_id(stack_id)
+                    .physical_resource_id(STACK_ID)
                     .resource_type("AWS::CloudFormation::Stack")
                     .resource_status(ResourceStatus::UpdateComplete)
                     .timestamp(aws_smithy_types::DateTime::from_secs(

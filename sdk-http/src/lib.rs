@@ -22,7 +22,7 @@
 
 use std::collections::HashMap;
 use std::error::Error as StdError;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use aws_config::{BehaviorVersion, ConfigLoader};
@@ -74,10 +74,10 @@ impl HttpClient for ReqwestHttpClient {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 struct ReqwestConnector {
     /// `Err` if reqwest could not be built (no TLS roots...): every call then reports it.
-    client: Result<reqwest::Client, Arc<str>>,
+    client: Result<reqwest::Client, String>,
 }
 
 impl ReqwestConnector {
@@ -92,7 +92,7 @@ impl ReqwestConnector {
             builder = builder.read_timeout(t);
         }
         Self {
-            client: builder.build().map_err(|e| Arc::from(e.to_string())),
+            client: builder.build().map_err(|e| e.to_string()),
         }
     }
 }
@@ -102,7 +102,7 @@ impl HttpConnector for ReqwestConnector {
         let client = match &self.client {
             Ok(client) => client.clone(),
             Err(e) => {
-                let e: Box<dyn StdError + Send + Sync> = e.to_string().into();
+                let e: Box<dyn StdError + Send + Sync> = e.clone().into();
                 return HttpConnectorFuture::ready(Err(ConnectorError::user(e)));
             }
         };
